@@ -1,0 +1,146 @@
+//! Snapshot records: one per committed backup.
+
+use std::fmt;
+use std::str::FromStr;
+
+use coldkeep_store::ChunkId;
+use serde::{Deserialize, Serialize};
+
+/// A snapshot's identity: allocated in increasing order by the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SnapshotId(u64);
+
+impl SnapshotId {
+    pub const fn new(n: u64) -> Self {
+        Self(n)
+    }
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+    /// The catalog key: big-endian so that keys sort in id order.
+    pub fn key(self) -> [u8; 8] {
+        self.0.to_be_bytes()
+    }
+}
+
+impl fmt::Display for SnapshotId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for SnapshotId {
+    type Err = std::num::ParseIntError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(Self)
+    }
+}
+
+/// Whether a backup read every file or reused unchanged files from its parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BackupKind {
+    /// Every file was read (still deduplicated against the repository).
+    Full,
+    /// Files whose size, mtime, ctime and inode match the parent reused its chunk lists.
+    Incremental,
+}
+
+/// Something a backup could not capture exactly; the snapshot is still valid for the rest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    /// Path relative to the snapshot root, as raw bytes (names need not be UTF-8).
+    pub path: Vec<u8>,
+    pub message: String,
+}
+
+/// Counters of one backup.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotStats {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    /// Logical size of all files.
+    pub bytes: u64,
+    /// Files whose content was read.
+    pub files_read: u64,
+    /// Files whose chunk list was reused from the parent without reading.
+    pub files_reused: u64,
+    /// Bytes read from the source.
+    pub bytes_read: u64,
+    /// Chunks (and tree blobs) this backup added to the repository.
+    pub new_chunks: u64,
+    /// Plaintext bytes of those new chunks.
+    pub new_bytes: u64,
+    /// Bytes those new chunks take in packs (after compression).
+    pub stored_bytes: u64,
+}
+
+/// A snapshot before the catalog gives it an id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotDraft {
+    /// Start time, µs since the Unix epoch.
+    pub start_time_us: i64,
+    pub end_time_us: i64,
+    pub hostname: String,
+    /// The absolute source path that was backed up, as raw bytes.
+    pub source: Vec<u8>,
+    /// The tree blob of the source directory.
+    pub root: ChunkId,
+    pub parent: Option<SnapshotId>,
+    pub kind: BackupKind,
+    pub stats: SnapshotStats,
+    pub warnings: Vec<Warning>,
+    pub tags: Vec<String>,
+}
+
+impl SnapshotDraft {
+    #[cfg(test)]
+    pub(crate) fn example() -> Self {
+        Self {
+            start_time_us: 1,
+            end_time_us: 2,
+            hostname: "h".into(),
+            source: b"/src".to_vec(),
+            root: ChunkId::from_bytes([1; 32]),
+            parent: None,
+            kind: BackupKind::Full,
+            stats: SnapshotStats::default(),
+            warnings: vec![],
+            tags: vec![],
+        }
+    }
+}
+
+/// A committed snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRecord {
+    pub id: SnapshotId,
+    pub start_time_us: i64,
+    pub end_time_us: i64,
+    pub hostname: String,
+    pub source: Vec<u8>,
+    pub root: ChunkId,
+    pub parent: Option<SnapshotId>,
+    pub kind: BackupKind,
+    pub stats: SnapshotStats,
+    pub warnings: Vec<Warning>,
+    pub tags: Vec<String>,
+}
+
+impl SnapshotRecord {
+    pub(crate) fn from_draft(id: SnapshotId, d: SnapshotDraft) -> Self {
+        Self {
+            id,
+            start_time_us: d.start_time_us,
+            end_time_us: d.end_time_us,
+            hostname: d.hostname,
+            source: d.source,
+            root: d.root,
+            parent: d.parent,
+            kind: d.kind,
+            stats: d.stats,
+            warnings: d.warnings,
+            tags: d.tags,
+        }
+    }
+}

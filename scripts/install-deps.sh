@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian machine lacks to build and test coldkeep:
+#   librocksdb-dev + libclang-dev  link Debian's RocksDB (see .cargo/config.toml) instead of
+#                                  compiling it from source (29 min vs 38 s on 2 cores)
+#   cargo-nextest                  the test runner (preinstalled on our machines; cargo-installed otherwise)
+# Idempotent and quiet when everything is there.
+set -euo pipefail
+need=()
+for pkg in librocksdb-dev libclang-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo ">> apt-get install ${need[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
