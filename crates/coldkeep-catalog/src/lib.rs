@@ -125,6 +125,20 @@ impl Catalog {
         })
     }
 
+    /// The id of every indexed chunk (keys only: nothing to decode).
+    pub fn chunk_ids(&self) -> impl Iterator<Item = Result<ChunkId, CatalogError>> + '_ {
+        self.kv.scan(Table::Chunks, &[]).map(|item| {
+            let (key, _) = item?;
+            ChunkId::from_slice(&key).ok_or_else(|| {
+                CatalogError::corrupted(
+                    Table::Chunks,
+                    &key,
+                    RecordError::Body("bad chunk id key".into()),
+                )
+            })
+        })
+    }
+
     /// Records a sealed pack and indexes its blobs, in one synced batch. Blobs already indexed
     /// elsewhere keep their first location.
     pub fn commit_pack(&self, pack: &SealedPack) -> Result<(), CatalogError> {
@@ -205,15 +219,20 @@ impl Catalog {
             .transpose()
     }
 
+    /// Every snapshot, oldest first; a record that does not decode is an error item, and the
+    /// scan goes on past it (so that `check` can report every damaged record).
+    pub fn scan_snapshots(
+        &self,
+    ) -> impl Iterator<Item = Result<SnapshotRecord, CatalogError>> + '_ {
+        self.kv.scan(Table::Snapshots, &[]).map(|item| {
+            let (key, value) = item?;
+            Self::decode(Table::Snapshots, SNAPSHOT_VERSION, &key, &value)
+        })
+    }
+
     /// Every snapshot, oldest first.
     pub fn snapshots(&self) -> Result<Vec<SnapshotRecord>, CatalogError> {
-        self.kv
-            .scan(Table::Snapshots, &[])
-            .map(|item| {
-                let (key, value) = item?;
-                Self::decode(Table::Snapshots, SNAPSHOT_VERSION, &key, &value)
-            })
-            .collect()
+        self.scan_snapshots().collect()
     }
 }
 

@@ -1,0 +1,290 @@
+//! How results are shown: JSON views (ids as hex or decimal strings, names as lossy UTF-8 with
+//! the raw bytes kept when they are not UTF-8) and one-line text summaries.
+
+use std::path::Path;
+
+use coldkeep::{CheckReport, ListEntry, NodeKind, RepoStats, RestoreSummary, SnapshotRecord};
+use serde::Serialize;
+
+/// Prints `value` as JSON, or the text `human()` makes.
+pub fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce() -> String) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).expect("views serialize")
+        );
+    } else {
+        let text = human();
+        if !text.is_empty() {
+            println!("{text}");
+        }
+    }
+}
+
+/// Bytes in human units (powers of 1000, as `du --si`).
+pub fn bytes(n: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i + 1 < units.len() {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
+}
+
+fn time(us: i64) -> String {
+    let secs = us.div_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[derive(Debug, Serialize)]
+pub struct Snapshot {
+    pub id: u64,
+    pub time: String,
+    pub start_time_usecs: i64,
+    pub end_time_usecs: i64,
+    pub hostname: String,
+    pub source: String,
+    pub root: String,
+    pub parent: Option<u64>,
+    pub kind: String,
+    pub stats: coldkeep::SnapshotStats,
+    pub warnings: Vec<String>,
+    pub tags: Vec<String>,
+}
+
+impl From<&SnapshotRecord> for Snapshot {
+    fn from(s: &SnapshotRecord) -> Self {
+        Self {
+            id: s.id.get(),
+            time: time(s.start_time_us),
+            start_time_usecs: s.start_time_us,
+            end_time_usecs: s.end_time_us,
+            hostname: s.hostname.clone(),
+            source: String::from_utf8_lossy(&s.source).into_owned(),
+            root: s.root.to_string(),
+            parent: s.parent.map(coldkeep::SnapshotId::get),
+            kind: format!("{:?}", s.kind),
+            stats: s.stats,
+            warnings: s
+                .warnings
+                .iter()
+                .map(|w| format!("{}: {}", String::from_utf8_lossy(&w.path), w.message))
+                .collect(),
+            tags: s.tags.clone(),
+        }
+    }
+}
+
+impl Snapshot {
+    pub fn summary(&self) -> String {
+        let st = &self.stats;
+        let secs = (self.end_time_usecs - self.start_time_usecs) as f64 / 1e6;
+        let mut out = format!(
+            "snapshot {} of {} ({:?} backup): {} files, {} dirs, {} in {:.2}s\n  read {} files ({}), reused {} unchanged; new: {} chunks, {} ({} stored)",
+            self.id,
+            self.source,
+            self.kind,
+            st.files,
+            st.dirs,
+            bytes(st.bytes),
+            secs,
+            st.files_read,
+            bytes(st.bytes_read),
+            st.files_reused,
+            st.new_chunks,
+            bytes(st.new_bytes),
+            bytes(st.stored_bytes),
+        );
+        for w in &self.warnings {
+            out.push_str(&format!("\n  warning: {w}"));
+        }
+        out
+    }
+
+    pub fn table(snaps: &[Self]) -> String {
+        let mut out = format!(
+            "{:>6}  {:<19}  {:<12}  {:>10}  {:>8}  source",
+            "id", "time", "kind", "size", "files"
+        );
+        for s in snaps {
+            out.push_str(&format!(
+                "\n{:>6}  {:<19}  {:<12}  {:>10}  {:>8}  {}{}",
+                s.id,
+                s.time,
+                s.kind,
+                bytes(s.stats.bytes),
+                s.stats.files,
+                s.source,
+                if s.warnings.is_empty() {
+                    String::new()
+                } else {
+                    format!("  ({} warnings)", s.warnings.len())
+                }
+            ));
+        }
+        out
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Entry {
+    pub path: String,
+    pub kind: &'static str,
+    pub size: u64,
+    pub mode: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+impl From<&ListEntry> for Entry {
+    fn from(e: &ListEntry) -> Self {
+        let (kind, size, target) = match &e.node.kind {
+            NodeKind::File { size, .. } => ("file", *size, None),
+            NodeKind::Dir { .. } => ("dir", 0, None),
+            NodeKind::Symlink { target } => (
+                "symlink",
+                0,
+                Some(String::from_utf8_lossy(target).into_owned()),
+            ),
+        };
+        let m = &e.node.meta;
+        Self {
+            path: String::from_utf8_lossy(&e.path).into_owned(),
+            kind,
+            size,
+            mode: format!("{:04o}", m.mode),
+            uid: m.uid,
+            gid: m.gid,
+            mtime: format!("{}.{:09}", time(m.mtime.secs * 1_000_000), m.mtime.nanos),
+            target,
+        }
+    }
+}
+
+impl Entry {
+    pub fn line(&self) -> String {
+        let t = match self.kind {
+            "dir" => 'd',
+            "symlink" => 'l',
+            _ => '-',
+        };
+        let target = self
+            .target
+            .as_ref()
+            .map(|t| format!(" -> {t}"))
+            .unwrap_or_default();
+        format!(
+            "{t}{} {:>5}:{:<5} {:>12} {} {}{}",
+            self.mode, self.uid, self.gid, self.size, self.mtime, self.path, target
+        )
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Restore {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub hardlinks: u64,
+    pub bytes: u64,
+    pub warnings: Vec<String>,
+}
+
+impl From<&RestoreSummary> for Restore {
+    fn from(s: &RestoreSummary) -> Self {
+        Self {
+            files: s.files,
+            dirs: s.dirs,
+            symlinks: s.symlinks,
+            hardlinks: s.hardlinks,
+            bytes: s.bytes,
+            warnings: s.warnings.clone(),
+        }
+    }
+}
+
+impl Restore {
+    pub fn summary(&self, id: coldkeep::SnapshotId, target: &Path) -> String {
+        let mut out = format!(
+            "restored snapshot {id} into {}: {} files ({} hard links), {} dirs, {} symlinks, {}",
+            target.display(),
+            self.files,
+            self.hardlinks,
+            self.dirs,
+            self.symlinks,
+            bytes(self.bytes)
+        );
+        for w in &self.warnings {
+            out.push_str(&format!("\n  warning: {w}"));
+        }
+        out
+    }
+}
+
+pub fn check_summary(r: &CheckReport) -> String {
+    let mut out = format!(
+        "checked {} snapshots, {} trees, {} chunks in {} packs{}",
+        r.snapshots,
+        r.trees,
+        r.chunks,
+        r.packs,
+        if r.blobs_verified > 0 {
+            format!(", {} blobs re-hashed", r.blobs_verified)
+        } else {
+            String::new()
+        }
+    );
+    if !r.unindexed_packs.is_empty() {
+        out.push_str(&format!(
+            "\n{} unindexed packs (left by an interrupted backup; reclaimable)",
+            r.unindexed_packs.len()
+        ));
+    }
+    if r.is_clean() {
+        out.push_str("\nno problems found");
+    } else {
+        for p in &r.problems {
+            out.push_str(&format!("\nPROBLEM: {p}"));
+        }
+    }
+    out
+}
+
+pub fn stats_summary(s: &RepoStats) -> String {
+    format!(
+        "{} snapshots, {} logical\n{} unique chunks, {} unique\n{} packs, {} on disk (dedup+compression ratio {:.2}x)",
+        s.snapshots,
+        bytes(s.logical_bytes),
+        s.chunks,
+        bytes(s.unique_bytes),
+        s.packs,
+        bytes(s.pack_bytes),
+        s.logical_bytes as f64 / s.pack_bytes.max(1) as f64
+    )
+}

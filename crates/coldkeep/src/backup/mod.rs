@@ -1,0 +1,149 @@
+//! Backup: walk a source, store what is new, commit a snapshot.
+//!
+//! ```text
+//!  rayon workers (walk.rs)                        packer thread (packer.rs)
+//!  stat → [reuse parent's chunk list]             append blob → seal pack at target size
+//!       → read → chunk → hash → dedup claim  ──►  → fsync, rename, fsync dir
+//!       → compress new chunks                      → catalog batch (synced)
+//!  directory done → tree blob ──────────────────►
+//!                                    all packs sealed and indexed → snapshot record (synced)
+//! ```
+//! The channel between the two is bounded, so memory stays bounded whatever the source size:
+//! at most `CHANNEL_BLOBS` prepared blobs wait, and each worker holds one read buffer.
+
+mod known;
+mod packer;
+mod walk;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use coldkeep_catalog::{BackupKind, SnapshotDraft, SnapshotId, SnapshotRecord};
+
+use crate::error::BackupError;
+use crate::progress::Progress;
+use crate::repo::{now_us, Repository};
+use known::KnownChunks;
+
+/// Prepared blobs that may wait for the packer.
+const CHANNEL_BLOBS: usize = 16;
+
+/// How to run a backup.
+#[derive(Debug, Clone)]
+pub struct BackupOptions {
+    /// `Incremental` reuses the chunk lists of files unchanged since the parent snapshot;
+    /// `Full` reads every file (the result is deduplicated all the same).
+    pub kind: BackupKind,
+    /// The snapshot to compare with. By default the newest snapshot of the same source on the
+    /// same host.
+    pub parent: Option<SnapshotId>,
+    pub tags: Vec<String>,
+    /// Worker threads; by default one per core.
+    pub threads: Option<usize>,
+    /// Counters to poll while the backup runs.
+    pub progress: Option<Arc<Progress>>,
+}
+
+impl Default for BackupOptions {
+    fn default() -> Self {
+        Self {
+            kind: BackupKind::Incremental,
+            parent: None,
+            tags: Vec::new(),
+            threads: None,
+            progress: None,
+        }
+    }
+}
+
+pub(crate) fn hostname() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+pub(crate) fn run(
+    repo: &Repository,
+    source: &Path,
+    opts: &BackupOptions,
+) -> Result<SnapshotRecord, BackupError> {
+    let start_time_us = now_us();
+    let source = std::fs::canonicalize(source).map_err(|e| BackupError::Source {
+        path: source.to_owned(),
+        source: e,
+    })?;
+    let source_bytes = std::os::unix::ffi::OsStrExt::as_bytes(source.as_os_str()).to_vec();
+    let host = hostname();
+
+    let parent = match opts.parent {
+        Some(id) => Some(
+            repo.catalog
+                .snapshot(id)?
+                .ok_or(BackupError::ParentNotFound(id))?,
+        ),
+        None => repo
+            .catalog
+            .snapshots()?
+            .into_iter()
+            .rev()
+            .find(|s| s.source == source_bytes && s.hostname == host),
+    };
+    let parent_root = match (&parent, opts.kind) {
+        (Some(p), BackupKind::Incremental) => Some(repo.load_tree(&p.root)?),
+        _ => None,
+    };
+
+    let known = KnownChunks::new();
+    for id in repo.catalog.chunk_ids() {
+        known.insert(id?);
+    }
+    let progress = opts.progress.clone().unwrap_or_default();
+    let warnings = Mutex::new(Vec::new());
+    let threads = opts
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("coldkeep-backup-{i}"))
+        .build()
+        .map_err(|e| {
+            crate::error::IoError::new("start worker threads", &source, std::io::Error::other(e))
+        })?;
+
+    let (tx, rx) = crossbeam_channel::bounded(CHANNEL_BLOBS);
+    let (walked, packed) = std::thread::scope(|scope| {
+        let packer = scope.spawn(|| packer::run(repo, &rx));
+        let ctx = walk::Walk {
+            repo,
+            known: &known,
+            blobs: tx,
+            progress: &progress,
+            warnings: &warnings,
+        };
+        let walked = pool.install(|| ctx.root(&source, parent_root.as_ref()));
+        drop(ctx); // closes the channel: the packer seals the last pack and returns
+        (walked, packer.join())
+    });
+    let packed = packed.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    // A packer failure also makes the walk fail (its sends find the channel closed): report the
+    // packer's error, which is the cause.
+    packed?;
+    let root = walked?;
+
+    let draft = SnapshotDraft {
+        start_time_us,
+        end_time_us: now_us(),
+        hostname: host,
+        source: source_bytes,
+        root,
+        parent: parent.map(|p| p.id),
+        kind: opts.kind,
+        stats: progress.stats(),
+        warnings: warnings
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+        tags: opts.tags.clone(),
+    };
+    Ok(repo.catalog.commit_snapshot(draft)?)
+}

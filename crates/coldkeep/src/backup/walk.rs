@@ -1,0 +1,363 @@
+//! The walk: turns a directory tree into tree blobs and file chunk lists, in parallel.
+//!
+//! Each directory's entries are processed with rayon (`par_iter`), recursing into
+//! sub-directories, so both wide and deep trees keep every worker busy. A directory's tree blob is
+//! stored once all its entries are done.
+//!
+//! Reading is defensive: a file that vanishes, cannot be opened, turns into something else or
+//! changes while being read becomes a [`Warning`] on the snapshot (with what was read, or
+//! without the entry), never silently wrong content and never a failed backup.
+
+use std::fs::{File, Metadata};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::Mutex;
+
+use coldkeep_catalog::Warning;
+use coldkeep_store::{Blob, BlobKind, ChunkId};
+use crossbeam_channel::Sender;
+use rayon::prelude::*;
+
+use super::known::KnownChunks;
+use crate::error::{BackupError, IoError};
+use crate::fsmeta;
+use crate::progress::{add, Progress};
+use crate::repo::Repository;
+use crate::tree::{Node, NodeKind, Piece, Tree};
+
+/// Files up to this size are read whole and cut in memory; larger ones are streamed.
+const READ_WHOLE_LIMIT: u64 = 8 << 20;
+
+pub(super) struct Walk<'a> {
+    pub repo: &'a Repository,
+    pub known: &'a KnownChunks,
+    pub blobs: Sender<Blob>,
+    pub progress: &'a Progress,
+    pub warnings: &'a Mutex<Vec<Warning>>,
+}
+
+fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
+    if rel.is_empty() {
+        name.to_vec()
+    } else {
+        [rel, b"/", name].concat()
+    }
+}
+
+impl Walk<'_> {
+    fn warn(&self, rel: &[u8], message: impl Into<String>) {
+        let warning = Warning {
+            path: rel.to_vec(),
+            message: message.into(),
+        };
+        tracing::warn!(path = %String::from_utf8_lossy(&warning.path), "{}", warning.message);
+        self.warnings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(warning);
+    }
+
+    /// Stores `bytes` as a blob unless the repository already has it; returns its id.
+    fn store(&self, bytes: &[u8], kind: BlobKind) -> Result<ChunkId, BackupError> {
+        let id = self.repo.config.chunk_key.id_of(bytes);
+        if self.known.insert(id) {
+            let blob = Blob::prepare(id, kind, bytes, self.repo.config.zstd_level);
+            add(&self.progress.new_chunks, 1);
+            add(&self.progress.new_bytes, bytes.len() as u64);
+            add(&self.progress.stored_bytes, blob.stored.len() as u64);
+            // The packer only hangs up after a failure, which it reports itself.
+            self.blobs
+                .send(blob)
+                .map_err(|_| coldkeep_store::StoreError::Poisoned)?;
+        }
+        Ok(id)
+    }
+
+    /// Backs up the source (a directory, or a single file wrapped in a one-entry tree).
+    pub fn root(&self, source: &Path, parent: Option<&Tree>) -> Result<ChunkId, BackupError> {
+        let md = std::fs::symlink_metadata(source).map_err(|e| BackupError::Source {
+            path: source.to_owned(),
+            source: e,
+        })?;
+        if md.is_dir() {
+            let entries = std::fs::read_dir(source).map_err(|e| BackupError::Source {
+                path: source.to_owned(),
+                source: e,
+            })?;
+            return self.dir_entries(source, b"", entries, parent);
+        }
+        let name = source
+            .file_name()
+            .map_or(&b"source"[..], OsStrExt::as_bytes);
+        let prev = parent.and_then(|t| t.get(name));
+        let entries = self.entry(source, name, prev)?.into_iter().collect();
+        self.store_tree(&Tree { entries })
+    }
+
+    fn store_tree(&self, tree: &Tree) -> Result<ChunkId, BackupError> {
+        self.store(&tree.encode(), BlobKind::Tree)
+    }
+
+    fn dir(&self, abs: &Path, rel: &[u8], parent: Option<&Tree>) -> Result<ChunkId, BackupError> {
+        match std::fs::read_dir(abs) {
+            Ok(entries) => self.dir_entries(abs, rel, entries, parent),
+            Err(e) => {
+                self.warn(rel, format!("directory not read: {e}"));
+                self.store_tree(&Tree::default())
+            }
+        }
+    }
+
+    fn dir_entries(
+        &self,
+        abs: &Path,
+        rel: &[u8],
+        entries: std::fs::ReadDir,
+        parent: Option<&Tree>,
+    ) -> Result<ChunkId, BackupError> {
+        let mut names = Vec::new();
+        for entry in entries {
+            match entry {
+                Ok(e) => names.push(e.file_name()),
+                Err(e) => self.warn(rel, format!("directory listing incomplete: {e}")),
+            }
+        }
+        names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        let nodes: Vec<Option<Node>> = names
+            .par_iter()
+            .map(|name| {
+                let name = name.as_bytes();
+                let prev = parent.and_then(|t| t.get(name));
+                self.entry(
+                    &abs.join(std::ffi::OsStr::from_bytes(name)),
+                    &join(rel, name),
+                    prev,
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        add(&self.progress.dirs, 1);
+        self.store_tree(&Tree {
+            entries: nodes.into_iter().flatten().collect(),
+        })
+    }
+
+    /// One directory entry; `None` if it was skipped (with a warning).
+    fn entry(
+        &self,
+        abs: &Path,
+        rel: &[u8],
+        prev: Option<&Node>,
+    ) -> Result<Option<Node>, BackupError> {
+        let name = rel.rsplit(|b| *b == b'/').next().unwrap_or(rel).to_vec();
+        let md = match std::fs::symlink_metadata(abs) {
+            Ok(md) => md,
+            Err(e) => {
+                self.warn(rel, format!("vanished before it was read: {e}"));
+                return Ok(None);
+            }
+        };
+        let ft = md.file_type();
+        let kind = if ft.is_dir() {
+            let prev_tree = match prev.map(|n| &n.kind) {
+                Some(NodeKind::Dir { tree }) => Some(self.repo.load_tree(tree)?),
+                _ => None,
+            };
+            NodeKind::Dir {
+                tree: self.dir(abs, rel, prev_tree.as_ref())?,
+            }
+        } else if ft.is_symlink() {
+            match std::fs::read_link(abs) {
+                Ok(target) => {
+                    add(&self.progress.symlinks, 1);
+                    NodeKind::Symlink {
+                        target: target.as_os_str().as_bytes().to_vec(),
+                    }
+                }
+                Err(e) => {
+                    self.warn(rel, format!("symlink vanished before it was read: {e}"));
+                    return Ok(None);
+                }
+            }
+        } else if ft.is_file() {
+            match self.file(abs, rel, &md, prev)? {
+                Some(kind) => kind,
+                None => return Ok(None),
+            }
+        } else {
+            self.warn(rel, "skipped: special file (device, fifo or socket)");
+            return Ok(None);
+        };
+        Ok(Some(Node {
+            name,
+            kind,
+            meta: fsmeta::read(abs, &md),
+        }))
+    }
+
+    /// A regular file's content: reused from the parent when unchanged, read otherwise.
+    fn file(
+        &self,
+        abs: &Path,
+        rel: &[u8],
+        md: &Metadata,
+        prev: Option<&Node>,
+    ) -> Result<Option<NodeKind>, BackupError> {
+        add(&self.progress.files, 1);
+        if let Some(kind) = self.reuse(md, prev) {
+            add(&self.progress.files_reused, 1);
+            add(&self.progress.bytes, md.size());
+            return Ok(Some(kind));
+        }
+        let file = match File::options()
+            .read(true)
+            .custom_flags(fsmeta::O_NOFOLLOW)
+            .open(abs)
+        {
+            Ok(f) => f,
+            Err(e) => {
+                self.warn(rel, format!("not read: {e}"));
+                return Ok(None);
+            }
+        };
+        let opened = file.metadata().map_err(|e| IoError::new("stat", abs, e))?;
+        if !opened.is_file() || opened.ino() != md.ino() {
+            self.warn(rel, "replaced by another file while being read; skipped");
+            return Ok(None);
+        }
+        let pieces = self.read_content(&file, abs, &opened)?;
+        let size: u64 = pieces.iter().map(Piece::len).sum();
+        add(&self.progress.files_read, 1);
+        add(&self.progress.bytes, size);
+        if let Ok(after) = file.metadata() {
+            let changed = after.size() != opened.size()
+                || after.mtime() != opened.mtime()
+                || after.mtime_nsec() != opened.mtime_nsec()
+                || after.ctime() != opened.ctime()
+                || after.ctime_nsec() != opened.ctime_nsec()
+                || size != opened.size();
+            if changed {
+                self.warn(
+                    rel,
+                    "changed while being read: content may mix old and new data",
+                );
+            }
+        }
+        Ok(Some(NodeKind::File { size, pieces }))
+    }
+
+    /// The parent's chunk list, if the file is unchanged (size, mtime, ctime and inode match)
+    /// and every chunk is still in the repository.
+    fn reuse(&self, md: &Metadata, prev: Option<&Node>) -> Option<NodeKind> {
+        let prev = prev?;
+        let NodeKind::File { size, pieces } = &prev.kind else {
+            return None;
+        };
+        let same = *size == md.size()
+            && prev.meta.inode == md.ino()
+            && (prev.meta.mtime.secs, prev.meta.mtime.nanos)
+                == (md.mtime(), md.mtime_nsec() as u32)
+            && (prev.meta.ctime.secs, prev.meta.ctime.nanos)
+                == (md.ctime(), md.ctime_nsec() as u32);
+        let present = pieces.iter().all(|p| match p {
+            Piece::Data { id, .. } => self.known.contains(id),
+            Piece::Hole { .. } => true,
+        });
+        (same && present).then(|| prev.kind.clone())
+    }
+
+    fn read_content(
+        &self,
+        file: &File,
+        abs: &Path,
+        md: &Metadata,
+    ) -> Result<Vec<Piece>, BackupError> {
+        let mut pieces = Vec::new();
+        let mut pos = 0;
+        for (start, end) in data_extents(file, md) {
+            if start > pos {
+                pieces.push(Piece::Hole { len: start - pos });
+            }
+            (&*file)
+                .seek(SeekFrom::Start(start))
+                .map_err(|e| IoError::new("seek", abs, e))?;
+            let n = self.read_extent(file.take(end - start), end - start, abs, &mut pieces)?;
+            add(&self.progress.bytes_read, n);
+            pos = start + n;
+            if n < end - start {
+                return Ok(pieces); // truncated while being read: the caller's checks report it
+            }
+        }
+        if md.size() > pos {
+            pieces.push(Piece::Hole {
+                len: md.size() - pos,
+            });
+        }
+        Ok(pieces)
+    }
+
+    /// Chunks one data extent of `len` bytes into `pieces`; returns the bytes actually read.
+    fn read_extent(
+        &self,
+        mut reader: impl Read,
+        len: u64,
+        abs: &Path,
+        pieces: &mut Vec<Piece>,
+    ) -> Result<u64, BackupError> {
+        let chunker = &self.repo.chunker;
+        let io = |e| IoError::new("read", abs, e);
+        let mut push = |chunk: &[u8]| -> Result<(), BackupError> {
+            let id = self.store(chunk, BlobKind::Data)?;
+            pieces.push(Piece::Data {
+                id,
+                len: chunk.len() as u32,
+            });
+            Ok(())
+        };
+        if len <= READ_WHOLE_LIMIT {
+            let mut buf = Vec::with_capacity(len as usize);
+            reader.read_to_end(&mut buf).map_err(io)?;
+            for range in chunker.split(&buf) {
+                push(&buf[range])?;
+            }
+            return Ok(buf.len() as u64);
+        }
+        let mut total = 0;
+        let mut chunks = chunker.reader(reader);
+        while let Some(chunk) = chunks.next_chunk().map_err(io)? {
+            total += chunk.len() as u64;
+            push(chunk)?;
+        }
+        Ok(total)
+    }
+}
+
+fn is_sparse(md: &Metadata) -> bool {
+    md.blocks().saturating_mul(512) < md.size()
+}
+
+/// The `[start, end)` ranges of `file` that hold data. Dense files are one range; sparse ones are
+/// asked with `SEEK_DATA` / `SEEK_HOLE`, so holes are never read or stored.
+fn data_extents(file: &File, md: &Metadata) -> Vec<(u64, u64)> {
+    let size = md.size();
+    if !is_sparse(md) {
+        return vec![(0, size)];
+    }
+    let mut extents = Vec::new();
+    let mut pos = 0;
+    while pos < size {
+        let Ok(start) = rustix::fs::seek(file, rustix::fs::SeekFrom::Data(pos)) else {
+            break;
+        };
+        let end = rustix::fs::seek(file, rustix::fs::SeekFrom::Hole(start))
+            .unwrap_or(size)
+            .min(size);
+        if start >= end {
+            break;
+        }
+        extents.push((start, end));
+        pos = end;
+    }
+    extents
+}

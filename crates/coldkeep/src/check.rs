@@ -1,0 +1,422 @@
+//! `check`: is the repository whole?
+//!
+//! * **Structure** (always): every catalog record decodes; every snapshot's trees decode; every
+//!   chunk a snapshot references is indexed; every indexed chunk's pack exists and its trailer
+//!   lists the chunk at the indexed place.
+//! * **Data** (`read_data`): every blob of every pack is read, its CRC checked, decompressed and
+//!   re-hashed against its id.
+//!
+//! Damage is collected into a [`CheckReport`], never returned as an error: one bad byte must not
+//! hide the next. Each damaged chunk is traced back to the snapshots that need it, so the report
+//! says not only where the damage is (pack, offset) but what it costs.
+
+use std::collections::{HashMap, HashSet};
+
+use coldkeep_catalog::{ChunkLocation, SnapshotId, SnapshotRecord};
+use coldkeep_store::{BlobEntry, ChunkId, PackFile, PackId, StoreError};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::error::{CheckError, DataError};
+use crate::repo::Repository;
+use crate::tree::{NodeKind, Piece, Tree};
+
+/// What to check.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckOptions {
+    /// Also read and re-hash every blob.
+    pub read_data: bool,
+}
+
+/// One thing wrong with the repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Problem {
+    /// A catalog record does not decode.
+    CorruptRecord { detail: String },
+    /// A referenced chunk is not in the index.
+    MissingChunk {
+        chunk: String,
+        snapshots: Vec<SnapshotId>,
+    },
+    /// A tree blob does not decode or is invalid.
+    CorruptTree {
+        tree: String,
+        detail: String,
+        snapshots: Vec<SnapshotId>,
+    },
+    /// The catalog lists a pack that is not on disk.
+    MissingPack { pack: String },
+    /// Bytes in a pack are damaged.
+    CorruptPack {
+        pack: String,
+        offset: u64,
+        chunk: Option<String>,
+        detail: String,
+        snapshots: Vec<SnapshotId>,
+    },
+    /// The index says a chunk is somewhere its pack's trailer disagrees with.
+    IndexMismatch {
+        pack: String,
+        chunk: String,
+        detail: String,
+    },
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let snaps = |s: &[SnapshotId]| {
+            s.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self {
+            Problem::CorruptRecord { detail } => write!(f, "corrupt catalog record: {detail}"),
+            Problem::MissingChunk { chunk, snapshots } => {
+                write!(
+                    f,
+                    "chunk {chunk} is missing; damages snapshots [{}]",
+                    snaps(snapshots)
+                )
+            }
+            Problem::CorruptTree {
+                tree,
+                detail,
+                snapshots,
+            } => {
+                write!(
+                    f,
+                    "tree {tree} is corrupt ({detail}); damages snapshots [{}]",
+                    snaps(snapshots)
+                )
+            }
+            Problem::MissingPack { pack } => write!(f, "pack {pack} is missing"),
+            Problem::CorruptPack {
+                pack,
+                offset,
+                chunk,
+                detail,
+                snapshots,
+            } => {
+                write!(f, "pack {pack} is damaged at offset {offset}")?;
+                if let Some(c) = chunk {
+                    write!(f, " (chunk {c})")?;
+                }
+                write!(f, ": {detail}; damages snapshots [{}]", snaps(snapshots))
+            }
+            Problem::IndexMismatch {
+                pack,
+                chunk,
+                detail,
+            } => {
+                write!(
+                    f,
+                    "index entry of chunk {chunk} disagrees with pack {pack}: {detail}"
+                )
+            }
+        }
+    }
+}
+
+/// The result of a check.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CheckReport {
+    pub snapshots: u64,
+    pub trees: u64,
+    pub chunks: u64,
+    pub packs: u64,
+    /// Blobs read and re-hashed (`read_data` only).
+    pub blobs_verified: u64,
+    pub problems: Vec<Problem>,
+    /// Sealed packs the catalog does not know (left by an interrupted backup): not damage, only
+    /// space to reclaim.
+    pub unindexed_packs: Vec<String>,
+}
+
+impl CheckReport {
+    /// Whether no problem was found.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+pub(crate) fn run(repo: &Repository, opts: CheckOptions) -> Result<CheckReport, CheckError> {
+    let mut report = CheckReport::default();
+    // chunk → what is wrong with it; resolved to snapshots at the end.
+    let mut damaged: HashMap<ChunkId, Problem> = HashMap::new();
+
+    let mut snapshots = Vec::new();
+    for item in repo.catalog.scan_snapshots() {
+        match item {
+            Ok(s) => snapshots.push(s),
+            Err(e) => report.problems.push(Problem::CorruptRecord {
+                detail: e.to_string(),
+            }),
+        }
+    }
+    report.snapshots = snapshots.len() as u64;
+
+    let mut index: HashMap<PackId, Vec<BlobEntry>> = HashMap::new();
+    for item in repo.catalog.chunks() {
+        match item {
+            Ok(ChunkLocation { pack, entry }) => index.entry(pack).or_default().push(entry),
+            Err(e) => report.problems.push(Problem::CorruptRecord {
+                detail: e.to_string(),
+            }),
+        }
+    }
+    report.chunks = index.values().map(|v| v.len() as u64).sum();
+
+    // Trees and references.
+    let mut seen_trees = HashSet::new();
+    for snap in &snapshots {
+        walk(
+            repo,
+            snap.root,
+            &mut seen_trees,
+            &mut |id, is_tree, loaded| {
+                if let Err(e) = loaded {
+                    damaged.entry(id).or_insert_with(|| tree_problem(id, e));
+                } else if !is_tree && repo.catalog.chunk(&id).ok().flatten().is_none() {
+                    damaged.entry(id).or_insert(Problem::MissingChunk {
+                        chunk: id.to_string(),
+                        snapshots: vec![],
+                    });
+                }
+            },
+        );
+    }
+    report.trees = seen_trees.len() as u64;
+
+    // Packs: catalog vs disk vs trailers (and data).
+    let catalog_packs: HashSet<PackId> = match repo.catalog.packs() {
+        Ok(p) => p.into_iter().map(|(id, _)| id).collect(),
+        Err(e) => {
+            report.problems.push(Problem::CorruptRecord {
+                detail: e.to_string(),
+            });
+            index.keys().copied().collect()
+        }
+    };
+    let on_disk: HashSet<PackId> = repo.packs.list()?.into_iter().collect();
+    report.packs = catalog_packs.len() as u64;
+    report.unindexed_packs = on_disk
+        .difference(&catalog_packs)
+        .map(ToString::to_string)
+        .collect();
+    report.unindexed_packs.sort();
+    let mut to_read: Vec<PackId> = catalog_packs
+        .iter()
+        .chain(index.keys())
+        .copied()
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    to_read.sort_unstable();
+    let results: Vec<PackFindings> = to_read
+        .par_iter()
+        .map(|id| {
+            check_pack(
+                repo,
+                *id,
+                on_disk.contains(id),
+                index.get(id).map_or(&[][..], Vec::as_slice),
+                opts,
+            )
+        })
+        .collect();
+    for found in results {
+        report.blobs_verified += found.verified;
+        report.problems.extend(found.problems);
+        for (chunk, problem) in found.damaged {
+            damaged.entry(chunk).or_insert(problem);
+        }
+    }
+
+    if !damaged.is_empty() {
+        let owners = owners_of(repo, &snapshots, &damaged.keys().copied().collect());
+        let mut damaged: Vec<_> = damaged.into_iter().collect();
+        damaged.sort_by_key(|(id, _)| *id);
+        for (chunk, mut problem) in damaged {
+            let who = owners.get(&chunk).cloned().unwrap_or_default();
+            match &mut problem {
+                Problem::MissingChunk { snapshots, .. }
+                | Problem::CorruptTree { snapshots, .. }
+                | Problem::CorruptPack { snapshots, .. } => *snapshots = who,
+                _ => {}
+            }
+            report.problems.push(problem);
+        }
+    }
+    Ok(report)
+}
+
+fn tree_problem(id: ChunkId, e: &DataError) -> Problem {
+    match e {
+        DataError::MissingChunk(_) => Problem::MissingChunk {
+            chunk: id.to_string(),
+            snapshots: vec![],
+        },
+        DataError::Store(StoreError::Corrupted {
+            pack,
+            offset,
+            reason,
+        }) => Problem::CorruptPack {
+            pack: pack.to_string(),
+            offset: *offset,
+            chunk: Some(id.to_string()),
+            detail: reason.clone(),
+            snapshots: vec![],
+        },
+        other => Problem::CorruptTree {
+            tree: id.to_string(),
+            detail: other.to_string(),
+            snapshots: vec![],
+        },
+    }
+}
+
+type Visitor<'a> = dyn FnMut(ChunkId, bool, Result<(), &DataError>) + 'a;
+
+/// Visits every tree and data chunk reachable from `root` once per `seen` set. The callback gets
+/// `(id, is_tree, load result for trees)`.
+fn walk(repo: &Repository, root: ChunkId, seen: &mut HashSet<ChunkId>, visit: &mut Visitor<'_>) {
+    let mut stack = vec![root];
+    let mut seen_data = HashSet::new();
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        let tree: Result<Tree, DataError> = repo.load_tree(&id);
+        match &tree {
+            Ok(_) => visit(id, true, Ok(())),
+            Err(e) => visit(id, true, Err(e)),
+        }
+        let Ok(tree) = tree else { continue };
+        for node in &tree.entries {
+            match &node.kind {
+                NodeKind::Dir { tree } => stack.push(*tree),
+                NodeKind::File { pieces, .. } => {
+                    for piece in pieces {
+                        if let Piece::Data { id, .. } = piece {
+                            if seen_data.insert(*id) {
+                                visit(*id, false, Ok(()));
+                            }
+                        }
+                    }
+                }
+                NodeKind::Symlink { .. } => {}
+            }
+        }
+    }
+}
+
+/// For each damaged chunk, the snapshots whose trees reference it (directly or through a
+/// damaged tree).
+fn owners_of(
+    repo: &Repository,
+    snapshots: &[SnapshotRecord],
+    damaged: &HashSet<ChunkId>,
+) -> HashMap<ChunkId, Vec<SnapshotId>> {
+    let mut owners: HashMap<ChunkId, Vec<SnapshotId>> = HashMap::new();
+    for snap in snapshots {
+        let mut seen = HashSet::new();
+        walk(repo, snap.root, &mut seen, &mut |id, _, _| {
+            if damaged.contains(&id) {
+                let list = owners.entry(id).or_default();
+                if list.last() != Some(&snap.id) {
+                    list.push(snap.id);
+                }
+            }
+        });
+    }
+    owners
+}
+
+#[derive(Default)]
+struct PackFindings {
+    verified: u64,
+    problems: Vec<Problem>,
+    damaged: Vec<(ChunkId, Problem)>,
+}
+
+fn check_pack(
+    repo: &Repository,
+    id: PackId,
+    exists: bool,
+    indexed: &[BlobEntry],
+    opts: CheckOptions,
+) -> PackFindings {
+    let mut out = PackFindings::default();
+    let pack_problem = |offset, chunk: Option<ChunkId>, detail: String| Problem::CorruptPack {
+        pack: id.to_string(),
+        offset,
+        chunk: chunk.map(|c| c.to_string()),
+        detail,
+        snapshots: vec![],
+    };
+    let mark_all = |out: &mut PackFindings, offset, detail: &str| {
+        for e in indexed {
+            out.damaged
+                .push((e.id, pack_problem(offset, Some(e.id), detail.to_owned())));
+        }
+    };
+    if !exists {
+        out.problems.push(Problem::MissingPack {
+            pack: id.to_string(),
+        });
+        for e in indexed {
+            out.damaged.push((
+                e.id,
+                Problem::MissingChunk {
+                    chunk: e.id.to_string(),
+                    snapshots: vec![],
+                },
+            ));
+        }
+        return out;
+    }
+    let opened =
+        PackFile::open(&repo.packs.path_of(id), id).and_then(|p| p.entries().map(|e| (p, e)));
+    let (pack, entries) = match opened {
+        Ok(found) => found,
+        Err(StoreError::Corrupted { offset, reason, .. }) => {
+            out.problems
+                .push(pack_problem(offset, None, reason.clone()));
+            mark_all(&mut out, offset, &reason);
+            return out;
+        }
+        Err(e) => {
+            out.problems.push(pack_problem(0, None, e.to_string()));
+            mark_all(&mut out, 0, &e.to_string());
+            return out;
+        }
+    };
+    let in_trailer: HashMap<ChunkId, &BlobEntry> = entries.iter().map(|e| (e.id, e)).collect();
+    for e in indexed {
+        if in_trailer.get(&e.id).is_none_or(|t| *t != e) {
+            out.problems.push(Problem::IndexMismatch {
+                pack: id.to_string(),
+                chunk: e.id.to_string(),
+                detail: "not at the indexed offset in the pack trailer".into(),
+            });
+        }
+    }
+    if opts.read_data {
+        for e in &entries {
+            match pack.read_blob(e, Some(&repo.config.chunk_key)) {
+                Ok(_) => out.verified += 1,
+                Err(StoreError::Corrupted { offset, reason, .. }) => {
+                    out.damaged
+                        .push((e.id, pack_problem(offset, Some(e.id), reason)));
+                }
+                Err(other) => out
+                    .damaged
+                    .push((e.id, pack_problem(e.offset, Some(e.id), other.to_string()))),
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,158 @@
+//! The repository config file: the parameters fixed at `init` — chunking, compression, pack size
+//! and the secret chunk key. Byte layout in `docs/FORMAT.md`:
+//!
+//! ```text
+//! magic "CLDKREPO" | version u32 | body_len u32 | body (bincode) | crc32(all before) u32
+//! ```
+//! It is written last at `init` (its presence marks a complete repository) and never changes.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::Path;
+
+use coldkeep_chunker::{CdcParams, ChunkerConfig};
+use coldkeep_store::ChunkKey;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{IoError, OpenError};
+
+/// First 8 bytes of the config file.
+pub const CONFIG_MAGIC: [u8; 8] = *b"CLDKREPO";
+/// The repository format version this build writes and reads.
+pub const REPO_VERSION: u32 = 1;
+
+/// How files are cut into chunks (a serializable mirror of [`ChunkerConfig`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChunkingSpec {
+    Cdc { min: u32, avg: u32, max: u32 },
+    Fixed { size: u32 },
+}
+
+impl From<ChunkingSpec> for ChunkerConfig {
+    fn from(s: ChunkingSpec) -> Self {
+        match s {
+            ChunkingSpec::Cdc { min, avg, max } => ChunkerConfig::Cdc(CdcParams { min, avg, max }),
+            ChunkingSpec::Fixed { size } => ChunkerConfig::Fixed(size),
+        }
+    }
+}
+
+impl From<ChunkerConfig> for ChunkingSpec {
+    fn from(c: ChunkerConfig) -> Self {
+        match c {
+            ChunkerConfig::Cdc(p) => ChunkingSpec::Cdc {
+                min: p.min,
+                avg: p.avg,
+                max: p.max,
+            },
+            ChunkerConfig::Fixed(size) => ChunkingSpec::Fixed { size },
+        }
+    }
+}
+
+/// Parameters fixed when a repository is created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoConfig {
+    pub repo_id: [u8; 16],
+    pub created_us: i64,
+    pub chunking: ChunkingSpec,
+    pub chunk_key: ChunkKey,
+    /// zstd level for new blobs.
+    pub zstd_level: i32,
+    /// A pack is sealed once it reaches this many bytes.
+    pub pack_target_size: u64,
+}
+
+impl RepoConfig {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let body = coldkeep_catalog::record::encode(1, self);
+        let mut out = Vec::with_capacity(body.len() + 20);
+        out.extend_from_slice(&CONFIG_MAGIC);
+        out.extend_from_slice(&REPO_VERSION.to_le_bytes());
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(&body);
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    pub(crate) fn decode(bytes: &[u8], path: &Path) -> Result<Self, OpenError> {
+        let corrupt = |reason: &str| OpenError::CorruptConfig {
+            path: path.to_owned(),
+            reason: reason.into(),
+        };
+        let (head, crc) = bytes
+            .split_last_chunk::<4>()
+            .ok_or_else(|| corrupt("too short"))?;
+        let (magic, rest) = head
+            .split_first_chunk::<8>()
+            .ok_or_else(|| corrupt("too short"))?;
+        if *magic != CONFIG_MAGIC {
+            return Err(corrupt("bad magic"));
+        }
+        if crc32fast::hash(head) != u32::from_le_bytes(*crc) {
+            return Err(corrupt("checksum mismatch"));
+        }
+        let (version, rest) = rest
+            .split_first_chunk::<4>()
+            .ok_or_else(|| corrupt("too short"))?;
+        let version = u32::from_le_bytes(*version);
+        if version != REPO_VERSION {
+            return Err(OpenError::UnsupportedVersion(version));
+        }
+        let (len, body) = rest
+            .split_first_chunk::<4>()
+            .ok_or_else(|| corrupt("too short"))?;
+        if u32::from_le_bytes(*len) as usize != body.len() {
+            return Err(corrupt("body length mismatch"));
+        }
+        coldkeep_catalog::record::decode(1, body).map_err(|e| corrupt(&e.to_string()))
+    }
+
+    /// Writes the config durably: temp file, fsync, rename, directory fsync.
+    pub(crate) fn write(&self, dir: &Path) -> Result<(), IoError> {
+        let tmp = dir.join("config.tmp");
+        let path = dir.join("config");
+        let mut file = File::create(&tmp).map_err(|e| IoError::new("create", &tmp, e))?;
+        file.write_all(&self.encode())
+            .map_err(|e| IoError::new("write", &tmp, e))?;
+        file.sync_all()
+            .map_err(|e| IoError::new("fsync", &tmp, e))?;
+        fs::rename(&tmp, &path).map_err(|e| IoError::new("rename", &path, e))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| IoError::new("fsync", dir, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> RepoConfig {
+        RepoConfig {
+            repo_id: [5; 16],
+            created_us: 42,
+            chunking: ChunkerConfig::default().into(),
+            chunk_key: ChunkKey::from_bytes([8; 32]),
+            zstd_level: 3,
+            pack_target_size: 16 << 20,
+        }
+    }
+
+    #[test]
+    fn round_trips_and_rejects_damage() {
+        let path = Path::new("config");
+        let bytes = sample().encode();
+        assert_eq!(RepoConfig::decode(&bytes, path).expect("decode"), sample());
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x10;
+            assert!(
+                RepoConfig::decode(&bad, path).is_err(),
+                "flip at {i} not caught"
+            );
+        }
+        assert!(RepoConfig::decode(&bytes[..bytes.len() - 1], path).is_err());
+    }
+}

@@ -1,0 +1,161 @@
+//! Typed errors, one enum per operation, each with the context (path, id) a user needs.
+//!
+//! [`DataError`] is the shared "the repository's content is damaged or missing" case: every
+//! operation that reads snapshots can meet it, and wraps it rather than flattening it to text.
+
+use std::path::PathBuf;
+
+use coldkeep_catalog::{CatalogError, KvError, RecordError, SnapshotId};
+use coldkeep_store::{ChunkId, StoreError};
+
+/// An I/O failure with the operation and path it concerns.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {op} {}: {source}", path.display())]
+pub struct IoError {
+    pub op: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl IoError {
+    pub(crate) fn new(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// The repository's content is damaged or incomplete.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataError {
+    /// A chunk that a snapshot references is not in the chunk index.
+    #[error("chunk {0} is referenced but not in the repository")]
+    MissingChunk(ChunkId),
+    /// A tree blob does not decode.
+    #[error("tree {id} is corrupted: {reason}")]
+    Tree { id: ChunkId, reason: RecordError },
+    /// A tree is structurally invalid (unsorted or duplicate names).
+    #[error("tree {id} is invalid: {reason}")]
+    InvalidTree { id: ChunkId, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+/// Errors creating a repository.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InitError {
+    #[error("{} already exists and is not an empty directory", .0.display())]
+    AlreadyExists(PathBuf),
+    #[error("invalid chunker configuration: {0}")]
+    Chunker(#[from] coldkeep_chunker::ConfigError),
+    #[error(transparent)]
+    Io(#[from] IoError),
+    #[error(transparent)]
+    Catalog(#[from] KvError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Errors opening a repository.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    #[error("{} is not a coldkeep repository (no config file)", .0.display())]
+    NotARepository(PathBuf),
+    #[error("repository config {}: {reason}", path.display())]
+    CorruptConfig { path: PathBuf, reason: String },
+    #[error("repository format version {0} is not supported by this build")]
+    UnsupportedVersion(u32),
+    #[error(transparent)]
+    Io(#[from] IoError),
+    #[error(transparent)]
+    Catalog(#[from] KvError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Errors running a backup. Files that cannot be read are warnings on the snapshot, not errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackupError {
+    #[error("backup source {}: {source}", path.display())]
+    Source {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("parent snapshot {0} does not exist")]
+    ParentNotFound(SnapshotId),
+    #[error(transparent)]
+    Io(#[from] IoError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error("writing packs: {0}")]
+    Store(#[from] StoreError),
+    #[error("writing the catalog: {0}")]
+    Catalog(#[from] CatalogError),
+}
+
+/// Errors reading snapshots (list, ls, cat, stats).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    #[error("snapshot {0} does not exist")]
+    SnapshotNotFound(SnapshotId),
+    #[error("no such path in the snapshot: {0}")]
+    PathNotFound(String),
+    #[error("not a regular file: {0}")]
+    NotAFile(String),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Io(#[from] IoError),
+}
+
+impl From<CatalogError> for ReadError {
+    fn from(e: CatalogError) -> Self {
+        Self::Data(e.into())
+    }
+}
+
+/// Errors restoring a snapshot. Nothing is ever written outside the target directory.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RestoreError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("restore target {} exists and is not an empty directory", .0.display())]
+    TargetNotEmpty(PathBuf),
+    /// A name in the snapshot is not a single plain path component (`..`, `/`, empty, NUL…).
+    #[error("refusing hostile name {name:?} in directory {dir:?}")]
+    HostilePath { dir: String, name: String },
+    /// A path on the way to a write is a symlink: following it could leave the target.
+    #[error("refusing to write through symlink {}", .0.display())]
+    SymlinkEscape(PathBuf),
+    #[error(transparent)]
+    Io(#[from] IoError),
+}
+
+impl From<DataError> for RestoreError {
+    fn from(e: DataError) -> Self {
+        Self::Read(ReadError::Data(e))
+    }
+}
+
+/// Errors that stop `check` itself (damage it finds is reported, not returned as an error).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckError {
+    #[error(transparent)]
+    Catalog(#[from] KvError),
+    #[error(transparent)]
+    Io(#[from] IoError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

@@ -1,0 +1,46 @@
+//! # coldkeep
+//!
+//! An embedded backup engine: back up directory trees into a deduplicated, compressed,
+//! crash-safe snapshot repository, and get them back — whole, in part, or file by file.
+//!
+//! ```no_run
+//! use coldkeep::{BackupOptions, Engine, InitOptions, RestoreOptions};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let engine = Engine::init("/backups/repo".as_ref(), &InitOptions::default())?;
+//! let snap = engine.backup("/home/me/projects".as_ref(), &BackupOptions::default())?;
+//! println!("snapshot {}: {} new bytes", snap.id, snap.stats.new_bytes);
+//! engine.restore(snap.id, b"", "/tmp/restored".as_ref(), &RestoreOptions::default())?;
+//! # Ok(()) }
+//! ```
+//!
+//! Everything a user needs is re-exported here; the workspace's other crates are implementation.
+//! See `docs/ARCHITECTURE.md` for how the pieces fit and which invariants hold them together.
+
+mod backup;
+mod check;
+mod config;
+mod engine;
+mod error;
+mod fsmeta;
+mod progress;
+mod read;
+mod repo;
+mod restore;
+mod tree;
+
+// The public API.
+pub use backup::BackupOptions;
+pub use check::{CheckOptions, CheckReport, Problem};
+pub use coldkeep_catalog::{BackupKind, SnapshotId, SnapshotRecord, SnapshotStats, Warning};
+pub use coldkeep_chunker::{CdcParams, ChunkerConfig};
+pub use coldkeep_store::{ChunkId, PackId};
+pub use config::{CONFIG_MAGIC, REPO_VERSION};
+pub use engine::{Engine, RepoStats};
+pub use error::{
+    BackupError, CheckError, DataError, InitError, IoError, OpenError, ReadError, RestoreError,
+};
+pub use progress::Progress;
+pub use read::ListEntry;
+pub use repo::InitOptions;
+pub use restore::{RestoreOptions, RestoreSummary};
+pub use tree::{Meta, Node, NodeKind, Piece, Timestamp, Xattr};

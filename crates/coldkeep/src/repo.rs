@@ -1,0 +1,172 @@
+//! A repository on disk and the handles every operation shares.
+//!
+//! ```text
+//! <repo>/config     parameters and chunk key (written last at init: marks a complete repo)
+//! <repo>/catalog/   RocksDB: chunk index, packs, snapshots
+//! <repo>/packs/     immutable pack files, packs/<2 hex>/<id>.pack; packs/tmp/ unfinished
+//! ```
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use coldkeep_catalog::{Catalog, ChunkLocation, KvStore};
+use coldkeep_catalog_rocks::RocksKv;
+use coldkeep_chunker::{Chunker, ChunkerConfig};
+use coldkeep_store::{ChunkId, PackDir, PackFile, PackId};
+
+use crate::config::RepoConfig;
+use crate::error::{DataError, InitError, IoError, OpenError};
+use crate::tree::Tree;
+
+/// Options fixed when a repository is created.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub chunker: ChunkerConfig,
+    /// zstd level for new blobs (1..=19; 3 by default).
+    pub zstd_level: i32,
+    /// Packs are sealed once they reach this size (16 MiB by default).
+    pub pack_target_size: u64,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        Self {
+            chunker: ChunkerConfig::default(),
+            zstd_level: 3,
+            pack_target_size: 16 << 20,
+        }
+    }
+}
+
+/// Mapped packs kept open for blob reads; bounded so that a long walk does not map everything.
+const OPEN_PACKS: usize = 32;
+
+/// An open repository.
+#[derive(Debug)]
+pub(crate) struct Repository {
+    pub root: PathBuf,
+    pub config: RepoConfig,
+    pub chunker: Chunker,
+    pub catalog: Catalog,
+    pub packs: PackDir,
+    open_packs: Mutex<HashMap<PackId, Arc<PackFile>>>,
+}
+
+pub(crate) fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+impl Repository {
+    pub fn init(root: &Path, opts: &InitOptions) -> Result<Self, InitError> {
+        let chunker = Chunker::new(opts.chunker)?;
+        match std::fs::read_dir(root) {
+            Ok(mut entries) => {
+                if entries.next().is_some() {
+                    return Err(InitError::AlreadyExists(root.to_owned()));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(root).map_err(|e| IoError::new("create", root, e))?;
+            }
+            Err(_) => return Err(InitError::AlreadyExists(root.to_owned())),
+        }
+        let packs = PackDir::create(&root.join("packs"))?;
+        let kv = RocksKv::open(&root.join("catalog"), true)?;
+        let mut repo_id = [0u8; 16];
+        repo_id.copy_from_slice(&PackId::random().as_bytes()[..]);
+        let config = RepoConfig {
+            repo_id,
+            created_us: now_us(),
+            chunking: opts.chunker.into(),
+            chunk_key: coldkeep_store::ChunkKey::generate(),
+            zstd_level: opts.zstd_level,
+            pack_target_size: opts.pack_target_size,
+        };
+        config.write(root)?;
+        Ok(Self::assemble(root, config, chunker, Arc::new(kv), packs))
+    }
+
+    pub fn open(root: &Path) -> Result<Self, OpenError> {
+        let config_path = root.join("config");
+        let bytes = match std::fs::read(&config_path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(OpenError::NotARepository(root.to_owned()))
+            }
+            Err(e) => return Err(IoError::new("read", &config_path, e).into()),
+        };
+        let config = RepoConfig::decode(&bytes, &config_path)?;
+        let chunker =
+            Chunker::new(config.chunking.into()).map_err(|e| OpenError::CorruptConfig {
+                path: config_path.clone(),
+                reason: e.to_string(),
+            })?;
+        let packs = PackDir::open(&root.join("packs"))?;
+        let kv = RocksKv::open(&root.join("catalog"), false)?;
+        // We hold RocksDB's lock: no other process writes here, so unsealed packs are debris.
+        let removed = packs.remove_temp_files()?;
+        if removed > 0 {
+            tracing::info!(
+                removed,
+                "removed unfinished packs left by an interrupted backup"
+            );
+        }
+        Ok(Self::assemble(root, config, chunker, Arc::new(kv), packs))
+    }
+
+    fn assemble(
+        root: &Path,
+        config: RepoConfig,
+        chunker: Chunker,
+        kv: Arc<dyn KvStore>,
+        packs: PackDir,
+    ) -> Self {
+        Self {
+            root: root.to_owned(),
+            config,
+            chunker,
+            catalog: Catalog::new(kv),
+            packs,
+            open_packs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Maps a pack (or reuses a mapping).
+    pub fn pack(&self, id: PackId) -> Result<Arc<PackFile>, DataError> {
+        let mut open = self
+            .open_packs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(p) = open.get(&id) {
+            return Ok(Arc::clone(p));
+        }
+        if open.len() >= OPEN_PACKS {
+            open.clear();
+        }
+        let pack = Arc::new(PackFile::open(&self.packs.path_of(id), id)?);
+        open.insert(id, Arc::clone(&pack));
+        Ok(pack)
+    }
+
+    /// Where a chunk is stored.
+    pub fn locate(&self, id: &ChunkId) -> Result<ChunkLocation, DataError> {
+        self.catalog.chunk(id)?.ok_or(DataError::MissingChunk(*id))
+    }
+
+    /// The plaintext of a stored blob, checked against its id.
+    pub fn load_blob(&self, id: &ChunkId) -> Result<Vec<u8>, DataError> {
+        let loc = self.locate(id)?;
+        Ok(self
+            .pack(loc.pack)?
+            .read_blob(&loc.entry, Some(&self.config.chunk_key))?)
+    }
+
+    /// A directory tree.
+    pub fn load_tree(&self, id: &ChunkId) -> Result<Tree, DataError> {
+        Tree::decode(*id, &self.load_blob(id)?)
+    }
+}

@@ -1,0 +1,351 @@
+//! Restore: write a snapshot (or a sub-path of it) into an empty target directory.
+//!
+//! 1. **Plan** (one thread): walk the trees, refuse any name that is not one plain path
+//!    component ([`validate_name`]), create directories, collect files, symlinks, hard links.
+//! 2. **Create files** (parallel): every file is created with `O_EXCL | O_NOFOLLOW` and sized;
+//!    holes are simply never written, so sparse files stay sparse.
+//! 3. **Content in pack order** (parallel over packs and blobs): each pack is mapped once, its
+//!    needed blobs read in offset order, checked against their ids, and written with `pwrite`
+//!    to every place that uses them. Only the packs in flight are mapped, so memory stays low.
+//! 4. **Links, then metadata**: hard links and symlinks, then owner / mode / xattrs / times of
+//!    files, then of directories deepest first (so that writing into a directory does not
+//!    disturb its restored mtime).
+//!
+//! Safety: the target must be empty or absent, every name is validated, nothing is opened
+//! following a symlink, and a path component that turns out to be a symlink stops the restore
+//! with [`RestoreError::SymlinkEscape`]. Nothing is written outside the target.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::ErrorKind;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use coldkeep_catalog::SnapshotRecord;
+use coldkeep_store::{BlobEntry, ChunkId, PackFile, PackId};
+use rayon::prelude::*;
+
+use crate::error::{IoError, RestoreError};
+use crate::fsmeta;
+use crate::progress::{add, Progress};
+use crate::read::{resolve, Resolved};
+use crate::repo::Repository;
+use crate::tree::{validate_name, Meta, Node, NodeKind, Piece, Tree};
+
+/// How to run a restore.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    /// Worker threads; by default one per core.
+    pub threads: Option<usize>,
+    /// Counters to poll while the restore runs (`files`, `bytes`).
+    pub progress: Option<Arc<Progress>>,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestoreSummary {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub hardlinks: u64,
+    /// Logical bytes of restored files.
+    pub bytes: u64,
+    /// Metadata that could not be applied (e.g. owners when not running as root).
+    pub warnings: Vec<String>,
+}
+
+struct FileJob {
+    path: PathBuf,
+    size: u64,
+    pieces: Vec<Piece>,
+    meta: Meta,
+}
+
+/// Where one blob's plaintext must be written.
+struct BlobJob {
+    entry: BlobEntry,
+    targets: Vec<(usize, u64)>,
+}
+
+#[derive(Default)]
+struct Plan {
+    dirs: Vec<(PathBuf, Meta)>,
+    files: Vec<FileJob>,
+    symlinks: Vec<(PathBuf, Vec<u8>, Meta)>,
+    hardlinks: Vec<(PathBuf, PathBuf)>,
+    first_link: HashMap<(u64, u64), PathBuf>,
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> RestoreError + 'a {
+    move |e| {
+        if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+            return RestoreError::SymlinkEscape(path.to_owned());
+        }
+        if e.kind() == ErrorKind::AlreadyExists
+            && std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+        {
+            return RestoreError::SymlinkEscape(path.to_owned());
+        }
+        RestoreError::Io(IoError::new(op, path, e))
+    }
+}
+
+pub(crate) fn run(
+    repo: &Repository,
+    snap: &SnapshotRecord,
+    sub_path: &[u8],
+    target: &Path,
+    opts: &RestoreOptions,
+) -> Result<RestoreSummary, RestoreError> {
+    let selected = resolve(repo, snap, sub_path)?;
+    let created_target = prepare_target(target)?;
+    let progress = opts.progress.clone().unwrap_or_default();
+    let threads = opts
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("coldkeep-restore-{i}"))
+        .build()
+        .map_err(|e| {
+            RestoreError::Io(IoError::new(
+                "start worker threads",
+                target,
+                std::io::Error::other(e),
+            ))
+        })?;
+
+    let mut plan = Plan::default();
+    let mut root_meta = None;
+    match selected {
+        Resolved::Root(tree) => plan.tree(repo, &tree, target, "")?,
+        Resolved::Node(node) => match &node.kind {
+            NodeKind::Dir { tree } => {
+                plan.tree(repo, &repo.load_tree(tree)?, target, "")?;
+                root_meta = created_target.then(|| node.meta.clone());
+            }
+            _ => plan.tree(
+                repo,
+                &Tree {
+                    entries: vec![node],
+                },
+                target,
+                "",
+            )?,
+        },
+    }
+
+    let summary = pool.install(|| -> Result<RestoreSummary, RestoreError> {
+        plan.files
+            .par_iter()
+            .try_for_each(|f| create_file(f, &progress))?;
+        let blobs = blobs_by_pack(repo, &plan.files)?;
+        blobs
+            .par_iter()
+            .try_for_each(|(pack, jobs)| write_pack(repo, *pack, jobs, &plan.files, &progress))?;
+        for (path, first) in &plan.hardlinks {
+            std::fs::hard_link(first, path).map_err(io("hard link", path))?;
+        }
+        for (path, dest, _) in &plan.symlinks {
+            std::os::unix::fs::symlink(OsStr::from_bytes(dest), path)
+                .map_err(io("create symlink", path))?;
+        }
+        let as_root = fsmeta::running_as_root();
+        let warnings = Mutex::new(Vec::new());
+        let note = |path: &Path, failed: Vec<String>| {
+            if !failed.is_empty() {
+                let mut w = warnings
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                w.extend(
+                    failed
+                        .into_iter()
+                        .map(|f| format!("{}: {f}", path.display())),
+                );
+            }
+        };
+        plan.files
+            .par_iter()
+            .for_each(|f| note(&f.path, fsmeta::apply(&f.path, &f.meta, false, as_root)));
+        for (path, _, meta) in &plan.symlinks {
+            note(path, fsmeta::apply(path, meta, true, as_root));
+        }
+        for (path, meta) in plan.dirs.iter().rev() {
+            note(path, fsmeta::apply(path, meta, false, as_root));
+        }
+        if let Some(meta) = &root_meta {
+            note(target, fsmeta::apply(target, meta, false, as_root));
+        }
+        Ok(RestoreSummary {
+            files: plan.files.len() as u64 + plan.hardlinks.len() as u64,
+            dirs: plan.dirs.len() as u64,
+            symlinks: plan.symlinks.len() as u64,
+            hardlinks: plan.hardlinks.len() as u64,
+            bytes: plan.files.iter().map(|f| f.size).sum(),
+            warnings: warnings
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        })
+    })?;
+    Ok(summary)
+}
+
+/// The target must be an empty directory or not exist (it is then created). Returns whether it
+/// was created.
+fn prepare_target(target: &Path) -> Result<bool, RestoreError> {
+    match std::fs::symlink_metadata(target) {
+        Ok(md) if md.file_type().is_symlink() => {
+            Err(RestoreError::SymlinkEscape(target.to_owned()))
+        }
+        Ok(md) if md.is_dir() => {
+            let mut entries = std::fs::read_dir(target).map_err(io("list", target))?;
+            if entries.next().is_some() {
+                return Err(RestoreError::TargetNotEmpty(target.to_owned()));
+            }
+            Ok(false)
+        }
+        Ok(_) => Err(RestoreError::TargetNotEmpty(target.to_owned())),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            std::fs::create_dir_all(target).map_err(io("create", target))?;
+            Ok(true)
+        }
+        Err(e) => Err(io("inspect", target)(e)),
+    }
+}
+
+impl Plan {
+    fn tree(
+        &mut self,
+        repo: &Repository,
+        tree: &Tree,
+        dir: &Path,
+        dir_name: &str,
+    ) -> Result<(), RestoreError> {
+        for node in &tree.entries {
+            if !validate_name(&node.name) {
+                return Err(RestoreError::HostilePath {
+                    dir: dir_name.to_owned(),
+                    name: String::from_utf8_lossy(&node.name).into_owned(),
+                });
+            }
+            let path = dir.join(OsStr::from_bytes(&node.name));
+            self.node(repo, node, path)?;
+        }
+        Ok(())
+    }
+
+    fn node(&mut self, repo: &Repository, node: &Node, path: PathBuf) -> Result<(), RestoreError> {
+        match &node.kind {
+            NodeKind::Dir { tree } => {
+                std::fs::create_dir(&path).map_err(io("create directory", &path))?;
+                let sub = repo.load_tree(tree)?;
+                let name = path.display().to_string();
+                self.dirs.push((path.clone(), node.meta.clone()));
+                self.tree(repo, &sub, &path, &name)?;
+            }
+            NodeKind::File { size, pieces } => {
+                if node.meta.nlink > 1 {
+                    let key = (node.meta.dev, node.meta.inode);
+                    if let Some(first) = self.first_link.get(&key) {
+                        self.hardlinks.push((path, first.clone()));
+                        return Ok(());
+                    }
+                    self.first_link.insert(key, path.clone());
+                }
+                self.files.push(FileJob {
+                    path,
+                    size: *size,
+                    pieces: pieces.clone(),
+                    meta: node.meta.clone(),
+                });
+            }
+            NodeKind::Symlink { target } => {
+                self.symlinks
+                    .push((path, target.clone(), node.meta.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn create_file(f: &FileJob, progress: &Progress) -> Result<(), RestoreError> {
+    let file = File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(fsmeta::O_NOFOLLOW)
+        .open(&f.path)
+        .map_err(io("create", &f.path))?;
+    file.set_len(f.size).map_err(io("size", &f.path))?;
+    add(&progress.files, 1);
+    Ok(())
+}
+
+/// Groups every needed blob by pack, each pack's blobs in offset order, each blob once.
+fn blobs_by_pack(
+    repo: &Repository,
+    files: &[FileJob],
+) -> Result<Vec<(PackId, Vec<BlobJob>)>, RestoreError> {
+    let mut index: HashMap<ChunkId, (PackId, usize)> = HashMap::new();
+    let mut packs: HashMap<PackId, Vec<BlobJob>> = HashMap::new();
+    for (i, f) in files.iter().enumerate() {
+        let mut offset = 0;
+        for piece in &f.pieces {
+            if let Piece::Data { id, .. } = piece {
+                let (pack, slot) = if let Some(found) = index.get(id) {
+                    *found
+                } else {
+                    let loc = repo.locate(id)?;
+                    let jobs = packs.entry(loc.pack).or_default();
+                    jobs.push(BlobJob {
+                        entry: loc.entry,
+                        targets: Vec::new(),
+                    });
+                    index.insert(*id, (loc.pack, jobs.len() - 1));
+                    (loc.pack, jobs.len() - 1)
+                };
+                packs.get_mut(&pack).expect("indexed pack")[slot]
+                    .targets
+                    .push((i, offset));
+            }
+            offset += piece.len();
+        }
+    }
+    let mut packs: Vec<_> = packs.into_iter().collect();
+    packs.sort_unstable_by_key(|(id, _)| *id);
+    for (_, jobs) in &mut packs {
+        jobs.sort_unstable_by_key(|j| j.entry.offset);
+    }
+    Ok(packs)
+}
+
+fn write_pack(
+    repo: &Repository,
+    pack_id: PackId,
+    jobs: &[BlobJob],
+    files: &[FileJob],
+    progress: &Progress,
+) -> Result<(), RestoreError> {
+    // Mapped here, not through the repository's cache: the mapping goes away with this pack.
+    let pack = PackFile::open(&repo.packs.path_of(pack_id), pack_id)
+        .map_err(crate::error::DataError::from)?;
+    jobs.par_iter().try_for_each(|job| {
+        let data = pack
+            .read_blob(&job.entry, Some(&repo.config.chunk_key))
+            .map_err(crate::error::DataError::from)?;
+        for &(file, offset) in &job.targets {
+            let path = &files[file].path;
+            let out = File::options()
+                .write(true)
+                .custom_flags(fsmeta::O_NOFOLLOW)
+                .open(path)
+                .map_err(io("open", path))?;
+            out.write_all_at(&data, offset).map_err(io("write", path))?;
+            add(&progress.bytes, data.len() as u64);
+        }
+        Ok(())
+    })
+}
