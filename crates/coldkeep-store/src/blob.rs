@@ -1,5 +1,7 @@
 //! Blobs: chunks prepared for a pack (compressed or raw) and turned back into plaintext.
 
+use std::cell::RefCell;
+
 use serde::{Deserialize, Serialize};
 
 use crate::ChunkId;
@@ -63,7 +65,7 @@ impl Blob {
     /// If `raw` is 4 GiB or longer (chunks are at most 16 MiB; trees are far smaller).
     pub fn prepare(id: ChunkId, kind: BlobKind, raw: &[u8], level: i32) -> Self {
         let raw_len = u32::try_from(raw.len()).expect("blob under 4 GiB");
-        match zstd::bulk::compress(raw, level) {
+        match compress(raw, level) {
             Ok(z) if z.len() < raw.len() => Self {
                 id,
                 kind,
@@ -82,6 +84,35 @@ impl Blob {
     }
 }
 
+thread_local! {
+    // zstd contexts are large (~1 MiB at level 3) and costly to set up: one per thread, reused
+    // for every blob, instead of one per call. Small files are most blobs, and for them the setup
+    // would cost more than the compression.
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+fn compress(raw: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
+    COMPRESSOR.with_borrow_mut(|slot| {
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level)?));
+        }
+        let (_, compressor) = slot.as_mut().expect("just set");
+        compressor.compress(raw)
+    })
+}
+
+fn decompress(stored: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with_borrow_mut(|slot| {
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        slot.as_mut()
+            .expect("just set")
+            .decompress(stored, capacity)
+    })
+}
+
 /// Turns stored bytes back into plaintext, refusing anything but exactly `raw_len` bytes.
 pub(crate) fn decode(
     stored: &[u8],
@@ -91,7 +122,7 @@ pub(crate) fn decode(
     let raw = match compression {
         Compression::None => stored.to_vec(),
         Compression::Zstd => {
-            zstd::bulk::decompress(stored, raw_len as usize).map_err(|e| format!("zstd: {e}"))?
+            decompress(stored, raw_len as usize).map_err(|e| format!("zstd: {e}"))?
         }
     };
     if raw.len() == raw_len as usize {

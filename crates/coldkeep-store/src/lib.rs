@@ -19,7 +19,8 @@ mod pack_dir;
 pub use blob::{Blob, BlobKind, Compression};
 pub use id::{ChunkId, ChunkKey, PackId, ParseIdError};
 pub use pack::{
-    BlobEntry, PackFile, PackWriter, SealedPack, PACK_MAGIC, PACK_TRAILER_MAGIC, PACK_VERSION,
+    Access, BlobEntry, PackFile, PackWriter, SealedPack, PACK_MAGIC, PACK_TRAILER_MAGIC,
+    PACK_VERSION,
 };
 pub use pack_dir::PackDir;
 

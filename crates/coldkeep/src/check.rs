@@ -13,7 +13,7 @@
 use std::collections::{HashMap, HashSet};
 
 use coldkeep_catalog::{ChunkLocation, SnapshotId, SnapshotRecord};
-use coldkeep_store::{BlobEntry, ChunkId, PackFile, PackId, StoreError};
+use coldkeep_store::{Access, BlobEntry, ChunkId, PackFile, PackId, StoreError};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -378,8 +378,8 @@ fn check_pack(
         }
         return out;
     }
-    let opened =
-        PackFile::open(&repo.packs.path_of(id), id).and_then(|p| p.entries().map(|e| (p, e)));
+    let opened = PackFile::open(&repo.packs.path_of(id), id, Access::Sequential)
+        .and_then(|p| p.entries().map(|e| (p, e)));
     let (pack, entries) = match opened {
         Ok(found) => found,
         Err(StoreError::Corrupted { offset, reason, .. }) => {

@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use coldkeep_catalog::{Catalog, ChunkLocation, KvStore};
 use coldkeep_catalog_rocks::RocksKv;
 use coldkeep_chunker::{Chunker, ChunkerConfig};
-use coldkeep_store::{ChunkId, PackDir, PackFile, PackId};
+use coldkeep_store::{Access, ChunkId, PackDir, PackFile, PackId};
 
 use crate::config::RepoConfig;
 use crate::error::{DataError, InitError, IoError, OpenError};
@@ -147,7 +147,7 @@ impl Repository {
         if open.len() >= OPEN_PACKS {
             open.clear();
         }
-        let pack = Arc::new(PackFile::open(&self.packs.path_of(id), id)?);
+        let pack = Arc::new(PackFile::open(&self.packs.path_of(id), id, Access::Random)?);
         open.insert(id, Arc::clone(&pack));
         Ok(pack)
     }

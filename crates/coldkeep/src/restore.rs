@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use coldkeep_catalog::SnapshotRecord;
-use coldkeep_store::{BlobEntry, ChunkId, PackFile, PackId};
+use coldkeep_store::{Access, BlobEntry, ChunkId, PackFile, PackId};
 use rayon::prelude::*;
 
 use crate::error::{IoError, RestoreError};
@@ -330,7 +330,7 @@ fn write_pack(
     progress: &Progress,
 ) -> Result<(), RestoreError> {
     // Mapped here, not through the repository's cache: the mapping goes away with this pack.
-    let pack = PackFile::open(&repo.packs.path_of(pack_id), pack_id)
+    let pack = PackFile::open(&repo.packs.path_of(pack_id), pack_id, Access::Sequential)
         .map_err(crate::error::DataError::from)?;
     jobs.par_iter().try_for_each(|job| {
         let data = pack
@@ -348,4 +348,229 @@ fn write_pack(
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! Hostile snapshots: trees crafted with names and links a real backup never produces.
+    use super::*;
+    use crate::error::DataError;
+    use crate::repo::InitOptions;
+    use crate::tree::Meta;
+    use coldkeep_catalog::{BackupKind, SnapshotDraft, SnapshotStats};
+    use coldkeep_store::{Blob, BlobKind, PackWriter};
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        repo: Repository,
+        outside: PathBuf,
+        target: PathBuf,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo =
+            Repository::init(&dir.path().join("repo"), &InitOptions::default()).expect("init");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir(&outside).expect("outside dir");
+        let target = dir.path().join("target");
+        Fixture {
+            repo,
+            outside,
+            target,
+            _dir: dir,
+        }
+    }
+
+    /// Stores raw tree blobs (bypassing every check a backup would apply) and commits a
+    /// snapshot whose root is the last one.
+    fn snapshot_of(repo: &Repository, trees: &[Tree]) -> (SnapshotRecord, Vec<ChunkId>) {
+        let mut writer = PackWriter::create(&repo.packs).expect("pack");
+        let mut ids = Vec::new();
+        for tree in trees {
+            let bytes = tree.encode();
+            let id = repo.config.chunk_key.id_of(&bytes);
+            writer
+                .append(&Blob::prepare(id, BlobKind::Tree, &bytes, 3))
+                .expect("append");
+            ids.push(id);
+        }
+        repo.catalog
+            .commit_pack(&writer.finish().expect("seal"))
+            .expect("index");
+        let draft = SnapshotDraft {
+            start_time_us: 0,
+            end_time_us: 0,
+            hostname: "h".into(),
+            source: b"/src".to_vec(),
+            root: *ids.last().expect("a tree"),
+            parent: None,
+            kind: BackupKind::Full,
+            stats: SnapshotStats::default(),
+            warnings: vec![],
+            tags: vec![],
+        };
+        (repo.catalog.commit_snapshot(draft).expect("snapshot"), ids)
+    }
+
+    fn node(name: &[u8], kind: NodeKind) -> Node {
+        Node {
+            name: name.to_vec(),
+            kind,
+            meta: Meta {
+                mode: 0o644,
+                ..Meta::default()
+            },
+        }
+    }
+
+    fn empty_file(name: &[u8]) -> Node {
+        node(
+            name,
+            NodeKind::File {
+                size: 0,
+                pieces: vec![],
+            },
+        )
+    }
+
+    fn assert_untouched(f: &Fixture) {
+        let entries: Vec<_> = std::fs::read_dir(&f.outside).expect("list").collect();
+        assert!(
+            entries.is_empty(),
+            "something was written outside the target"
+        );
+    }
+
+    #[test]
+    fn dot_dot_and_slashes_are_refused() {
+        for name in [
+            &b".."[..],
+            b".",
+            b"a/../../x",
+            b"/etc/passwd",
+            b"",
+            b"nul\0byte",
+        ] {
+            let f = fixture();
+            let (snap, _) = snapshot_of(
+                &f.repo,
+                &[Tree {
+                    entries: vec![empty_file(name)],
+                }],
+            );
+            let err = run(&f.repo, &snap, b"", &f.target, &RestoreOptions::default())
+                .expect_err("refused");
+            assert!(
+                matches!(err, RestoreError::HostilePath { .. }),
+                "{name:?}: {err:?}"
+            );
+            assert_untouched(&f);
+        }
+    }
+
+    #[test]
+    fn hostile_names_deep_in_the_tree_are_refused() {
+        let f = fixture();
+        let inner = Tree {
+            entries: vec![empty_file(b"../../escape")],
+        };
+        let inner_id = f.repo.config.chunk_key.id_of(&inner.encode());
+        let root = Tree {
+            entries: vec![node(b"sub", NodeKind::Dir { tree: inner_id })],
+        };
+        let (snap, _) = snapshot_of(&f.repo, &[inner, root]);
+        let err =
+            run(&f.repo, &snap, b"", &f.target, &RestoreOptions::default()).expect_err("refused");
+        assert!(
+            matches!(err, RestoreError::HostilePath { ref name, .. } if name == "../../escape"),
+            "{err:?}"
+        );
+        assert_untouched(&f);
+    }
+
+    #[test]
+    fn a_symlink_and_a_directory_of_the_same_name_are_refused() {
+        // Restored naively, "a" would become a link to the outside and "a/payload" would land
+        // there. Repeated names make the tree invalid before anything is written.
+        let f = fixture();
+        let inner = Tree {
+            entries: vec![empty_file(b"payload")],
+        };
+        let inner_id = f.repo.config.chunk_key.id_of(&inner.encode());
+        let link = node(
+            b"a",
+            NodeKind::Symlink {
+                target: f.outside.as_os_str().as_bytes().to_vec(),
+            },
+        );
+        let root = Tree {
+            entries: vec![link, node(b"a", NodeKind::Dir { tree: inner_id })],
+        };
+        let (snap, _) = snapshot_of(&f.repo, &[inner, root]);
+        let err =
+            run(&f.repo, &snap, b"", &f.target, &RestoreOptions::default()).expect_err("refused");
+        assert!(
+            matches!(
+                err,
+                RestoreError::Read(crate::error::ReadError::Data(DataError::InvalidTree { .. }))
+            ),
+            "{err:?}"
+        );
+        assert_untouched(&f);
+    }
+
+    #[test]
+    fn a_target_that_is_a_symlink_is_refused() {
+        let f = fixture();
+        std::os::unix::fs::symlink(&f.outside, &f.target).expect("symlink target");
+        let (snap, _) = snapshot_of(
+            &f.repo,
+            &[Tree {
+                entries: vec![empty_file(b"x")],
+            }],
+        );
+        let err =
+            run(&f.repo, &snap, b"", &f.target, &RestoreOptions::default()).expect_err("refused");
+        assert!(matches!(err, RestoreError::SymlinkEscape(_)), "{err:?}");
+        assert_untouched(&f);
+    }
+
+    #[test]
+    fn escaping_symlinks_are_restored_as_links_and_never_followed() {
+        let f = fixture();
+        let up = node(
+            b"up",
+            NodeKind::Symlink {
+                target: b"../outside".to_vec(),
+            },
+        );
+        let (snap, _) = snapshot_of(
+            &f.repo,
+            &[Tree {
+                entries: vec![empty_file(b"file"), up],
+            }],
+        );
+        run(&f.repo, &snap, b"", &f.target, &RestoreOptions::default()).expect("restore");
+        let link = std::fs::symlink_metadata(f.target.join("up")).expect("link");
+        assert!(link.file_type().is_symlink());
+        assert_untouched(&f);
+    }
+
+    #[test]
+    fn a_non_empty_target_is_refused() {
+        let f = fixture();
+        std::fs::create_dir(&f.target).expect("target");
+        std::fs::write(f.target.join("keep"), b"mine").expect("existing file");
+        let (snap, _) = snapshot_of(
+            &f.repo,
+            &[Tree {
+                entries: vec![empty_file(b"keep")],
+            }],
+        );
+        let err =
+            run(&f.repo, &snap, b"", &f.target, &RestoreOptions::default()).expect_err("refused");
+        assert!(matches!(err, RestoreError::TargetNotEmpty(_)), "{err:?}");
+        assert_eq!(std::fs::read(f.target.join("keep")).expect("kept"), b"mine");
+    }
 }

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# e2e.sh — coldkeep and restic on the same data, same machine, same run; prints ratios.
+#
+# Dataset: two versions of the Linux 6.1 source tree (../shared/bench/prepare-data.sh or
+# benches/prepare-data.sh puts them under $DATA). Sequence per tool (repo wiped first):
+#   init; backup1 of A; backup2 of A unchanged; turn the work tree into B in place (rsync, only
+#   changed files rewritten); backup3 of B; restore of the latest snapshot; verify (untimed,
+#   diff -rq must find 0 differences).
+# Warm cache by default (the tree was just copied); COLD=1 drops caches before each op (root).
+#
+# Usage:  benches/e2e.sh                 # coldkeep + restic, 1 round
+#         ROUNDS=2 TOOLS="coldkeep" benches/e2e.sh
+# Env:    DATA ($HOME/bench-data)  SCRATCH (/tmp/ck-e2e)  OUT (./bench-results)  ROUNDS (1)
+# Prereq: apt packages restic time rsync; a release build (done here).
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+DATA=${DATA:-$HOME/bench-data}
+SCRATCH=${SCRATCH:-/tmp/ck-e2e}
+OUT=${OUT:-$PWD/bench-results}
+ROUNDS=${ROUNDS:-1}
+COLD=${COLD:-0}
+TOOLS=${TOOLS:-"coldkeep restic"}
+TREE=linux-source-6.1
+SRC_A=$DATA/A/$TREE
+SRC_B=$DATA/B/$TREE
+WORK=$SCRATCH/work/$TREE
+export RESTIC_PASSWORD=bench-not-secret
+[ -d "$SRC_A" ] && [ -d "$SRC_B" ] || { echo "datasets missing: run ../shared/bench/prepare-data.sh" >&2; exit 1; }
+for c in /usr/bin/time rsync; do command -v $c >/dev/null || { echo "missing $c (apt-get install time rsync)" >&2; exit 1; }; done
+
+(cd "$ROOT" && cargo build --release -q -p coldkeep-cli)
+CK=$ROOT/target/release/coldkeep
+mkdir -p "$OUT" "$SCRATCH"
+STAMP=$(date +%Y%m%d-%H%M%S)
+TSV=$OUT/e2e-$STAMP.tsv
+LOG=$OUT/e2e-$STAMP.log
+printf 'tool\tround\top\twall_s\tMB_s\tcpu_s\trss_MB\trepo_MB\n' > "$TSV"
+BYTES_A=$(du -sb "$SRC_A" | cut -f1); BYTES_B=$(du -sb "$SRC_B" | cut -f1)
+
+repo_of() { echo "$SCRATCH/repo-$1"; }
+run_op() {  # tool round op bytes cmd
+  local tool=$1 round=$2 op=$3 bytes=$4 cmd=$5 tf rc t0 t1
+  tf=$(mktemp)
+  [ "$COLD" = 1 ] && { sync; echo 3 > /proc/sys/vm/drop_caches; } 2>/dev/null || true
+  echo "### $tool r$round $op: $cmd" >>"$LOG"
+  t0=$(date +%s.%N)
+  /usr/bin/time -v -o "$tf" bash -c "$cmd" >>"$LOG" 2>&1 && rc=0 || rc=$?
+  t1=$(date +%s.%N)
+  local wall rss cpu repo mbs
+  wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}')
+  rss=$(awk -F: '/Maximum resident set size/{gsub(/ /,"",$2); printf "%.0f", $2/1024}' "$tf")
+  cpu=$(awk -F: '/User time|System time/{s+=$2} END{printf "%.1f", s}' "$tf")
+  repo=$(du -sb "$(repo_of "$tool")" 2>/dev/null | awk '{printf "%.1f", $1/1e6}')
+  mbs=$(awk -v n="$bytes" -v w="$wall" 'BEGIN{printf "%.1f", n/1e6/w}')
+  [ $rc -ne 0 ] && { op="$op(FAILED rc=$rc)"; echo "!! $tool $op failed, see $LOG" >&2; }
+  printf '%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t%s\n' "$tool" "$round" "$op" "$wall" "$mbs" "$cpu" "$rss" "$repo" | tee -a "$TSV"
+  rm -f "$tf"
+}
+cmd() {  # tool op
+  local repo; repo=$(repo_of "$1")
+  case "$1:$2" in
+    coldkeep:init)    echo "$CK --repo $repo init" ;;
+    coldkeep:backup)  echo "$CK --repo $repo backup $WORK" ;;
+    coldkeep:restore) echo "$CK --repo $repo restore latest --target $SCRATCH/restore-coldkeep" ;;
+    restic:init)      echo "restic --repo $repo init --repository-version 2" ;;
+    restic:backup)    echo "restic --repo $repo --cache-dir $SCRATCH/cache-restic backup --compression auto $WORK" ;;
+    restic:restore)   echo "restic --repo $repo --cache-dir $SCRATCH/cache-restic restore latest --target $SCRATCH/restore-restic" ;;
+  esac
+}
+restored() { [ "$1" = restic ] && echo "$SCRATCH/restore-restic$WORK" || echo "$SCRATCH/restore-coldkeep"; }
+
+{
+  echo "# e2e.sh $STAMP — $(nproc) cores: $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem:/{print $2}') GiB, cold=$COLD"
+  echo "# A: $SRC_A ($BYTES_A bytes, $(find "$SRC_A" -type f | wc -l) files)  B: $SRC_B ($BYTES_B bytes)"
+  echo "# $(restic version 2>/dev/null | head -1) | coldkeep $($CK --version)"
+} | tee "$OUT/e2e-$STAMP.header"
+
+for round in $(seq 1 "$ROUNDS"); do
+  for tool in $TOOLS; do
+    rm -rf "$(repo_of "$tool")" "$SCRATCH/cache-$tool" "$SCRATCH/restore-$tool" "$SCRATCH/work"
+    mkdir -p "$(dirname "$WORK")"; cp -a "$SRC_A" "$WORK"; sync
+    run_op "$tool" "$round" init 0 "$(cmd "$tool" init)"
+    run_op "$tool" "$round" backup1_A "$BYTES_A" "$(cmd "$tool" backup)"
+    run_op "$tool" "$round" backup2_A_nochg "$BYTES_A" "$(cmd "$tool" backup)"
+    rsync -rlp --checksum --delete "$SRC_B"/ "$WORK"/ >>"$LOG" 2>&1; sync
+    run_op "$tool" "$round" backup3_B "$BYTES_B" "$(cmd "$tool" backup)"
+    run_op "$tool" "$round" restore_B "$BYTES_B" "$(cmd "$tool" restore)"
+    ndiff=$(diff -rq --no-dereference "$WORK" "$(restored "$tool")" 2>&1 | wc -l || true)
+    echo "# verify $tool r$round: $ndiff differing entries" | tee -a "$OUT/e2e-$STAMP.header"
+    rm -rf "$SCRATCH/restore-$tool"
+  done
+done
+
+echo
+{ cat "$OUT/e2e-$STAMP.header"; echo
+  awk -F'\t' 'NR==1{printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n|---|---|---|---:|---:|---:|---:|---:|\n",$1,$2,$3,$4,$5,$6,$7,$8; next}
+              {printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n",$1,$2,$3,$4,$5,$6,$7,$8}' "$TSV"
+  echo
+  echo "| op | restic / coldkeep wall time (median over rounds) | coldkeep peak RSS MB | restic repo MB / coldkeep repo MB |"
+  echo "|---|---:|---:|---:|"
+  for op in backup1_A backup2_A_nochg backup3_B restore_B; do
+    awk -F'\t' -v op="$op" '
+      $3==op && $1=="coldkeep" {ck[++nc]=$4; rss=(rss>$7?rss:$7); crepo=$8}
+      $3==op && $1=="restic"   {rs[++nr]=$4; rrepo=$8}
+      function med(a,n){ asort(a); return n%2 ? a[(n+1)/2] : (a[n/2]+a[n/2+1])/2 }
+      END { if (nc && nr) printf "| %s | %.2fx | %s | %.3f |\n", op, med(rs,nr)/med(ck,nc), rss, rrepo/crepo;
+            else if (nc) printf "| %s | (no restic) | %s | |\n", op, rss }' "$TSV"
+  done
+} | tee "$OUT/e2e-$STAMP.md"
+echo "results: $TSV $OUT/e2e-$STAMP.md log: $LOG"

@@ -1,0 +1,150 @@
+//! The `coldkeep` binary: commands, `--json`, `COLDKEEP_REPO`, messages and exit codes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use coldkeep_testing::{compare_trees, Compare, Dataset};
+
+fn coldkeep(repo: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_coldkeep"))
+        .env("COLDKEEP_REPO", repo)
+        .args(args)
+        .output()
+        .expect("run coldkeep")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout.clone()).expect("utf-8 output")
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_str(&ok(out)).expect("valid JSON")
+}
+
+#[test]
+fn backup_list_cat_restore_check_stats() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("src");
+    let mut data = Dataset::new(&src, 1);
+    data.mixed(40, 20_000);
+    data.file("docs/readme.txt", b"hello from coldkeep\n");
+    let repo = tmp.path().join("repo");
+    let src_arg = src.to_str().expect("utf-8 path");
+
+    ok(&coldkeep(&repo, &["init"]));
+    let snap = json(&coldkeep(
+        &repo,
+        &["--json", "backup", src_arg, "--tag", "first"],
+    ));
+    assert_eq!(snap["id"], 1);
+    assert_eq!(snap["tags"][0], "first");
+    assert!(snap["stats"]["files"].as_u64().expect("files") > 40);
+    let again = json(&coldkeep(&repo, &["--json", "backup", src_arg]));
+    assert_eq!(again["parent"], 1);
+    assert_eq!(again["stats"]["new_bytes"], 0);
+
+    let list = json(&coldkeep(&repo, &["--json", "snapshots"]));
+    assert_eq!(list.as_array().expect("array").len(), 2);
+    assert!(ok(&coldkeep(&repo, &["snapshots"])).contains(src_arg));
+
+    let entries = json(&coldkeep(&repo, &["--json", "ls", "latest", "docs"]));
+    assert_eq!(entries[1]["path"], "docs/readme.txt");
+    assert_eq!(entries[1]["size"], 20);
+    assert_eq!(
+        ok(&coldkeep(&repo, &["cat", "1", "docs/readme.txt"])),
+        "hello from coldkeep\n"
+    );
+
+    let target = tmp.path().join("restored");
+    let restored = json(&coldkeep(
+        &repo,
+        &[
+            "--json",
+            "restore",
+            "latest",
+            "--target",
+            target.to_str().expect("utf-8"),
+        ],
+    ));
+    assert!(restored["files"].as_u64().expect("files") > 40);
+    assert_eq!(
+        compare_trees(&src, &target, Compare::default()),
+        Vec::<String>::new()
+    );
+
+    let check = json(&coldkeep(&repo, &["--json", "check", "--read-data"]));
+    assert_eq!(check["problems"].as_array().expect("problems").len(), 0);
+    assert!(check["blobs_verified"].as_u64().expect("verified") > 0);
+    let stats = json(&coldkeep(&repo, &["--json", "stats"]));
+    assert_eq!(stats["snapshots"], 2);
+}
+
+#[test]
+fn errors_are_clear_and_exit_non_zero() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = tmp.path().join("nothing-here");
+    let out = coldkeep(&repo, &["snapshots"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a coldkeep repository"));
+
+    let out = coldkeep(&repo, &["--json", "snapshots"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON error");
+    assert!(err["error"]
+        .as_str()
+        .expect("message")
+        .contains("not a coldkeep repository"));
+
+    ok(&coldkeep(&repo, &["init"]));
+    let out = coldkeep(&repo, &["init"]);
+    assert_eq!(out.status.code(), Some(1), "a second init must refuse");
+    let out = coldkeep(&repo, &["cat", "7", "x"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("snapshot 7 does not exist"));
+    let out = coldkeep(&repo, &["restore", "latest", "--target", "/tmp"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = coldkeep(&repo, &["backup"]);
+    assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
+}
+
+#[test]
+fn check_exits_3_on_damage() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("src");
+    Dataset::new(&src, 2).file("f", &vec![b'x'; 100_000]);
+    let repo = tmp.path().join("repo");
+    ok(&coldkeep(&repo, &["init"]));
+    ok(&coldkeep(&repo, &["backup", src.to_str().expect("utf-8")]));
+    let pack = walk_files(&repo.join("packs"))
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "pack"))
+        .expect("a pack");
+    let mut bytes = std::fs::read(&pack).expect("read pack");
+    bytes[20] ^= 0xff;
+    std::fs::write(&pack, bytes).expect("damage pack");
+    let out = coldkeep(&repo, &["check", "--read-data"]);
+    assert_eq!(out.status.code(), Some(3));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("PROBLEM") && text.contains("damages snapshots [1]"),
+        "{text}"
+    );
+}
+
+fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk_files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
