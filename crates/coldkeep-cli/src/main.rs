@@ -57,9 +57,9 @@ enum Command {
         /// zstd compression level.
         #[arg(long, default_value_t = 3)]
         zstd_level: i32,
-        /// Pack size target in MiB.
-        #[arg(long, default_value_t = 16)]
-        pack_mib: u64,
+        /// Pack size target in KiB.
+        #[arg(long, default_value_t = 16 * 1024)]
+        pack_kib: u64,
     },
     /// Back up a directory or a file.
     Backup {
@@ -192,7 +192,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             chunking,
             chunk_kib,
             zstd_level,
-            pack_mib,
+            pack_kib,
         } => {
             let avg = chunk_kib * 1024;
             let chunker = match chunking {
@@ -206,7 +206,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             let opts = InitOptions {
                 chunker,
                 zstd_level: *zstd_level,
-                pack_target_size: pack_mib << 20,
+                pack_target_size: pack_kib << 10,
             };
             let path = repo_path(cli)?;
             Engine::init(path, &opts)
