@@ -129,7 +129,7 @@ fn sigkill_at_any_point_loses_nothing_committed() {
         if killed_backup(&repo, source, delay) {
             interrupted += 1;
         }
-        let refs: Vec<&Path> = sources.iter().map(|p| p.as_path()).collect();
+        let refs: Vec<&Path> = sources.iter().map(std::path::PathBuf::as_path).collect();
         verify(&repo, &refs, tmp.path(), round);
     }
     // Every source still backs up completely after all that, reusing what the killed runs
@@ -140,7 +140,7 @@ fn sigkill_at_any_point_loses_nothing_committed() {
             "final backup",
         );
     }
-    let refs: Vec<&Path> = sources.iter().map(|p| p.as_path()).collect();
+    let refs: Vec<&Path> = sources.iter().map(std::path::PathBuf::as_path).collect();
     verify(&repo, &refs, tmp.path(), KILLS);
     assert!(
         interrupted >= KILLS / 2,

@@ -1,0 +1,117 @@
+//! Throughput of each stage of the backup path on the same 32 MiB input (text-like, as source
+//! trees are): chunking, keyed hashing, compression at several zstd levels, decompression.
+//! `cargo bench -p coldkeep-benches --bench components`
+
+use coldkeep_chunker::{CdcParams, Chunker, ChunkerConfig};
+use coldkeep_store::{Blob, BlobKind, ChunkKey};
+use coldkeep_testing::Rng;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+fn input() -> Vec<u8> {
+    let mut rng = Rng::new(42);
+    let mut data = rng.bytes(24 << 20, true);
+    data.extend(rng.bytes(8 << 20, false));
+    data
+}
+
+fn chunking(c: &mut Criterion) {
+    let data = input();
+    let mut g = c.benchmark_group("chunking");
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.sample_size(10);
+    for (name, config) in [
+        ("cdc-1MiB", ChunkerConfig::Cdc(CdcParams::DEFAULT)),
+        (
+            "cdc-64KiB",
+            ChunkerConfig::Cdc(CdcParams {
+                min: 16 << 10,
+                avg: 64 << 10,
+                max: 256 << 10,
+            }),
+        ),
+        ("fixed-1MiB", ChunkerConfig::Fixed(1 << 20)),
+    ] {
+        let chunker = Chunker::new(config).expect("valid");
+        g.bench_function(name, |b| b.iter(|| chunker.split(&data).count()));
+    }
+    let chunker = Chunker::new(ChunkerConfig::default()).expect("valid");
+    g.bench_function("cdc-1MiB-stream", |b| {
+        b.iter(|| {
+            let mut reader = chunker.reader(&data[..]);
+            let mut n = 0;
+            while let Some(chunk) = reader.next_chunk().expect("in memory") {
+                n += chunk.len();
+            }
+            n
+        });
+    });
+    g.finish();
+}
+
+fn hashing(c: &mut Criterion) {
+    let data = input();
+    let key = ChunkKey::from_bytes([1; 32]);
+    let mut g = c.benchmark_group("hashing");
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.sample_size(10);
+    g.bench_function("blake3-keyed-1MiB-chunks", |b| {
+        b.iter(|| {
+            data.chunks(1 << 20)
+                .map(|c| key.id_of(c))
+                .collect::<Vec<_>>()
+        })
+    });
+    g.bench_function("blake3-keyed-16KiB-chunks", |b| {
+        b.iter(|| {
+            data.chunks(16 << 10)
+                .map(|c| key.id_of(c))
+                .collect::<Vec<_>>()
+        })
+    });
+    g.finish();
+}
+
+fn compression(c: &mut Criterion) {
+    let data = input();
+    let key = ChunkKey::from_bytes([1; 32]);
+    let mut g = c.benchmark_group("compression");
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.sample_size(10);
+    for level in [1, 2, 3] {
+        g.bench_with_input(
+            BenchmarkId::new("zstd-16KiB-blobs", level),
+            &level,
+            |b, &level| {
+                b.iter(|| {
+                    data.chunks(16 << 10)
+                        .map(|c| {
+                            Blob::prepare(key.id_of(c), BlobKind::Data, c, level)
+                                .stored
+                                .len()
+                        })
+                        .sum::<usize>()
+                });
+            },
+        );
+    }
+    let frames: Vec<Vec<u8>> = data
+        .chunks(16 << 10)
+        .map(|c| zstd::bulk::compress(c, 3).expect("compress"))
+        .collect();
+    g.bench_function("unzstd-16KiB-blobs", |b| {
+        b.iter(|| {
+            frames
+                .iter()
+                .map(|f| {
+                    zstd::bulk::decompress(f, 16 << 10)
+                        .expect("decompress")
+                        .len()
+                })
+                .sum::<usize>()
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, chunking, hashing, compression);
+criterion_main!(benches);
