@@ -59,14 +59,14 @@ fn hashing(c: &mut Criterion) {
             data.chunks(1 << 20)
                 .map(|c| key.id_of(c))
                 .collect::<Vec<_>>()
-        })
+        });
     });
     g.bench_function("blake3-keyed-16KiB-chunks", |b| {
         b.iter(|| {
             data.chunks(16 << 10)
                 .map(|c| key.id_of(c))
                 .collect::<Vec<_>>()
-        })
+        });
     });
     g.finish();
 }

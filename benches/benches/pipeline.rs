@@ -37,7 +37,7 @@ fn pipeline(c: &mut Criterion) {
             engine
                 .backup(&src, &BackupOptions::default())
                 .expect("backup")
-        })
+        });
     });
     g.bench_function("restore", |b| {
         b.iter(|| {
