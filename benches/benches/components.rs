@@ -23,11 +23,7 @@ fn chunking(c: &mut Criterion) {
         ("cdc-1MiB", ChunkerConfig::Cdc(CdcParams::DEFAULT)),
         (
             "cdc-64KiB",
-            ChunkerConfig::Cdc(CdcParams {
-                min: 16 << 10,
-                avg: 64 << 10,
-                max: 256 << 10,
-            }),
+            ChunkerConfig::Cdc(CdcParams { min: 16 << 10, avg: 64 << 10, max: 256 << 10 }),
         ),
         ("fixed-1MiB", ChunkerConfig::Fixed(1 << 20)),
     ] {
@@ -55,18 +51,10 @@ fn hashing(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(data.len() as u64));
     g.sample_size(10);
     g.bench_function("blake3-keyed-1MiB-chunks", |b| {
-        b.iter(|| {
-            data.chunks(1 << 20)
-                .map(|c| key.id_of(c))
-                .collect::<Vec<_>>()
-        });
+        b.iter(|| data.chunks(1 << 20).map(|c| key.id_of(c)).collect::<Vec<_>>());
     });
     g.bench_function("blake3-keyed-16KiB-chunks", |b| {
-        b.iter(|| {
-            data.chunks(16 << 10)
-                .map(|c| key.id_of(c))
-                .collect::<Vec<_>>()
-        });
+        b.iter(|| data.chunks(16 << 10).map(|c| key.id_of(c)).collect::<Vec<_>>());
     });
     g.finish();
 }
@@ -78,35 +66,21 @@ fn compression(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(data.len() as u64));
     g.sample_size(10);
     for level in [1, 2, 3] {
-        g.bench_with_input(
-            BenchmarkId::new("zstd-16KiB-blobs", level),
-            &level,
-            |b, &level| {
-                b.iter(|| {
-                    data.chunks(16 << 10)
-                        .map(|c| {
-                            Blob::prepare(key.id_of(c), BlobKind::Data, c, level)
-                                .stored
-                                .len()
-                        })
-                        .sum::<usize>()
-                });
-            },
-        );
+        g.bench_with_input(BenchmarkId::new("zstd-16KiB-blobs", level), &level, |b, &level| {
+            b.iter(|| {
+                data.chunks(16 << 10)
+                    .map(|c| Blob::prepare(key.id_of(c), BlobKind::Data, c, level).stored.len())
+                    .sum::<usize>()
+            });
+        });
     }
-    let frames: Vec<Vec<u8>> = data
-        .chunks(16 << 10)
-        .map(|c| zstd::bulk::compress(c, 3).expect("compress"))
-        .collect();
+    let frames: Vec<Vec<u8>> =
+        data.chunks(16 << 10).map(|c| zstd::bulk::compress(c, 3).expect("compress")).collect();
     g.bench_function("unzstd-16KiB-blobs", |b| {
         b.iter(|| {
             frames
                 .iter()
-                .map(|f| {
-                    zstd::bulk::decompress(f, 16 << 10)
-                        .expect("decompress")
-                        .len()
-                })
+                .map(|f| zstd::bulk::decompress(f, 16 << 10).expect("decompress").len())
                 .sum::<usize>()
         });
     });

@@ -18,26 +18,16 @@ fn pipeline(c: &mut Criterion) {
     g.bench_function("first-backup", |b| {
         b.iter(|| {
             n += 1;
-            let engine = Engine::init(
-                &tmp.path().join(format!("repo{n}")),
-                &InitOptions::default(),
-            )
-            .expect("init");
-            engine
-                .backup(&src, &BackupOptions::default())
-                .expect("backup")
+            let engine =
+                Engine::init(&tmp.path().join(format!("repo{n}")), &InitOptions::default())
+                    .expect("init");
+            engine.backup(&src, &BackupOptions::default()).expect("backup")
         });
     });
     let engine = Engine::init(&tmp.path().join("repo"), &InitOptions::default()).expect("init");
-    let snap = engine
-        .backup(&src, &BackupOptions::default())
-        .expect("backup");
+    let snap = engine.backup(&src, &BackupOptions::default()).expect("backup");
     g.bench_function("unchanged-backup", |b| {
-        b.iter(|| {
-            engine
-                .backup(&src, &BackupOptions::default())
-                .expect("backup")
-        });
+        b.iter(|| engine.backup(&src, &BackupOptions::default()).expect("backup"));
     });
     g.bench_function("restore", |b| {
         b.iter(|| {

@@ -22,17 +22,12 @@ pub struct RocksKv {
 
 impl std::fmt::Debug for RocksKv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RocksKv")
-            .field("path", &self.db.path())
-            .finish()
+        f.debug_struct("RocksKv").field("path", &self.db.path()).finish()
     }
 }
 
 fn err(op: &'static str, e: &rocksdb::Error) -> KvError {
-    KvError {
-        op,
-        message: e.to_string(),
-    }
+    KvError { op, message: e.to_string() }
 }
 
 impl RocksKv {
@@ -61,18 +56,15 @@ impl RocksKv {
     }
 
     fn cf(&self, table: Table) -> Result<&rocksdb::ColumnFamily, KvError> {
-        self.db.cf_handle(table.name()).ok_or_else(|| KvError {
-            op: "find column family",
-            message: table.name().into(),
-        })
+        self.db
+            .cf_handle(table.name())
+            .ok_or_else(|| KvError { op: "find column family", message: table.name().into() })
     }
 }
 
 impl KvStore for RocksKv {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        self.db
-            .get_cf(self.cf(table)?, key)
-            .map_err(|e| err("get", &e))
+        self.db.get_cf(self.cf(table)?, key).map_err(|e| err("get", &e))
     }
 
     fn scan<'a>(
@@ -85,13 +77,10 @@ impl KvStore for RocksKv {
             Err(e) => return Box::new(std::iter::once(Err(e))),
         };
         let prefix = prefix.to_vec();
-        let iter = self
-            .db
-            .iterator_cf(cf, IteratorMode::From(&prefix, Direction::Forward));
+        let iter = self.db.iterator_cf(cf, IteratorMode::From(&prefix, Direction::Forward));
         Box::new(
             iter.map(|item| {
-                item.map(|(k, v)| (k.into_vec(), v.into_vec()))
-                    .map_err(|e| err("scan", &e))
+                item.map(|(k, v)| (k.into_vec(), v.into_vec())).map_err(|e| err("scan", &e))
             })
             .take_while(move |item| match item {
                 Ok((k, _)) => k.starts_with(&prefix),
@@ -139,9 +128,6 @@ mod tests {
             kv.write(batch).expect("write");
         }
         let kv = RocksKv::open(dir.path(), false).expect("reopen");
-        assert_eq!(
-            kv.get(Table::Snapshots, b"k").expect("get"),
-            Some(b"v".to_vec())
-        );
+        assert_eq!(kv.get(Table::Snapshots, b"k").expect("get"), Some(b"v".to_vec()));
     }
 }

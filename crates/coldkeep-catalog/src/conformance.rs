@@ -24,23 +24,15 @@ fn put(kv: &dyn KvStore, table: Table, key: &[u8], value: &[u8]) {
 }
 
 fn scan(kv: &dyn KvStore, table: Table, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-    kv.scan(table, prefix)
-        .collect::<Result<_, _>>()
-        .expect("scan")
+    kv.scan(table, prefix).collect::<Result<_, _>>().expect("scan")
 }
 
 fn get_put_delete(kv: &dyn KvStore) {
     assert_eq!(kv.get(Table::Meta, b"k").expect("get"), None);
     put(kv, Table::Meta, b"k", b"v1");
-    assert_eq!(
-        kv.get(Table::Meta, b"k").expect("get").as_deref(),
-        Some(&b"v1"[..])
-    );
+    assert_eq!(kv.get(Table::Meta, b"k").expect("get").as_deref(), Some(&b"v1"[..]));
     put(kv, Table::Meta, b"k", b"v2");
-    assert_eq!(
-        kv.get(Table::Meta, b"k").expect("get").as_deref(),
-        Some(&b"v2"[..])
-    );
+    assert_eq!(kv.get(Table::Meta, b"k").expect("get").as_deref(), Some(&b"v2"[..]));
     let mut batch = Batch::new();
     batch.delete(Table::Meta, b"k");
     kv.write(batch).expect("delete");
@@ -52,11 +44,7 @@ fn tables_are_separate(kv: &dyn KvStore) {
         put(kv, *table, b"same", &[i as u8]);
     }
     for (i, table) in Table::ALL.iter().enumerate() {
-        assert_eq!(
-            kv.get(*table, b"same").expect("get"),
-            Some(vec![i as u8]),
-            "{table:?}"
-        );
+        assert_eq!(kv.get(*table, b"same").expect("get"), Some(vec![i as u8]), "{table:?}");
         assert_eq!(scan(kv, *table, b"").len(), 1, "{table:?}");
     }
 }
@@ -66,31 +54,14 @@ fn scan_is_ordered_and_prefix_bounded(kv: &dyn KvStore) {
     for k in keys {
         put(kv, Table::Chunks, k, k);
     }
-    let all: Vec<Vec<u8>> = scan(kv, Table::Chunks, b"")
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
+    let all: Vec<Vec<u8>> = scan(kv, Table::Chunks, b"").into_iter().map(|(k, _)| k).collect();
     let mut sorted: Vec<Vec<u8>> = keys.iter().map(|k| k.to_vec()).collect();
     sorted.sort();
     assert_eq!(all, sorted, "full scan must be in byte order");
-    let a: Vec<Vec<u8>> = scan(kv, Table::Chunks, b"a")
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
-    assert_eq!(
-        a,
-        vec![
-            b"a".to_vec(),
-            b"a\x00".to_vec(),
-            b"ab".to_vec(),
-            b"a\xff".to_vec()
-        ]
-    );
+    let a: Vec<Vec<u8>> = scan(kv, Table::Chunks, b"a").into_iter().map(|(k, _)| k).collect();
+    assert_eq!(a, vec![b"a".to_vec(), b"a\x00".to_vec(), b"ab".to_vec(), b"a\xff".to_vec()]);
     assert!(scan(kv, Table::Chunks, b"zz").is_empty());
-    let ff: Vec<Vec<u8>> = scan(kv, Table::Chunks, b"\xff")
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
+    let ff: Vec<Vec<u8>> = scan(kv, Table::Chunks, b"\xff").into_iter().map(|(k, _)| k).collect();
     assert_eq!(ff, vec![b"\xff\xff".to_vec()]);
     for (k, v) in scan(kv, Table::Chunks, b"") {
         assert_eq!(k, v, "values follow their keys");
@@ -106,14 +77,8 @@ fn batches_apply_in_order(kv: &dyn KvStore) {
     batch.put(Table::Snapshots, b"z", b"3");
     kv.write(batch).expect("write");
     assert_eq!(kv.get(Table::Packs, b"x").expect("get"), None);
-    assert_eq!(
-        kv.get(Table::Packs, b"y").expect("get"),
-        Some(b"2".to_vec())
-    );
-    assert_eq!(
-        kv.get(Table::Snapshots, b"z").expect("get"),
-        Some(b"3".to_vec())
-    );
+    assert_eq!(kv.get(Table::Packs, b"y").expect("get"), Some(b"2".to_vec()));
+    assert_eq!(kv.get(Table::Snapshots, b"z").expect("get"), Some(b"3".to_vec()));
     kv.write(Batch::new()).expect("an empty batch is fine");
 }
 

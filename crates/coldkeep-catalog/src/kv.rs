@@ -37,15 +37,8 @@ impl Table {
 /// One change inside a [`Batch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    Put {
-        table: Table,
-        key: Vec<u8>,
-        value: Vec<u8>,
-    },
-    Delete {
-        table: Table,
-        key: Vec<u8>,
-    },
+    Put { table: Table, key: Vec<u8>, value: Vec<u8> },
+    Delete { table: Table, key: Vec<u8> },
 }
 
 /// Changes applied all together or not at all.
@@ -59,17 +52,10 @@ impl Batch {
         Self::default()
     }
     pub fn put(&mut self, table: Table, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        self.ops.push(Op::Put {
-            table,
-            key: key.into(),
-            value: value.into(),
-        });
+        self.ops.push(Op::Put { table, key: key.into(), value: value.into() });
     }
     pub fn delete(&mut self, table: Table, key: impl Into<Vec<u8>>) {
-        self.ops.push(Op::Delete {
-            table,
-            key: key.into(),
-        });
+        self.ops.push(Op::Delete { table, key: key.into() });
     }
     pub fn ops(&self) -> &[Op] {
         &self.ops
@@ -122,10 +108,7 @@ impl MemKv {
 
 impl KvStore for MemKv {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        let tables = self
-            .tables
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tables = self.tables.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         Ok(tables.get(&(table, key.to_vec())).cloned())
     }
 
@@ -134,10 +117,7 @@ impl KvStore for MemKv {
         table: Table,
         prefix: &[u8],
     ) -> Box<dyn Iterator<Item = Result<KvPair, KvError>> + 'a> {
-        let tables = self
-            .tables
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tables = self.tables.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let found: Vec<_> = tables
             .range((table, prefix.to_vec())..)
             .take_while(|((t, k), _)| *t == table && k.starts_with(prefix))
@@ -147,10 +127,7 @@ impl KvStore for MemKv {
     }
 
     fn write(&self, batch: Batch) -> Result<(), KvError> {
-        let mut tables = self
-            .tables
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut tables = self.tables.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         for op in batch.ops {
             match op {
                 Op::Put { table, key, value } => {

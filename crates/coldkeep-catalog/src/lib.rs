@@ -31,11 +31,7 @@ pub enum CatalogError {
     Kv(#[from] KvError),
     /// A stored value or key does not decode.
     #[error("corrupted catalog record in table {table} at key {key}: {reason}")]
-    Corrupted {
-        table: &'static str,
-        key: String,
-        reason: RecordError,
-    },
+    Corrupted { table: &'static str, key: String, reason: RecordError },
 }
 
 impl CatalogError {
@@ -45,11 +41,7 @@ impl CatalogError {
             let _ = write!(hex, "{b:02x}");
             hex
         });
-        Self::Corrupted {
-            table: table.name(),
-            key,
-            reason,
-        }
+        Self::Corrupted { table: table.name(), key, reason }
     }
 }
 
@@ -82,10 +74,7 @@ pub struct Catalog {
 
 impl Catalog {
     pub fn new(kv: Arc<dyn KvStore>) -> Self {
-        Self {
-            kv,
-            snapshot_ids: Arc::new(Mutex::new(())),
-        }
+        Self { kv, snapshot_ids: Arc::new(Mutex::new(())) }
     }
 
     fn decode<T: serde::de::DeserializeOwned>(
@@ -143,20 +132,10 @@ impl Catalog {
     /// elsewhere keep their first location.
     pub fn commit_pack(&self, pack: &SealedPack) -> Result<(), CatalogError> {
         let mut batch = Batch::new();
-        let record = PackRecord {
-            size: pack.size,
-            blobs: pack.entries.len() as u32,
-        };
-        batch.put(
-            Table::Packs,
-            pack.id.as_bytes().to_vec(),
-            record::encode(PACK_VERSION, &record),
-        );
+        let record = PackRecord { size: pack.size, blobs: pack.entries.len() as u32 };
+        batch.put(Table::Packs, pack.id.as_bytes().to_vec(), record::encode(PACK_VERSION, &record));
         for entry in &pack.entries {
-            let loc = ChunkLocation {
-                pack: pack.id,
-                entry: *entry,
-            };
+            let loc = ChunkLocation { pack: pack.id, entry: *entry };
             batch.put(
                 Table::Chunks,
                 entry.id.as_bytes().to_vec(),
@@ -186,21 +165,14 @@ impl Catalog {
 
     /// Commits a snapshot record under a new id, durably, and returns it.
     pub fn commit_snapshot(&self, draft: SnapshotDraft) -> Result<SnapshotRecord, CatalogError> {
-        let _guard = self
-            .snapshot_ids
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _guard = self.snapshot_ids.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let next = match self.kv.get(Table::Meta, NEXT_SNAPSHOT_KEY)? {
             Some(v) => Self::decode::<u64>(Table::Meta, 1, NEXT_SNAPSHOT_KEY, &v)?,
             None => 1,
         };
         let record = SnapshotRecord::from_draft(SnapshotId::new(next), draft);
         let mut batch = Batch::new();
-        batch.put(
-            Table::Meta,
-            NEXT_SNAPSHOT_KEY,
-            record::encode(1, &(next + 1)),
-        );
+        batch.put(Table::Meta, NEXT_SNAPSHOT_KEY, record::encode(1, &(next + 1)));
         batch.put(
             Table::Snapshots,
             record.id.key().to_vec(),
@@ -254,11 +226,7 @@ mod tests {
                 crc32: 0,
             })
             .collect();
-        SealedPack {
-            id: PackId::random(),
-            size: 100,
-            entries,
-        }
+        SealedPack { id: PackId::random(), size: 100, entries }
     }
 
     #[test]
@@ -273,13 +241,7 @@ mod tests {
         assert_eq!(catalog.chunks().count(), 3);
         assert_eq!(
             catalog.packs().expect("packs"),
-            vec![(
-                pack.id,
-                PackRecord {
-                    size: 100,
-                    blobs: 3
-                }
-            )]
+            vec![(pack.id, PackRecord { size: 100, blobs: 3 })]
         );
     }
 
@@ -297,10 +259,7 @@ mod tests {
         kv.write(batch).expect("write");
         assert!(matches!(
             catalog.snapshot(a.id),
-            Err(CatalogError::Corrupted {
-                table: "snapshots",
-                ..
-            })
+            Err(CatalogError::Corrupted { table: "snapshots", .. })
         ));
     }
 }

@@ -35,9 +35,7 @@ fn options() -> impl Options {
 /// Only if serde fails on an in-memory value, which the types used here cannot do.
 pub fn encode<T: Serialize>(version: u8, value: &T) -> Vec<u8> {
     let mut out = vec![version];
-    options()
-        .serialize_into(&mut out, value)
-        .expect("in-memory serialization cannot fail");
+    options().serialize_into(&mut out, value).expect("in-memory serialization cannot fail");
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
@@ -55,10 +53,7 @@ pub fn decode<T: DeserializeOwned>(version: u8, bytes: &[u8]) -> Result<T, Recor
         return Err(RecordError::Checksum);
     }
     if found != version {
-        return Err(RecordError::Version {
-            found,
-            supported: version,
-        });
+        return Err(RecordError::Version { found, supported: version });
     }
     options()
         .with_limit(body.len() as u64)
@@ -80,27 +75,18 @@ mod tests {
 
     #[test]
     fn round_trip_and_every_flipped_bit_is_caught() {
-        let value = Sample {
-            name: b"x\n\xff".to_vec(),
-            items: vec![1, 2, u64::MAX],
-            flag: Some(true),
-        };
+        let value =
+            Sample { name: b"x\n\xff".to_vec(), items: vec![1, 2, u64::MAX], flag: Some(true) };
         let bytes = encode(3, &value);
         assert_eq!(decode::<Sample>(3, &bytes), Ok(value));
         assert!(matches!(
             decode::<Sample>(4, &bytes),
-            Err(RecordError::Version {
-                found: 3,
-                supported: 4
-            })
+            Err(RecordError::Version { found: 3, supported: 4 })
         ));
         for i in 0..bytes.len() * 8 {
             let mut bad = bytes.clone();
             bad[i / 8] ^= 1 << (i % 8);
-            assert!(
-                decode::<Sample>(3, &bad).is_err(),
-                "flip of bit {i} not caught"
-            );
+            assert!(decode::<Sample>(3, &bad).is_err(), "flip of bit {i} not caught");
         }
     }
 

@@ -43,12 +43,9 @@ pub struct CdcParams {
 
 impl CdcParams {
     /// The default, chosen by measurement on the Linux 6.1 A→B pair (docs/BENCHMARKS.md):
-    /// 512 KiB / 1 MiB / 8 MiB.
-    pub const DEFAULT: Self = Self {
-        min: 512 * 1024,
-        avg: 1024 * 1024,
-        max: 8 * 1024 * 1024,
-    };
+    /// 128 KiB / 512 KiB / 2 MiB. Against 512 KiB / 1 MiB / 8 MiB (restic's sizes) it stores
+    /// 21 % fewer new bytes for a changed large file, for 0.4 % more repository on a source tree.
+    pub const DEFAULT: Self = Self { min: 128 * 1024, avg: 512 * 1024, max: 2 * 1024 * 1024 };
 }
 
 /// Which chunking strategy to use.
@@ -74,13 +71,7 @@ pub struct Chunker {
 
 #[derive(Debug, Clone)]
 enum Kind {
-    Cdc {
-        min: usize,
-        avg: usize,
-        max: usize,
-        mask_s: u64,
-        mask_l: u64,
-    },
+    Cdc { min: usize, avg: usize, max: usize, mask_s: u64, mask_l: u64 },
     Fixed(usize),
 }
 
@@ -95,11 +86,7 @@ impl Chunker {
                     && p.min <= p.avg
                     && p.avg <= p.max;
                 if !valid {
-                    return Err(ConfigError::CdcSizes {
-                        min: p.min,
-                        avg: p.avg,
-                        max: p.max,
-                    });
+                    return Err(ConfigError::CdcSizes { min: p.min, avg: p.avg, max: p.max });
                 }
                 let bits = cdc::logarithm2(p.avg);
                 let level = Normalization::Level1.bits();
@@ -136,23 +123,9 @@ impl Chunker {
             return None;
         }
         match self.kind {
-            Kind::Cdc {
-                min,
-                avg,
-                max,
-                mask_s,
-                mask_l,
-            } => {
-                let (_hash, len) = cdc::cut(
-                    data,
-                    min,
-                    avg,
-                    max,
-                    mask_s,
-                    mask_l,
-                    mask_s << 1,
-                    mask_l << 1,
-                );
+            Kind::Cdc { min, avg, max, mask_s, mask_l } => {
+                let (_hash, len) =
+                    cdc::cut(data, min, avg, max, mask_s, mask_l, mask_s << 1, mask_l << 1);
                 Some(len)
             }
             Kind::Fixed(size) => Some(size.min(data.len())),
@@ -176,14 +149,7 @@ impl Chunker {
 
     /// A streaming chunker over `reader`.
     pub fn reader<R: Read>(&self, reader: R) -> ChunkReader<'_, R> {
-        ChunkReader {
-            chunker: self,
-            reader,
-            buf: Vec::new(),
-            start: 0,
-            end: 0,
-            eof: false,
-        }
+        ChunkReader { chunker: self, reader, buf: Vec::new(), start: 0, end: 0, eof: false }
     }
 }
 
@@ -204,10 +170,7 @@ impl<R: Read> ChunkReader<'_, R> {
     /// The next chunk, or `None` at the end of the stream.
     pub fn next_chunk(&mut self) -> io::Result<Option<&[u8]>> {
         loop {
-            if let Some(len) = self
-                .chunker
-                .next_cut(&self.buf[self.start..self.end], self.eof)
-            {
+            if let Some(len) = self.chunker.next_cut(&self.buf[self.start..self.end], self.eof) {
                 if len == 0 {
                     return Ok(None);
                 }
@@ -250,12 +213,8 @@ mod tests {
     use proptest::prelude::*;
 
     fn small() -> Chunker {
-        Chunker::new(ChunkerConfig::Cdc(CdcParams {
-            min: 256,
-            avg: 1024,
-            max: 4096,
-        }))
-        .expect("valid params")
+        Chunker::new(ChunkerConfig::Cdc(CdcParams { min: 256, avg: 1024, max: 4096 }))
+            .expect("valid params")
     }
 
     /// A reader that returns at most `step` bytes per call, to exercise refills.
@@ -283,18 +242,10 @@ mod tests {
 
     #[test]
     fn rejects_bad_configs() {
-        let bad = CdcParams {
-            min: 4096,
-            avg: 1024,
-            max: 8192,
-        };
+        let bad = CdcParams { min: 4096, avg: 1024, max: 8192 };
         assert_eq!(
             Chunker::new(ChunkerConfig::Cdc(bad)).unwrap_err(),
-            ConfigError::CdcSizes {
-                min: 4096,
-                avg: 1024,
-                max: 8192
-            }
+            ConfigError::CdcSizes { min: 4096, avg: 1024, max: 8192 }
         );
         assert_eq!(
             Chunker::new(ChunkerConfig::Fixed(100)).unwrap_err(),

@@ -37,19 +37,12 @@ fn digest(ends: &[usize]) -> String {
 #[test]
 fn default_cdc_boundaries_are_pinned() {
     let ends = boundaries(ChunkerConfig::default());
-    assert_eq!(
-        ends, EXPECTED_DEFAULT_ENDS,
-        "default chunk boundaries changed"
-    );
+    assert_eq!(ends, EXPECTED_DEFAULT_ENDS, "default chunk boundaries changed");
 }
 
 #[test]
 fn small_cdc_boundaries_are_pinned() {
-    let ends = boundaries(ChunkerConfig::Cdc(CdcParams {
-        min: 2048,
-        avg: 8192,
-        max: 65536,
-    }));
+    let ends = boundaries(ChunkerConfig::Cdc(CdcParams { min: 2048, avg: 8192, max: 65536 }));
     assert_eq!(
         (ends.len(), digest(&ends).as_str()),
         EXPECTED_SMALL,
@@ -65,11 +58,12 @@ fn fixed_boundaries_are_pinned() {
 }
 
 const EXPECTED_DEFAULT_ENDS: &[usize] = &[
-    532_150, 2_621_071, 3_982_536, 4_587_343, 5_659_330, 7_779_122, 8_967_623, 10_839_581,
-    12_044_932, 13_422_082, 14_643_774, 16_026_353, 16_725_201, 18_030_791, 19_155_252, 20_412_421,
-    28_801_029, 30_484_102, 32_791_755, 33_554_432,
+    532_150, 1_150_732, 1_743_523, 2_414_571, 2_955_488, 3_982_536, 4_587_343, 5_411_883,
+    6_033_623, 6_992_405, 7_779_122, 8_093_057, 8_967_623, 9_752_081, 10_502_801, 11_383_797,
+    12_044_932, 12_631_263, 13_422_082, 13_637_284, 13_780_228, 14_643_774, 15_308_335, 16_026_353,
+    16_725_201, 17_745_708, 18_030_791, 18_612_477, 19_155_252, 19_868_035, 20_412_421, 22_509_573,
+    24_606_725, 26_703_877, 28_801_029, 30_484_102, 30_698_344, 31_285_802, 32_195_925, 32_791_755,
+    33_554_432,
 ];
-const EXPECTED_SMALL: (usize, &str) = (
-    2520,
-    "1f6f599054a790d0684739ea11aea2e55445e90b379cfe5b92579fa51675700d",
-);
+const EXPECTED_SMALL: (usize, &str) =
+    (2520, "1f6f599054a790d0684739ea11aea2e55445e90b379cfe5b92579fa51675700d");

@@ -45,9 +45,7 @@ fn du(path: &Path) -> u64 {
 }
 
 pub fn run(source: &Path, json: bool) -> Result<ExitCode> {
-    let tmp = tempfile::Builder::new()
-        .prefix("coldkeep-demo-")
-        .tempdir()?;
+    let tmp = tempfile::Builder::new().prefix("coldkeep-demo-").tempdir()?;
     let repo = tmp.path().join("repo");
     let target = tmp.path().join("restore");
     let say = |s: String| {
@@ -73,11 +71,7 @@ pub fn run(source: &Path, json: bool) -> Result<ExitCode> {
         bytes(first.stats.stored_bytes)
     ));
     for w in &first.warnings {
-        say(format!(
-            "  warning: {}: {}",
-            String::from_utf8_lossy(&w.path),
-            w.message
-        ));
+        say(format!("  warning: {}: {}", String::from_utf8_lossy(&w.path), w.message));
     }
 
     let t = Instant::now();
@@ -99,14 +93,7 @@ pub fn run(source: &Path, json: bool) -> Result<ExitCode> {
         second.stats.bytes as f64 / 1e6 / restore_secs
     ));
 
-    let differences = compare_trees(
-        source,
-        &target,
-        Compare {
-            owner: false,
-            dir_mtime: true,
-        },
-    );
+    let differences = compare_trees(source, &target, Compare { owner: false, dir_mtime: true });
     let report = engine.check(CheckOptions { read_data: true })?;
     let repo_bytes = du(&repo);
     let out = DemoReport {

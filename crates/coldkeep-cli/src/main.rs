@@ -21,11 +21,7 @@ use coldkeep::{
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "coldkeep",
-    version,
-    about = "Deduplicating, crash-safe backups"
-)]
+#[command(name = "coldkeep", version, about = "Deduplicating, crash-safe backups")]
 struct Cli {
     /// Repository directory.
     #[arg(long, short = 'r', env = "COLDKEEP_REPO", global = true)]
@@ -51,8 +47,8 @@ enum Command {
     Init {
         #[arg(long, value_enum, default_value_t = Chunking::Cdc)]
         chunking: Chunking,
-        /// Average chunk size in KiB (cdc: min = avg/2, max = avg*8) or the chunk size (fixed).
-        #[arg(long, default_value_t = 1024)]
+        /// Average chunk size in KiB (cdc: min = avg/4, max = avg*4) or the chunk size (fixed).
+        #[arg(long, default_value_t = 512)]
         chunk_kib: u32,
         /// zstd compression level.
         #[arg(long, default_value_t = 3)]
@@ -127,9 +123,7 @@ fn main() -> ExitCode {
 }
 
 fn repo_path(cli: &Cli) -> Result<&Path> {
-    cli.repo
-        .as_deref()
-        .context("no repository: pass --repo or set COLDKEEP_REPO")
+    cli.repo.as_deref().context("no repository: pass --repo or set COLDKEEP_REPO")
 }
 
 fn open(cli: &Cli) -> Result<Engine> {
@@ -139,14 +133,9 @@ fn open(cli: &Cli) -> Result<Engine> {
 
 fn parse_snapshot(engine: &Engine, s: &str) -> Result<SnapshotId> {
     if s == "latest" {
-        return engine
-            .snapshots()?
-            .last()
-            .map(|s| s.id)
-            .context("the repository has no snapshot");
+        return engine.snapshots()?.last().map(|s| s.id).context("the repository has no snapshot");
     }
-    s.parse()
-        .with_context(|| format!("not a snapshot id: {s:?}"))
+    s.parse().with_context(|| format!("not a snapshot id: {s:?}"))
 }
 
 /// A progress line on stderr while `work` runs, only when stderr is a terminal.
@@ -188,49 +177,26 @@ pub(crate) fn with_progress<T>(
 
 fn run(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
-        Command::Init {
-            chunking,
-            chunk_kib,
-            zstd_level,
-            pack_kib,
-        } => {
+        Command::Init { chunking, chunk_kib, zstd_level, pack_kib } => {
             let avg = chunk_kib * 1024;
             let chunker = match chunking {
-                Chunking::Cdc => ChunkerConfig::Cdc(CdcParams {
-                    min: avg / 2,
-                    avg,
-                    max: avg * 8,
-                }),
+                Chunking::Cdc => ChunkerConfig::Cdc(CdcParams { min: avg / 4, avg, max: avg * 4 }),
                 Chunking::Fixed => ChunkerConfig::Fixed(avg),
             };
-            let opts = InitOptions {
-                chunker,
-                zstd_level: *zstd_level,
-                pack_target_size: pack_kib << 10,
-            };
+            let opts =
+                InitOptions { chunker, zstd_level: *zstd_level, pack_target_size: pack_kib << 10 };
             let path = repo_path(cli)?;
             Engine::init(path, &opts)
                 .with_context(|| format!("creating repository {}", path.display()))?;
-            view::print(
-                cli.json,
-                &serde_json::json!({ "initialized": path }),
-                || format!("created repository {}", path.display()),
-            );
+            view::print(cli.json, &serde_json::json!({ "initialized": path }), || {
+                format!("created repository {}", path.display())
+            });
         }
-        Command::Backup {
-            source,
-            full,
-            parent,
-            tags,
-        } => {
+        Command::Backup { source, full, parent, tags } => {
             let engine = open(cli)?;
             let progress = Arc::new(Progress::default());
             let opts = BackupOptions {
-                kind: if *full {
-                    BackupKind::Full
-                } else {
-                    BackupKind::Incremental
-                },
+                kind: if *full { BackupKind::Full } else { BackupKind::Incremental },
                 parent: *parent,
                 tags: tags.clone(),
                 threads: None,
@@ -243,41 +209,24 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         }
         Command::Snapshots => {
             let engine = open(cli)?;
-            let snaps: Vec<view::Snapshot> = engine
-                .snapshots()?
-                .iter()
-                .map(view::Snapshot::from)
-                .collect();
+            let snaps: Vec<view::Snapshot> =
+                engine.snapshots()?.iter().map(view::Snapshot::from).collect();
             view::print(cli.json, &snaps, || view::Snapshot::table(&snaps));
         }
         Command::Ls { snapshot, path } => {
             let engine = open(cli)?;
             let id = parse_snapshot(&engine, snapshot)?;
-            let entries: Vec<view::Entry> = engine
-                .list(id, path.as_bytes())?
-                .iter()
-                .map(view::Entry::from)
-                .collect();
+            let entries: Vec<view::Entry> =
+                engine.list(id, path.as_bytes())?.iter().map(view::Entry::from).collect();
             view::print(cli.json, &entries, || {
-                entries
-                    .iter()
-                    .map(view::Entry::line)
-                    .collect::<Vec<_>>()
-                    .join("\n")
+                entries.iter().map(view::Entry::line).collect::<Vec<_>>().join("\n")
             });
         }
-        Command::Restore {
-            snapshot,
-            target,
-            path,
-        } => {
+        Command::Restore { snapshot, target, path } => {
             let engine = open(cli)?;
             let id = parse_snapshot(&engine, snapshot)?;
             let progress = Arc::new(Progress::default());
-            let opts = RestoreOptions {
-                threads: None,
-                progress: Some(progress.clone()),
-            };
+            let opts = RestoreOptions { threads: None, progress: Some(progress.clone()) };
             let summary = with_progress("restore", &progress, || {
                 engine.restore(id, path.as_bytes(), target, &opts)
             })
@@ -295,9 +244,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         }
         Command::Check { read_data } => {
             let engine = open(cli)?;
-            let report = engine.check(CheckOptions {
-                read_data: *read_data,
-            })?;
+            let report = engine.check(CheckOptions { read_data: *read_data })?;
             view::print(cli.json, &report, || view::check_summary(&report));
             if !report.is_clean() {
                 return Ok(ExitCode::from(3));

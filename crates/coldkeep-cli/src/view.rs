@@ -9,10 +9,7 @@ use serde::Serialize;
 /// Prints `value` as JSON, or the text `human()` makes.
 pub fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce() -> String) {
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(value).expect("views serialize")
-        );
+        println!("{}", serde_json::to_string_pretty(value).expect("views serialize"));
     } else {
         let text = human();
         if !text.is_empty() {
@@ -51,12 +48,7 @@ fn time(us: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 #[derive(Debug, Serialize)]
@@ -167,11 +159,9 @@ impl From<&ListEntry> for Entry {
         let (kind, size, target) = match &e.node.kind {
             NodeKind::File { size, .. } => ("file", *size, None),
             NodeKind::Dir { .. } => ("dir", 0, None),
-            NodeKind::Symlink { target } => (
-                "symlink",
-                0,
-                Some(String::from_utf8_lossy(target).into_owned()),
-            ),
+            NodeKind::Symlink { target } => {
+                ("symlink", 0, Some(String::from_utf8_lossy(target).into_owned()))
+            }
         };
         let m = &e.node.meta;
         Self {
@@ -194,11 +184,7 @@ impl Entry {
             "symlink" => 'l',
             _ => '-',
         };
-        let target = self
-            .target
-            .as_ref()
-            .map(|t| format!(" -> {t}"))
-            .unwrap_or_default();
+        let target = self.target.as_ref().map(|t| format!(" -> {t}")).unwrap_or_default();
         format!(
             "{t}{} {:>5}:{:<5} {:>12} {} {}{}",
             self.mode, self.uid, self.gid, self.size, self.mtime, self.path, target

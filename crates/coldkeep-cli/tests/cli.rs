@@ -38,10 +38,7 @@ fn backup_list_cat_restore_check_stats() {
     let src_arg = src.to_str().expect("utf-8 path");
 
     ok(&coldkeep(&repo, &["init"]));
-    let snap = json(&coldkeep(
-        &repo,
-        &["--json", "backup", src_arg, "--tag", "first"],
-    ));
+    let snap = json(&coldkeep(&repo, &["--json", "backup", src_arg, "--tag", "first"]));
     assert_eq!(snap["id"], 1);
     assert_eq!(snap["tags"][0], "first");
     assert!(snap["stats"]["files"].as_u64().expect("files") > 40);
@@ -56,27 +53,15 @@ fn backup_list_cat_restore_check_stats() {
     let entries = json(&coldkeep(&repo, &["--json", "ls", "latest", "docs"]));
     assert_eq!(entries[1]["path"], "docs/readme.txt");
     assert_eq!(entries[1]["size"], 20);
-    assert_eq!(
-        ok(&coldkeep(&repo, &["cat", "1", "docs/readme.txt"])),
-        "hello from coldkeep\n"
-    );
+    assert_eq!(ok(&coldkeep(&repo, &["cat", "1", "docs/readme.txt"])), "hello from coldkeep\n");
 
     let target = tmp.path().join("restored");
     let restored = json(&coldkeep(
         &repo,
-        &[
-            "--json",
-            "restore",
-            "latest",
-            "--target",
-            target.to_str().expect("utf-8"),
-        ],
+        &["--json", "restore", "latest", "--target", target.to_str().expect("utf-8")],
     ));
     assert!(restored["files"].as_u64().expect("files") > 40);
-    assert_eq!(
-        compare_trees(&src, &target, Compare::default()),
-        Vec::<String>::new()
-    );
+    assert_eq!(compare_trees(&src, &target, Compare::default()), Vec::<String>::new());
 
     let check = json(&coldkeep(&repo, &["--json", "check", "--read-data"]));
     assert_eq!(check["problems"].as_array().expect("problems").len(), 0);
@@ -96,10 +81,7 @@ fn errors_are_clear_and_exit_non_zero() {
     let out = coldkeep(&repo, &["--json", "snapshots"]);
     assert_eq!(out.status.code(), Some(1));
     let err: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON error");
-    assert!(err["error"]
-        .as_str()
-        .expect("message")
-        .contains("not a coldkeep repository"));
+    assert!(err["error"].as_str().expect("message").contains("not a coldkeep repository"));
 
     ok(&coldkeep(&repo, &["init"]));
     let out = coldkeep(&repo, &["init"]);
@@ -130,10 +112,7 @@ fn check_exits_3_on_damage() {
     let out = coldkeep(&repo, &["check", "--read-data"]);
     assert_eq!(out.status.code(), Some(3));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("PROBLEM") && text.contains("damages snapshots [1]"),
-        "{text}"
-    );
+    assert!(text.contains("PROBLEM") && text.contains("damages snapshots [1]"), "{text}");
 }
 
 fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {

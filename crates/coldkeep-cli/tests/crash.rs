@@ -33,10 +33,7 @@ fn assert_ok(out: &Output, what: &str) {
 }
 
 fn init(repo: &Path) {
-    assert_ok(
-        &coldkeep(repo, &["init", "--chunk-kib", "16", "--pack-kib", "64"]),
-        "init",
-    );
+    assert_ok(&coldkeep(repo, &["init", "--chunk-kib", "16", "--pack-kib", "64"]), "init");
 }
 
 /// Starts a backup and SIGKILLs it after `delay`; true if it was still running then.
@@ -60,10 +57,7 @@ fn killed_backup(repo: &Path, source: &Path, delay: Duration) -> bool {
 /// The repository opens, `check --read-data` is clean, and every snapshot restores to the
 /// source it was taken of.
 fn verify(repo: &Path, sources: &[&Path], scratch: &Path, round: u32) {
-    assert_ok(
-        &coldkeep(repo, &["check", "--read-data"]),
-        &format!("check after kill {round}"),
-    );
+    assert_ok(&coldkeep(repo, &["check", "--read-data"]), &format!("check after kill {round}"));
     let list: serde_json::Value =
         serde_json::from_slice(&coldkeep(repo, &["--json", "snapshots"]).stdout)
             .expect("snapshot list");
@@ -77,10 +71,7 @@ fn verify(repo: &Path, sources: &[&Path], scratch: &Path, round: u32) {
             .expect("snapshot of a known source");
         let target = scratch.join(format!("restore-{round}-{id}"));
         assert_ok(
-            &coldkeep(
-                repo,
-                &["restore", &id, "--target", target.to_str().expect("utf-8")],
-            ),
+            &coldkeep(repo, &["restore", &id, "--target", target.to_str().expect("utf-8")]),
             &format!("restore {id} after kill {round}"),
         );
         assert_eq!(
@@ -135,15 +126,9 @@ fn sigkill_at_any_point_loses_nothing_committed() {
     // Every source still backs up completely after all that, reusing what the killed runs
     // committed.
     for source in &sources {
-        assert_ok(
-            &coldkeep(&repo, &["backup", source.to_str().expect("utf-8")]),
-            "final backup",
-        );
+        assert_ok(&coldkeep(&repo, &["backup", source.to_str().expect("utf-8")]), "final backup");
     }
     let refs: Vec<&Path> = sources.iter().map(std::path::PathBuf::as_path).collect();
     verify(&repo, &refs, tmp.path(), KILLS);
-    assert!(
-        interrupted >= KILLS / 2,
-        "only {interrupted} of {KILLS} kills landed mid-backup"
-    );
+    assert!(interrupted >= KILLS / 2, "only {interrupted} of {KILLS} kills landed mid-backup");
 }

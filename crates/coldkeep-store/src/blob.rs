@@ -66,20 +66,10 @@ impl Blob {
     pub fn prepare(id: ChunkId, kind: BlobKind, raw: &[u8], level: i32) -> Self {
         let raw_len = u32::try_from(raw.len()).expect("blob under 4 GiB");
         match compress(raw, level) {
-            Ok(z) if z.len() < raw.len() => Self {
-                id,
-                kind,
-                compression: Compression::Zstd,
-                raw_len,
-                stored: z,
-            },
-            _ => Self {
-                id,
-                kind,
-                compression: Compression::None,
-                raw_len,
-                stored: raw.to_vec(),
-            },
+            Ok(z) if z.len() < raw.len() => {
+                Self { id, kind, compression: Compression::Zstd, raw_len, stored: z }
+            }
+            _ => Self { id, kind, compression: Compression::None, raw_len, stored: raw.to_vec() },
         }
     }
 }
@@ -107,9 +97,7 @@ fn decompress(stored: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
         if slot.is_none() {
             *slot = Some(zstd::bulk::Decompressor::new()?);
         }
-        slot.as_mut()
-            .expect("just set")
-            .decompress(stored, capacity)
+        slot.as_mut().expect("just set").decompress(stored, capacity)
     })
 }
 
@@ -128,10 +116,7 @@ pub(crate) fn decode(
     if raw.len() == raw_len as usize {
         Ok(raw)
     } else {
-        Err(format!(
-            "plaintext is {} bytes, index says {raw_len}",
-            raw.len()
-        ))
+        Err(format!("plaintext is {} bytes, index says {raw_len}", raw.len()))
     }
 }
 
@@ -143,9 +128,8 @@ mod tests {
     #[test]
     fn incompressible_data_is_stored_raw() {
         let key = ChunkKey::from_bytes([0; 32]);
-        let noise: Vec<u8> = (0..10_000u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-            .collect();
+        let noise: Vec<u8> =
+            (0..10_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
         let blob = Blob::prepare(key.id_of(&noise), BlobKind::Data, &noise, 3);
         let text = b"abcabcabcabcabcabcabcabcabcabcabcabcabcabc".repeat(100);
         let packed = Blob::prepare(key.id_of(&text), BlobKind::Data, &text, 3);
@@ -158,21 +142,14 @@ mod tests {
         if blob.compression == Compression::None {
             assert_eq!(blob.stored, noise);
         }
-        assert_eq!(
-            decode(&blob.stored, blob.compression, blob.raw_len).as_deref(),
-            Ok(&noise[..])
-        );
+        assert_eq!(decode(&blob.stored, blob.compression, blob.raw_len).as_deref(), Ok(&noise[..]));
     }
 
     #[test]
     fn a_lying_length_is_refused() {
         let text = b"hello hello hello hello hello hello".repeat(10);
-        let blob = Blob::prepare(
-            ChunkKey::from_bytes([0; 32]).id_of(&text),
-            BlobKind::Data,
-            &text,
-            3,
-        );
+        let blob =
+            Blob::prepare(ChunkKey::from_bytes([0; 32]).id_of(&text), BlobKind::Data, &text, 3);
         assert!(decode(&blob.stored, blob.compression, blob.raw_len - 1).is_err());
         assert!(decode(&blob.stored, blob.compression, blob.raw_len + 1).is_err());
     }

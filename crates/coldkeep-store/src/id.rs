@@ -14,10 +14,7 @@ pub struct ParseIdError {
 }
 
 fn parse_hex<const N: usize>(what: &'static str, s: &str) -> Result<[u8; N], ParseIdError> {
-    let err = || ParseIdError {
-        what,
-        input: s.to_owned(),
-    };
+    let err = || ParseIdError { what, input: s.to_owned() };
     if s.len() != 2 * N || !s.is_ascii() {
         return Err(err());
     }

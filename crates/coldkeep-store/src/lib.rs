@@ -32,18 +32,10 @@ use std::path::PathBuf;
 pub enum StoreError {
     /// An I/O operation on a pack file failed.
     #[error("{op} {}: {source}", path.display())]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { op: &'static str, path: PathBuf, source: std::io::Error },
     /// Bytes on disk do not match what the format or a checksum requires.
     #[error("corrupted pack {pack} at offset {offset}: {reason}")]
-    Corrupted {
-        pack: PackId,
-        offset: u64,
-        reason: String,
-    },
+    Corrupted { pack: PackId, offset: u64, reason: String },
     /// A writer whose earlier write or fsync failed refuses further use: the data it holds
     /// cannot be trusted to be on disk.
     #[error("pack writer is poisoned by an earlier failure")]
@@ -52,10 +44,6 @@ pub enum StoreError {
 
 impl StoreError {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io {
-            op,
-            path: path.into(),
-            source,
-        }
+        Self::Io { op, path: path.into(), source }
     }
 }

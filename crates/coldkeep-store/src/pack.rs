@@ -184,18 +184,13 @@ impl PackWriter {
             .file
             .into_inner()
             .map_err(|e| StoreError::io("flush pack", &self.tmp_path, e.into_error()))?;
-        file.sync_all()
-            .map_err(|e| StoreError::io("fsync pack", &self.tmp_path, e))?;
+        file.sync_all().map_err(|e| StoreError::io("fsync pack", &self.tmp_path, e))?;
         drop(file);
         fs::rename(&self.tmp_path, &self.final_path)
             .map_err(|e| StoreError::io("rename pack", &self.final_path, e))?;
         let parent = self.final_path.parent().unwrap_or(Path::new("."));
         sync_dir(parent)?;
-        Ok(SealedPack {
-            id: self.id,
-            size: self.offset,
-            entries: self.entries,
-        })
+        Ok(SealedPack { id: self.id, size: self.offset, entries: self.entries })
     }
 }
 
@@ -231,15 +226,9 @@ impl PackFile {
     /// Maps the pack and validates its header and footer.
     pub fn open(path: &Path, id: PackId, access: Access) -> Result<Self, StoreError> {
         let file = File::open(path).map_err(|e| StoreError::io("open pack", path, e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| StoreError::io("stat pack", path, e))?
-            .len();
-        let corrupted = |reason: &str| StoreError::Corrupted {
-            pack: id,
-            offset: 0,
-            reason: reason.into(),
-        };
+        let len = file.metadata().map_err(|e| StoreError::io("stat pack", path, e))?.len();
+        let corrupted =
+            |reason: &str| StoreError::Corrupted { pack: id, offset: 0, reason: reason.into() };
         if len < (HEADER_LEN + FOOTER_LEN) as u64 {
             return Err(corrupted("shorter than header and footer"));
         }
@@ -255,10 +244,7 @@ impl PackFile {
         // Advice only tunes paging; a kernel that ignores it reads the same bytes.
         let _ = map.advise(advice);
         let pack = Self { id, map };
-        let header = pack
-            .map
-            .get(..HEADER_LEN)
-            .ok_or_else(|| corrupted("no header"))?;
+        let header = pack.map.get(..HEADER_LEN).ok_or_else(|| corrupted("no header"))?;
         if header[..8] != PACK_MAGIC {
             return Err(corrupted("bad header magic"));
         }
@@ -285,11 +271,7 @@ impl PackFile {
     }
 
     fn corrupted(&self, offset: u64, reason: impl Into<String>) -> StoreError {
-        StoreError::Corrupted {
-            pack: self.id,
-            offset,
-            reason: reason.into(),
-        }
+        StoreError::Corrupted { pack: self.id, offset, reason: reason.into() }
     }
 
     /// Decodes and checks the entry table from the footer.
@@ -334,10 +316,7 @@ impl PackFile {
     pub fn stored_bytes(&self, entry: &BlobEntry) -> Result<&[u8], StoreError> {
         let bytes = usize::try_from(entry.offset)
             .ok()
-            .and_then(|start| {
-                self.map
-                    .get(start..start.checked_add(entry.stored_len as usize)?)
-            })
+            .and_then(|start| self.map.get(start..start.checked_add(entry.stored_len as usize)?))
             .ok_or_else(|| {
                 self.corrupted(entry.offset, format!("blob {} out of bounds", entry.id))
             })?;
@@ -378,9 +357,7 @@ mod tests {
     fn write_pack(dir: &PackDir, key: &ChunkKey, blobs: &[Vec<u8>]) -> SealedPack {
         let mut writer = PackWriter::create(dir).expect("create");
         for raw in blobs {
-            writer
-                .append(&Blob::prepare(key.id_of(raw), BlobKind::Data, raw, 3))
-                .expect("append");
+            writer.append(&Blob::prepare(key.id_of(raw), BlobKind::Data, raw, 3)).expect("append");
         }
         writer.finish().expect("finish")
     }
@@ -406,11 +383,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = PackDir::create(tmp.path()).expect("pack dir");
         let key = ChunkKey::from_bytes([3; 32]);
-        let sealed = write_pack(
-            &dir,
-            &key,
-            &[b"first blob".repeat(50), b"second blob".repeat(50)],
-        );
+        let sealed = write_pack(&dir, &key, &[b"first blob".repeat(50), b"second blob".repeat(50)]);
         let path = dir.path_of(sealed.id);
         let mut bytes = fs::read(&path).expect("read");
         let victim = sealed.entries[1];
@@ -419,9 +392,7 @@ mod tests {
         let pack = PackFile::open(&path, sealed.id, Access::Random).expect("open");
         assert!(pack.read_blob(&sealed.entries[0], Some(&key)).is_ok());
         match pack.read_blob(&victim, Some(&key)) {
-            Err(StoreError::Corrupted {
-                pack: p, offset, ..
-            }) => {
+            Err(StoreError::Corrupted { pack: p, offset, .. }) => {
                 assert_eq!((p, offset), (sealed.id, victim.offset));
             }
             other => panic!("expected corruption, got {other:?}"),

@@ -25,9 +25,7 @@ impl PackDir {
                 .map_err(|e| StoreError::io("create pack directory", &sub, e))?;
         }
         sync_dir(root)?;
-        Ok(Self {
-            root: root.to_owned(),
-        })
+        Ok(Self { root: root.to_owned() })
     }
 
     /// Opens an existing layout under `root`.
@@ -39,9 +37,7 @@ impl PackDir {
                 std::io::Error::new(std::io::ErrorKind::NotFound, "no packs/tmp directory"),
             ));
         }
-        Ok(Self {
-            root: root.to_owned(),
-        })
+        Ok(Self { root: root.to_owned() })
     }
 
     /// Where a sealed pack lives.
@@ -80,9 +76,7 @@ impl PackDir {
         let tmp = self.root.join("tmp");
         let mut removed = 0;
         for entry in fs::read_dir(&tmp).map_err(|e| StoreError::io("list temp packs", &tmp, e))? {
-            let path = entry
-                .map_err(|e| StoreError::io("list temp packs", &tmp, e))?
-                .path();
+            let path = entry.map_err(|e| StoreError::io("list temp packs", &tmp, e))?.path();
             fs::remove_file(&path).map_err(|e| StoreError::io("remove temp pack", &path, e))?;
             removed += 1;
         }

@@ -24,10 +24,7 @@ pub struct Compare {
 
 impl Default for Compare {
     fn default() -> Self {
-        Self {
-            owner: rustix::process::geteuid().is_root(),
-            dir_mtime: true,
-        }
+        Self { owner: rustix::process::geteuid().is_root(), dir_mtime: true }
     }
 }
 
@@ -38,12 +35,7 @@ fn list(root: &Path) -> BTreeMap<Vec<u8>, PathBuf> {
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            let rel = path
-                .strip_prefix(root)
-                .expect("under root")
-                .as_os_str()
-                .as_bytes()
-                .to_vec();
+            let rel = path.strip_prefix(root).expect("under root").as_os_str().as_bytes().to_vec();
             let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
             out.insert(rel, path.clone());
             if is_dir {
@@ -111,12 +103,7 @@ pub fn compare_trees(expected: &Path, actual: &Path, how: Compare) -> Vec<String
             }
         };
         if kind(ta) != kind(tb) {
-            diffs.push(format!(
-                "type: {} is {} vs {}",
-                show(rel),
-                kind(ta),
-                kind(tb)
-            ));
+            diffs.push(format!("type: {} is {} vs {}", show(rel), kind(ta), kind(tb)));
             continue;
         }
         let mut differ = |what: &str, x: String, y: String| {
@@ -144,14 +131,10 @@ pub fn compare_trees(expected: &Path, actual: &Path, how: Compare) -> Vec<String
                 differ("content", same.to_string(), true.to_string());
             }
             if ma.nlink() > 1 {
-                let first_a = links_a
-                    .entry((ma.dev(), ma.ino()))
-                    .or_insert_with(|| rel.clone())
-                    .clone();
-                let first_b = links_b
-                    .entry((mb.dev(), mb.ino()))
-                    .or_insert_with(|| rel.clone())
-                    .clone();
+                let first_a =
+                    links_a.entry((ma.dev(), ma.ino())).or_insert_with(|| rel.clone()).clone();
+                let first_b =
+                    links_b.entry((mb.dev(), mb.ino())).or_insert_with(|| rel.clone()).clone();
                 differ("hardlink", show(&first_a), show(&first_b));
             }
         }
@@ -169,11 +152,7 @@ pub fn compare_trees(expected: &Path, actual: &Path, how: Compare) -> Vec<String
                 format!("{}:{}", mb.uid(), mb.gid()),
             );
         }
-        differ(
-            "xattrs",
-            format!("{:?}", xattrs(pa)),
-            format!("{:?}", xattrs(pb)),
-        );
+        differ("xattrs", format!("{:?}", xattrs(pa)), format!("{:?}", xattrs(pb)));
     }
     diffs
 }
@@ -239,10 +218,7 @@ pub struct Dataset {
 impl Dataset {
     pub fn new(root: &Path, seed: u64) -> Self {
         fs::create_dir_all(root).expect("create dataset root");
-        Self {
-            root: root.to_owned(),
-            rng: Rng::new(seed),
-        }
+        Self { root: root.to_owned(), rng: Rng::new(seed) }
     }
 
     pub fn rng(&mut self) -> &mut Rng {
@@ -314,10 +290,7 @@ impl Dataset {
             let victim = &files[self.rng.below(files.len() as u64) as usize];
             match self.rng.below(3) {
                 0 => {
-                    let mut f = fs::OpenOptions::new()
-                        .append(true)
-                        .open(victim)
-                        .expect("open");
+                    let mut f = fs::OpenOptions::new().append(true).open(victim).expect("open");
                     let extra = self.rng.bytes(1000, true);
                     f.write_all(&extra).expect("append");
                 }

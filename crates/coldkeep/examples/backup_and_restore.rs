@@ -19,11 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         first.stats.stored_bytes
     );
     for w in &first.warnings {
-        println!(
-            "  warning: {}: {}",
-            String::from_utf8_lossy(&w.path),
-            w.message
-        );
+        println!("  warning: {}: {}", String::from_utf8_lossy(&w.path), w.message);
     }
     let second = engine.backup(source.as_ref(), &BackupOptions::default())?;
     println!(

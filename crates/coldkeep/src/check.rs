@@ -36,16 +36,9 @@ pub enum Problem {
     /// A catalog record does not decode.
     CorruptRecord { detail: String },
     /// A referenced chunk is not in the index.
-    MissingChunk {
-        chunk: String,
-        snapshots: Vec<SnapshotId>,
-    },
+    MissingChunk { chunk: String, snapshots: Vec<SnapshotId> },
     /// A tree blob does not decode or is invalid.
-    CorruptTree {
-        tree: String,
-        detail: String,
-        snapshots: Vec<SnapshotId>,
-    },
+    CorruptTree { tree: String, detail: String, snapshots: Vec<SnapshotId> },
     /// The catalog lists a pack that is not on disk.
     MissingPack { pack: String },
     /// Bytes in a pack are damaged.
@@ -57,35 +50,19 @@ pub enum Problem {
         snapshots: Vec<SnapshotId>,
     },
     /// The index says a chunk is somewhere its pack's trailer disagrees with.
-    IndexMismatch {
-        pack: String,
-        chunk: String,
-        detail: String,
-    },
+    IndexMismatch { pack: String, chunk: String, detail: String },
 }
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let snaps = |s: &[SnapshotId]| {
-            s.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let snaps =
+            |s: &[SnapshotId]| s.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
         match self {
             Problem::CorruptRecord { detail } => write!(f, "corrupt catalog record: {detail}"),
             Problem::MissingChunk { chunk, snapshots } => {
-                write!(
-                    f,
-                    "chunk {chunk} is missing; damages snapshots [{}]",
-                    snaps(snapshots)
-                )
+                write!(f, "chunk {chunk} is missing; damages snapshots [{}]", snaps(snapshots))
             }
-            Problem::CorruptTree {
-                tree,
-                detail,
-                snapshots,
-            } => {
+            Problem::CorruptTree { tree, detail, snapshots } => {
                 write!(
                     f,
                     "tree {tree} is corrupt ({detail}); damages snapshots [{}]",
@@ -93,28 +70,15 @@ impl std::fmt::Display for Problem {
                 )
             }
             Problem::MissingPack { pack } => write!(f, "pack {pack} is missing"),
-            Problem::CorruptPack {
-                pack,
-                offset,
-                chunk,
-                detail,
-                snapshots,
-            } => {
+            Problem::CorruptPack { pack, offset, chunk, detail, snapshots } => {
                 write!(f, "pack {pack} is damaged at offset {offset}")?;
                 if let Some(c) = chunk {
                     write!(f, " (chunk {c})")?;
                 }
                 write!(f, ": {detail}; damages snapshots [{}]", snaps(snapshots))
             }
-            Problem::IndexMismatch {
-                pack,
-                chunk,
-                detail,
-            } => {
-                write!(
-                    f,
-                    "index entry of chunk {chunk} disagrees with pack {pack}: {detail}"
-                )
+            Problem::IndexMismatch { pack, chunk, detail } => {
+                write!(f, "index entry of chunk {chunk} disagrees with pack {pack}: {detail}")
             }
         }
     }
@@ -151,9 +115,7 @@ pub(crate) fn run(repo: &Repository, opts: CheckOptions) -> Result<CheckReport, 
     for item in repo.catalog.scan_snapshots() {
         match item {
             Ok(s) => snapshots.push(s),
-            Err(e) => report.problems.push(Problem::CorruptRecord {
-                detail: e.to_string(),
-            }),
+            Err(e) => report.problems.push(Problem::CorruptRecord { detail: e.to_string() }),
         }
     }
     report.snapshots = snapshots.len() as u64;
@@ -162,9 +124,7 @@ pub(crate) fn run(repo: &Repository, opts: CheckOptions) -> Result<CheckReport, 
     for item in repo.catalog.chunks() {
         match item {
             Ok(ChunkLocation { pack, entry }) => index.entry(pack).or_default().push(entry),
-            Err(e) => report.problems.push(Problem::CorruptRecord {
-                detail: e.to_string(),
-            }),
+            Err(e) => report.problems.push(Problem::CorruptRecord { detail: e.to_string() }),
         }
     }
     report.chunks = index.values().map(|v| v.len() as u64).sum();
@@ -172,21 +132,15 @@ pub(crate) fn run(repo: &Repository, opts: CheckOptions) -> Result<CheckReport, 
     // Trees and references.
     let mut seen_trees = HashSet::new();
     for snap in &snapshots {
-        walk(
-            repo,
-            snap.root,
-            &mut seen_trees,
-            &mut |id, is_tree, loaded| {
-                if let Err(e) = loaded {
-                    damaged.entry(id).or_insert_with(|| tree_problem(id, e));
-                } else if !is_tree && repo.catalog.chunk(&id).ok().flatten().is_none() {
-                    damaged.entry(id).or_insert(Problem::MissingChunk {
-                        chunk: id.to_string(),
-                        snapshots: vec![],
-                    });
-                }
-            },
-        );
+        walk(repo, snap.root, &mut seen_trees, &mut |id, is_tree, loaded| {
+            if let Err(e) = loaded {
+                damaged.entry(id).or_insert_with(|| tree_problem(id, e));
+            } else if !is_tree && repo.catalog.chunk(&id).ok().flatten().is_none() {
+                damaged
+                    .entry(id)
+                    .or_insert(Problem::MissingChunk { chunk: id.to_string(), snapshots: vec![] });
+            }
+        });
     }
     report.trees = seen_trees.len() as u64;
 
@@ -194,18 +148,13 @@ pub(crate) fn run(repo: &Repository, opts: CheckOptions) -> Result<CheckReport, 
     let catalog_packs: HashSet<PackId> = match repo.catalog.packs() {
         Ok(p) => p.into_iter().map(|(id, _)| id).collect(),
         Err(e) => {
-            report.problems.push(Problem::CorruptRecord {
-                detail: e.to_string(),
-            });
+            report.problems.push(Problem::CorruptRecord { detail: e.to_string() });
             index.keys().copied().collect()
         }
     };
     let on_disk: HashSet<PackId> = repo.packs.list()?.into_iter().collect();
     report.packs = catalog_packs.len() as u64;
-    report.unindexed_packs = on_disk
-        .difference(&catalog_packs)
-        .map(ToString::to_string)
-        .collect();
+    report.unindexed_packs = on_disk.difference(&catalog_packs).map(ToString::to_string).collect();
     report.unindexed_packs.sort();
     let mut to_read: Vec<PackId> = catalog_packs
         .iter()
@@ -255,15 +204,10 @@ pub(crate) fn run(repo: &Repository, opts: CheckOptions) -> Result<CheckReport, 
 
 fn tree_problem(id: ChunkId, e: &DataError) -> Problem {
     match e {
-        DataError::MissingChunk(_) => Problem::MissingChunk {
-            chunk: id.to_string(),
-            snapshots: vec![],
-        },
-        DataError::Store(StoreError::Corrupted {
-            pack,
-            offset,
-            reason,
-        }) => Problem::CorruptPack {
+        DataError::MissingChunk(_) => {
+            Problem::MissingChunk { chunk: id.to_string(), snapshots: vec![] }
+        }
+        DataError::Store(StoreError::Corrupted { pack, offset, reason }) => Problem::CorruptPack {
             pack: pack.to_string(),
             offset: *offset,
             chunk: Some(id.to_string()),
@@ -359,22 +303,14 @@ fn check_pack(
     };
     let mark_all = |out: &mut PackFindings, offset, detail: &str| {
         for e in indexed {
-            out.damaged
-                .push((e.id, pack_problem(offset, Some(e.id), detail.to_owned())));
+            out.damaged.push((e.id, pack_problem(offset, Some(e.id), detail.to_owned())));
         }
     };
     if !exists {
-        out.problems.push(Problem::MissingPack {
-            pack: id.to_string(),
-        });
+        out.problems.push(Problem::MissingPack { pack: id.to_string() });
         for e in indexed {
-            out.damaged.push((
-                e.id,
-                Problem::MissingChunk {
-                    chunk: e.id.to_string(),
-                    snapshots: vec![],
-                },
-            ));
+            out.damaged
+                .push((e.id, Problem::MissingChunk { chunk: e.id.to_string(), snapshots: vec![] }));
         }
         return out;
     }
@@ -383,8 +319,7 @@ fn check_pack(
     let (pack, entries) = match opened {
         Ok(found) => found,
         Err(StoreError::Corrupted { offset, reason, .. }) => {
-            out.problems
-                .push(pack_problem(offset, None, reason.clone()));
+            out.problems.push(pack_problem(offset, None, reason.clone()));
             mark_all(&mut out, offset, &reason);
             return out;
         }
@@ -409,12 +344,11 @@ fn check_pack(
             match pack.read_blob(e, Some(&repo.config.chunk_key)) {
                 Ok(_) => out.verified += 1,
                 Err(StoreError::Corrupted { offset, reason, .. }) => {
-                    out.damaged
-                        .push((e.id, pack_problem(offset, Some(e.id), reason)));
+                    out.damaged.push((e.id, pack_problem(offset, Some(e.id), reason)));
                 }
-                Err(other) => out
-                    .damaged
-                    .push((e.id, pack_problem(e.offset, Some(e.id), other.to_string()))),
+                Err(other) => {
+                    out.damaged.push((e.id, pack_problem(e.offset, Some(e.id), other.to_string())))
+                }
             }
         }
     }

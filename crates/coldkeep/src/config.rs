@@ -40,11 +40,7 @@ impl From<ChunkingSpec> for ChunkerConfig {
 impl From<ChunkerConfig> for ChunkingSpec {
     fn from(c: ChunkerConfig) -> Self {
         match c {
-            ChunkerConfig::Cdc(p) => ChunkingSpec::Cdc {
-                min: p.min,
-                avg: p.avg,
-                max: p.max,
-            },
+            ChunkerConfig::Cdc(p) => ChunkingSpec::Cdc { min: p.min, avg: p.avg, max: p.max },
             ChunkerConfig::Fixed(size) => ChunkingSpec::Fixed { size },
         }
     }
@@ -81,28 +77,20 @@ impl RepoConfig {
             path: path.to_owned(),
             reason: reason.into(),
         };
-        let (head, crc) = bytes
-            .split_last_chunk::<4>()
-            .ok_or_else(|| corrupt("too short"))?;
-        let (magic, rest) = head
-            .split_first_chunk::<8>()
-            .ok_or_else(|| corrupt("too short"))?;
+        let (head, crc) = bytes.split_last_chunk::<4>().ok_or_else(|| corrupt("too short"))?;
+        let (magic, rest) = head.split_first_chunk::<8>().ok_or_else(|| corrupt("too short"))?;
         if *magic != CONFIG_MAGIC {
             return Err(corrupt("bad magic"));
         }
         if crc32fast::hash(head) != u32::from_le_bytes(*crc) {
             return Err(corrupt("checksum mismatch"));
         }
-        let (version, rest) = rest
-            .split_first_chunk::<4>()
-            .ok_or_else(|| corrupt("too short"))?;
+        let (version, rest) = rest.split_first_chunk::<4>().ok_or_else(|| corrupt("too short"))?;
         let version = u32::from_le_bytes(*version);
         if version != REPO_VERSION {
             return Err(OpenError::UnsupportedVersion(version));
         }
-        let (len, body) = rest
-            .split_first_chunk::<4>()
-            .ok_or_else(|| corrupt("too short"))?;
+        let (len, body) = rest.split_first_chunk::<4>().ok_or_else(|| corrupt("too short"))?;
         if u32::from_le_bytes(*len) as usize != body.len() {
             return Err(corrupt("body length mismatch"));
         }
@@ -114,14 +102,10 @@ impl RepoConfig {
         let tmp = dir.join("config.tmp");
         let path = dir.join("config");
         let mut file = File::create(&tmp).map_err(|e| IoError::new("create", &tmp, e))?;
-        file.write_all(&self.encode())
-            .map_err(|e| IoError::new("write", &tmp, e))?;
-        file.sync_all()
-            .map_err(|e| IoError::new("fsync", &tmp, e))?;
+        file.write_all(&self.encode()).map_err(|e| IoError::new("write", &tmp, e))?;
+        file.sync_all().map_err(|e| IoError::new("fsync", &tmp, e))?;
         fs::rename(&tmp, &path).map_err(|e| IoError::new("rename", &path, e))?;
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| IoError::new("fsync", dir, e))
+        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| IoError::new("fsync", dir, e))
     }
 }
 
@@ -148,10 +132,7 @@ mod tests {
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 0x10;
-            assert!(
-                RepoConfig::decode(&bad, path).is_err(),
-                "flip at {i} not caught"
-            );
+            assert!(RepoConfig::decode(&bad, path).is_err(), "flip at {i} not caught");
         }
         assert!(RepoConfig::decode(&bytes[..bytes.len() - 1], path).is_err());
     }

@@ -39,16 +39,12 @@ pub struct Engine {
 impl Engine {
     /// Creates a repository at `path` (absent or an empty directory).
     pub fn init(path: &Path, opts: &InitOptions) -> Result<Self, InitError> {
-        Ok(Self {
-            repo: Repository::init(path, opts)?,
-        })
+        Ok(Self { repo: Repository::init(path, opts)? })
     }
 
     /// Opens an existing repository. Unfinished packs left by an interrupted backup are removed.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
-        Ok(Self {
-            repo: Repository::open(path)?,
-        })
+        Ok(Self { repo: Repository::open(path)? })
     }
 
     /// The repository directory.
@@ -93,13 +89,7 @@ impl Engine {
         target: &Path,
         opts: &RestoreOptions,
     ) -> Result<RestoreSummary, RestoreError> {
-        restore::run(
-            &self.repo,
-            &read::snapshot(&self.repo, id)?,
-            path,
-            target,
-            opts,
-        )
+        restore::run(&self.repo, &read::snapshot(&self.repo, id)?, path, target, opts)
     }
 
     /// Checks the repository's structure and, with `read_data`, every stored byte.

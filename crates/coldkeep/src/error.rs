@@ -20,11 +20,7 @@ pub struct IoError {
 
 impl IoError {
     pub(crate) fn new(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self {
-            op,
-            path: path.into(),
-            source,
-        }
+        Self { op, path: path.into(), source }
     }
 }
 
@@ -86,10 +82,7 @@ pub enum OpenError {
 #[non_exhaustive]
 pub enum BackupError {
     #[error("backup source {}: {source}", path.display())]
-    Source {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Source { path: PathBuf, source: std::io::Error },
     #[error("parent snapshot {0} does not exist")]
     ParentNotFound(SnapshotId),
     #[error(transparent)]

@@ -2,7 +2,7 @@
 //! attributes. Nothing here follows symlinks: every call is the `l*` / `AT_SYMLINK_NOFOLLOW`
 //! variant, so metadata of a link is the link's own.
 
-use std::fs::Metadata;
+use std::fs::{File, Metadata};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -13,55 +13,71 @@ use crate::tree::{Meta, Timestamp, Xattr};
 /// `O_NOFOLLOW` for `OpenOptionsExt::custom_flags`: opening a symlink fails instead of following.
 pub(crate) const O_NOFOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits().cast_signed();
 
-/// The metadata of `md` (from `symlink_metadata`) plus the extended attributes of `path`.
-/// Attributes that cannot be read (unsupported filesystem, permission) are left out.
-pub(crate) fn read(path: &Path, md: &Metadata) -> Meta {
+/// The metadata of `md` (from `symlink_metadata`) with the given extended attributes.
+pub(crate) fn read(md: &Metadata, xattrs: Vec<Xattr>) -> Meta {
     Meta {
         mode: md.mode() & 0o7777,
         uid: md.uid(),
         gid: md.gid(),
-        mtime: Timestamp {
-            secs: md.mtime(),
-            nanos: md.mtime_nsec() as u32,
-        },
-        ctime: Timestamp {
-            secs: md.ctime(),
-            nanos: md.ctime_nsec() as u32,
-        },
+        mtime: Timestamp { secs: md.mtime(), nanos: md.mtime_nsec() as u32 },
+        ctime: Timestamp { secs: md.ctime(), nanos: md.ctime_nsec() as u32 },
         inode: md.ino(),
         dev: md.dev(),
         nlink: md.nlink(),
-        xattrs: read_xattrs(path),
+        xattrs,
     }
 }
 
-fn read_xattrs(path: &Path) -> Vec<Xattr> {
-    let Ok(size) = rustix::fs::llistxattr_query(path) else {
-        return Vec::new();
-    };
-    if size == 0 {
-        return Vec::new();
-    }
-    let mut names = vec![0u8; size];
-    let Ok(len) = rustix::fs::llistxattr(path, &mut names[..]) else {
-        return Vec::new();
+/// The extended attributes of `path` itself (not of a symlink's target). Attributes that
+/// cannot be read (unsupported filesystem, permission) are left out.
+pub(crate) fn path_xattrs(path: &Path) -> Vec<Xattr> {
+    collect_xattrs(
+        |buf| rustix::fs::llistxattr(path, buf),
+        |name, buf| rustix::fs::lgetxattr(path, name, buf),
+    )
+}
+
+/// The extended attributes of an open file: no second path lookup.
+pub(crate) fn fd_xattrs(file: &File) -> Vec<Xattr> {
+    collect_xattrs(
+        |buf| rustix::fs::flistxattr(file, buf),
+        |name, buf| rustix::fs::fgetxattr(file, name, buf),
+    )
+}
+
+/// Lists names, then reads each value, growing buffers when an attribute is larger than the
+/// first guess (they can change between the calls).
+fn collect_xattrs(
+    list: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
+    get: impl Fn(&str, &mut [u8]) -> rustix::io::Result<usize>,
+) -> Vec<Xattr> {
+    let mut names = vec![0u8; 1024];
+    let len = loop {
+        match list(&mut names) {
+            Ok(n) => break n,
+            Err(rustix::io::Errno::RANGE) if names.len() < 1 << 20 => {
+                names.resize(names.len() * 8, 0)
+            }
+            Err(_) => return Vec::new(),
+        }
     };
     names.truncate(len);
     let mut out = Vec::new();
     for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        let Ok(name_str) = std::str::from_utf8(name) else {
-            continue;
-        };
-        let Ok(vsize) = rustix::fs::lgetxattr_query(path, name_str) else {
-            continue;
-        };
-        let mut value = vec![0u8; vsize];
-        if let Ok(n) = rustix::fs::lgetxattr(path, name_str, &mut value[..]) {
-            value.truncate(n);
-            out.push(Xattr {
-                name: name.to_vec(),
-                value,
-            });
+        let Ok(name_str) = std::str::from_utf8(name) else { continue };
+        let mut value = vec![0u8; 256];
+        loop {
+            match get(name_str, &mut value) {
+                Ok(n) => {
+                    value.truncate(n);
+                    out.push(Xattr { name: name.to_vec(), value });
+                    break;
+                }
+                Err(rustix::io::Errno::RANGE) if value.len() < 1 << 20 => {
+                    value.resize(value.len() * 8, 0)
+                }
+                Err(_) => break,
+            }
         }
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -97,14 +113,8 @@ pub(crate) fn apply(path: &Path, meta: &Meta, is_symlink: bool, as_root: bool) -
         }
     }
     let times = Timestamps {
-        last_access: Timespec {
-            tv_sec: meta.mtime.secs,
-            tv_nsec: meta.mtime.nanos.into(),
-        },
-        last_modification: Timespec {
-            tv_sec: meta.mtime.secs,
-            tv_nsec: meta.mtime.nanos.into(),
-        },
+        last_access: Timespec { tv_sec: meta.mtime.secs, tv_nsec: meta.mtime.nanos.into() },
+        last_modification: Timespec { tv_sec: meta.mtime.secs, tv_nsec: meta.mtime.nanos.into() },
     };
     if let Err(e) = rustix::fs::utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW) {
         failed.push(format!("times: {e}"));

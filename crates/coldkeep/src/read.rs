@@ -19,9 +19,7 @@ pub(crate) enum Resolved {
 
 /// Loads a snapshot record.
 pub(crate) fn snapshot(repo: &Repository, id: SnapshotId) -> Result<SnapshotRecord, ReadError> {
-    repo.catalog
-        .snapshot(id)?
-        .ok_or(ReadError::SnapshotNotFound(id))
+    repo.catalog.snapshot(id)?.ok_or(ReadError::SnapshotNotFound(id))
 }
 
 /// Follows `path` (components separated by `/`) from the snapshot root. Symlinks in the
@@ -35,10 +33,7 @@ pub(crate) fn resolve(
     for name in components(path) {
         let tree = match &current {
             Resolved::Root(tree) => tree.clone(),
-            Resolved::Node(Node {
-                kind: NodeKind::Dir { tree },
-                ..
-            }) => repo.load_tree(tree)?,
+            Resolved::Node(Node { kind: NodeKind::Dir { tree }, .. }) => repo.load_tree(tree)?,
             Resolved::Node(_) => return Err(not_found(path)),
         };
         current = Resolved::Node(tree.get(name).cloned().ok_or_else(|| not_found(path))?);
@@ -72,10 +67,7 @@ pub(crate) fn list(
                 NodeKind::Dir { tree } => Some(repo.load_tree(tree)?),
                 _ => None,
             };
-            out.push(ListEntry {
-                path: prefix.clone(),
-                node,
-            });
+            out.push(ListEntry { path: prefix.clone(), node });
             if let Some(tree) = tree {
                 list_tree(repo, &tree, &prefix, &mut out)?;
             }
@@ -91,19 +83,13 @@ fn list_tree(
     out: &mut Vec<ListEntry>,
 ) -> Result<(), ReadError> {
     for node in &tree.entries {
-        let path = if prefix.is_empty() {
-            node.name.clone()
-        } else {
-            [prefix, b"/", &node.name].concat()
-        };
+        let path =
+            if prefix.is_empty() { node.name.clone() } else { [prefix, b"/", &node.name].concat() };
         let sub = match &node.kind {
             NodeKind::Dir { tree } => Some(repo.load_tree(tree)?),
             _ => None,
         };
-        out.push(ListEntry {
-            path: path.clone(),
-            node: node.clone(),
-        });
+        out.push(ListEntry { path: path.clone(), node: node.clone() });
         if let Some(sub) = sub {
             list_tree(repo, &sub, &path, out)?;
         }
@@ -118,14 +104,10 @@ pub(crate) fn cat(
     path: &[u8],
     out: &mut dyn Write,
 ) -> Result<u64, ReadError> {
-    let Resolved::Node(Node {
-        kind: NodeKind::File { size, pieces },
-        ..
-    }) = resolve(repo, snap, path)?
+    let Resolved::Node(Node { kind: NodeKind::File { size, pieces }, .. }) =
+        resolve(repo, snap, path)?
     else {
-        return Err(ReadError::NotAFile(
-            String::from_utf8_lossy(path).into_owned(),
-        ));
+        return Err(ReadError::NotAFile(String::from_utf8_lossy(path).into_owned()));
     };
     let io = |e| ReadError::Io(IoError::new("write", "<output>", e));
     let zeros = vec![0u8; 1 << 16];

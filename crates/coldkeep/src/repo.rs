@@ -32,11 +32,7 @@ pub struct InitOptions {
 
 impl Default for InitOptions {
     fn default() -> Self {
-        Self {
-            chunker: ChunkerConfig::default(),
-            zstd_level: 3,
-            pack_target_size: 16 << 20,
-        }
+        Self { chunker: ChunkerConfig::default(), zstd_level: 3, pack_target_size: 16 << 20 }
     }
 }
 
@@ -55,9 +51,7 @@ pub(crate) struct Repository {
 }
 
 pub(crate) fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
 }
 
 impl Repository {
@@ -100,20 +94,15 @@ impl Repository {
             Err(e) => return Err(IoError::new("read", &config_path, e).into()),
         };
         let config = RepoConfig::decode(&bytes, &config_path)?;
-        let chunker =
-            Chunker::new(config.chunking.into()).map_err(|e| OpenError::CorruptConfig {
-                path: config_path.clone(),
-                reason: e.to_string(),
-            })?;
+        let chunker = Chunker::new(config.chunking.into()).map_err(|e| {
+            OpenError::CorruptConfig { path: config_path.clone(), reason: e.to_string() }
+        })?;
         let packs = PackDir::open(&root.join("packs"))?;
         let kv = RocksKv::open(&root.join("catalog"), false)?;
         // We hold RocksDB's lock: no other process writes here, so unsealed packs are debris.
         let removed = packs.remove_temp_files()?;
         if removed > 0 {
-            tracing::info!(
-                removed,
-                "removed unfinished packs left by an interrupted backup"
-            );
+            tracing::info!(removed, "removed unfinished packs left by an interrupted backup");
         }
         Ok(Self::assemble(root, config, chunker, Arc::new(kv), packs))
     }
@@ -137,10 +126,7 @@ impl Repository {
 
     /// Maps a pack (or reuses a mapping).
     pub fn pack(&self, id: PackId) -> Result<Arc<PackFile>, DataError> {
-        let mut open = self
-            .open_packs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut open = self.open_packs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(p) = open.get(&id) {
             return Ok(Arc::clone(p));
         }
@@ -160,9 +146,7 @@ impl Repository {
     /// The plaintext of a stored blob, checked against its id.
     pub fn load_blob(&self, id: &ChunkId) -> Result<Vec<u8>, DataError> {
         let loc = self.locate(id)?;
-        Ok(self
-            .pack(loc.pack)?
-            .read_blob(&loc.entry, Some(&self.config.chunk_key))?)
+        Ok(self.pack(loc.pack)?.read_blob(&loc.entry, Some(&self.config.chunk_key))?)
     }
 
     /// A directory tree.

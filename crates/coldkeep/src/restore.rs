@@ -103,19 +103,14 @@ pub(crate) fn run(
     let selected = resolve(repo, snap, sub_path)?;
     let created_target = prepare_target(target)?;
     let progress = opts.progress.clone().unwrap_or_default();
-    let threads = opts
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
+    let threads =
+        opts.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("coldkeep-restore-{i}"))
         .build()
         .map_err(|e| {
-            RestoreError::Io(IoError::new(
-                "start worker threads",
-                target,
-                std::io::Error::other(e),
-            ))
+            RestoreError::Io(IoError::new("start worker threads", target, std::io::Error::other(e)))
         })?;
 
     let mut plan = Plan::default();
@@ -127,21 +122,12 @@ pub(crate) fn run(
                 plan.tree(repo, &repo.load_tree(tree)?, target, "")?;
                 root_meta = created_target.then(|| node.meta.clone());
             }
-            _ => plan.tree(
-                repo,
-                &Tree {
-                    entries: vec![node],
-                },
-                target,
-                "",
-            )?,
+            _ => plan.tree(repo, &Tree { entries: vec![node] }, target, "")?,
         },
     }
 
     let summary = pool.install(|| -> Result<RestoreSummary, RestoreError> {
-        plan.files
-            .par_iter()
-            .try_for_each(|f| create_file(f, &progress))?;
+        plan.files.par_iter().try_for_each(|f| create_file(f, &progress))?;
         let blobs = blobs_by_pack(repo, &plan.files)?;
         blobs
             .par_iter()
@@ -157,14 +143,8 @@ pub(crate) fn run(
         let warnings = Mutex::new(Vec::new());
         let note = |path: &Path, failed: Vec<String>| {
             if !failed.is_empty() {
-                let mut w = warnings
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                w.extend(
-                    failed
-                        .into_iter()
-                        .map(|f| format!("{}: {f}", path.display())),
-                );
+                let mut w = warnings.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                w.extend(failed.into_iter().map(|f| format!("{}: {f}", path.display())));
             }
         };
         plan.files
@@ -185,9 +165,7 @@ pub(crate) fn run(
             symlinks: plan.symlinks.len() as u64,
             hardlinks: plan.hardlinks.len() as u64,
             bytes: plan.files.iter().map(|f| f.size).sum(),
-            warnings: warnings
-                .into_inner()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            warnings: warnings.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner),
         })
     })?;
     Ok(summary)
@@ -263,8 +241,7 @@ impl Plan {
                 });
             }
             NodeKind::Symlink { target } => {
-                self.symlinks
-                    .push((path, target.clone(), node.meta.clone()));
+                self.symlinks.push((path, target.clone(), node.meta.clone()));
             }
         }
         Ok(())
@@ -300,16 +277,11 @@ fn blobs_by_pack(
                 } else {
                     let loc = repo.locate(id)?;
                     let jobs = packs.entry(loc.pack).or_default();
-                    jobs.push(BlobJob {
-                        entry: loc.entry,
-                        targets: Vec::new(),
-                    });
+                    jobs.push(BlobJob { entry: loc.entry, targets: Vec::new() });
                     index.insert(*id, (loc.pack, jobs.len() - 1));
                     (loc.pack, jobs.len() - 1)
                 };
-                packs.get_mut(&pack).expect("indexed pack")[slot]
-                    .targets
-                    .push((i, offset));
+                packs.get_mut(&pack).expect("indexed pack")[slot].targets.push((i, offset));
             }
             offset += piece.len();
         }
@@ -374,12 +346,7 @@ mod tests {
         let outside = dir.path().join("outside");
         std::fs::create_dir(&outside).expect("outside dir");
         let target = dir.path().join("target");
-        Fixture {
-            repo,
-            outside,
-            target,
-            _dir: dir,
-        }
+        Fixture { repo, outside, target, _dir: dir }
     }
 
     /// Stores raw tree blobs (bypassing every check a backup would apply) and commits a
@@ -390,14 +357,10 @@ mod tests {
         for tree in trees {
             let bytes = tree.encode();
             let id = repo.config.chunk_key.id_of(&bytes);
-            writer
-                .append(&Blob::prepare(id, BlobKind::Tree, &bytes, 3))
-                .expect("append");
+            writer.append(&Blob::prepare(id, BlobKind::Tree, &bytes, 3)).expect("append");
             ids.push(id);
         }
-        repo.catalog
-            .commit_pack(&writer.finish().expect("seal"))
-            .expect("index");
+        repo.catalog.commit_pack(&writer.finish().expect("seal")).expect("index");
         let draft = SnapshotDraft {
             start_time_us: 0,
             end_time_us: 0,
@@ -414,57 +377,26 @@ mod tests {
     }
 
     fn node(name: &[u8], kind: NodeKind) -> Node {
-        Node {
-            name: name.to_vec(),
-            kind,
-            meta: Meta {
-                mode: 0o644,
-                ..Meta::default()
-            },
-        }
+        Node { name: name.to_vec(), kind, meta: Meta { mode: 0o644, ..Meta::default() } }
     }
 
     fn empty_file(name: &[u8]) -> Node {
-        node(
-            name,
-            NodeKind::File {
-                size: 0,
-                pieces: vec![],
-            },
-        )
+        node(name, NodeKind::File { size: 0, pieces: vec![] })
     }
 
     fn assert_untouched(f: &Fixture) {
         let entries: Vec<_> = std::fs::read_dir(&f.outside).expect("list").collect();
-        assert!(
-            entries.is_empty(),
-            "something was written outside the target"
-        );
+        assert!(entries.is_empty(), "something was written outside the target");
     }
 
     #[test]
     fn dot_dot_and_slashes_are_refused() {
-        for name in [
-            &b".."[..],
-            b".",
-            b"a/../../x",
-            b"/etc/passwd",
-            b"",
-            b"nul\0byte",
-        ] {
+        for name in [&b".."[..], b".", b"a/../../x", b"/etc/passwd", b"", b"nul\0byte"] {
             let f = fixture();
-            let (snap, _) = snapshot_of(
-                &f.repo,
-                &[Tree {
-                    entries: vec![empty_file(name)],
-                }],
-            );
+            let (snap, _) = snapshot_of(&f.repo, &[Tree { entries: vec![empty_file(name)] }]);
             let err = run(&f.repo, &snap, b"", &f.target, &RestoreOptions::default())
                 .expect_err("refused");
-            assert!(
-                matches!(err, RestoreError::HostilePath { .. }),
-                "{name:?}: {err:?}"
-            );
+            assert!(matches!(err, RestoreError::HostilePath { .. }), "{name:?}: {err:?}");
             assert_untouched(&f);
         }
     }
@@ -472,13 +404,9 @@ mod tests {
     #[test]
     fn hostile_names_deep_in_the_tree_are_refused() {
         let f = fixture();
-        let inner = Tree {
-            entries: vec![empty_file(b"../../escape")],
-        };
+        let inner = Tree { entries: vec![empty_file(b"../../escape")] };
         let inner_id = f.repo.config.chunk_key.id_of(&inner.encode());
-        let root = Tree {
-            entries: vec![node(b"sub", NodeKind::Dir { tree: inner_id })],
-        };
+        let root = Tree { entries: vec![node(b"sub", NodeKind::Dir { tree: inner_id })] };
         let (snap, _) = snapshot_of(&f.repo, &[inner, root]);
         let err =
             run(&f.repo, &snap, b"", &f.target, &RestoreOptions::default()).expect_err("refused");
@@ -494,19 +422,11 @@ mod tests {
         // Restored naively, "a" would become a link to the outside and "a/payload" would land
         // there. Repeated names make the tree invalid before anything is written.
         let f = fixture();
-        let inner = Tree {
-            entries: vec![empty_file(b"payload")],
-        };
+        let inner = Tree { entries: vec![empty_file(b"payload")] };
         let inner_id = f.repo.config.chunk_key.id_of(&inner.encode());
-        let link = node(
-            b"a",
-            NodeKind::Symlink {
-                target: f.outside.as_os_str().as_bytes().to_vec(),
-            },
-        );
-        let root = Tree {
-            entries: vec![link, node(b"a", NodeKind::Dir { tree: inner_id })],
-        };
+        let link =
+            node(b"a", NodeKind::Symlink { target: f.outside.as_os_str().as_bytes().to_vec() });
+        let root = Tree { entries: vec![link, node(b"a", NodeKind::Dir { tree: inner_id })] };
         let (snap, _) = snapshot_of(&f.repo, &[inner, root]);
         let err =
             run(&f.repo, &snap, b"", &f.target, &RestoreOptions::default()).expect_err("refused");
@@ -524,12 +444,7 @@ mod tests {
     fn a_target_that_is_a_symlink_is_refused() {
         let f = fixture();
         std::os::unix::fs::symlink(&f.outside, &f.target).expect("symlink target");
-        let (snap, _) = snapshot_of(
-            &f.repo,
-            &[Tree {
-                entries: vec![empty_file(b"x")],
-            }],
-        );
+        let (snap, _) = snapshot_of(&f.repo, &[Tree { entries: vec![empty_file(b"x")] }]);
         let err =
             run(&f.repo, &snap, b"", &f.target, &RestoreOptions::default()).expect_err("refused");
         assert!(matches!(err, RestoreError::SymlinkEscape(_)), "{err:?}");
@@ -539,18 +454,8 @@ mod tests {
     #[test]
     fn escaping_symlinks_are_restored_as_links_and_never_followed() {
         let f = fixture();
-        let up = node(
-            b"up",
-            NodeKind::Symlink {
-                target: b"../outside".to_vec(),
-            },
-        );
-        let (snap, _) = snapshot_of(
-            &f.repo,
-            &[Tree {
-                entries: vec![empty_file(b"file"), up],
-            }],
-        );
+        let up = node(b"up", NodeKind::Symlink { target: b"../outside".to_vec() });
+        let (snap, _) = snapshot_of(&f.repo, &[Tree { entries: vec![empty_file(b"file"), up] }]);
         run(&f.repo, &snap, b"", &f.target, &RestoreOptions::default()).expect("restore");
         let link = std::fs::symlink_metadata(f.target.join("up")).expect("link");
         assert!(link.file_type().is_symlink());
@@ -562,12 +467,7 @@ mod tests {
         let f = fixture();
         std::fs::create_dir(&f.target).expect("target");
         std::fs::write(f.target.join("keep"), b"mine").expect("existing file");
-        let (snap, _) = snapshot_of(
-            &f.repo,
-            &[Tree {
-                entries: vec![empty_file(b"keep")],
-            }],
-        );
+        let (snap, _) = snapshot_of(&f.repo, &[Tree { entries: vec![empty_file(b"keep")] }]);
         let err =
             run(&f.repo, &snap, b"", &f.target, &RestoreOptions::default()).expect_err("refused");
         assert!(matches!(err, RestoreError::TargetNotEmpty(_)), "{err:?}");

@@ -136,8 +136,7 @@ pub fn validate_name(name: &[u8]) -> bool {
 
 /// Splits a snapshot path (`a/b/c`, leading or trailing `/` ignored) into its components.
 pub(crate) fn components(path: &[u8]) -> impl Iterator<Item = &[u8]> {
-    path.split(|b| *b == b'/')
-        .filter(|c| !c.is_empty() && *c != b".")
+    path.split(|b| *b == b'/').filter(|c| !c.is_empty() && *c != b".")
 }
 
 #[cfg(test)]
@@ -147,9 +146,7 @@ mod tests {
     fn node(name: &[u8]) -> Node {
         Node {
             name: name.to_vec(),
-            kind: NodeKind::Symlink {
-                target: b"t".to_vec(),
-            },
+            kind: NodeKind::Symlink { target: b"t".to_vec() },
             meta: Meta::default(),
         }
     }
@@ -159,14 +156,7 @@ mod tests {
         for bad in [&b""[..], b".", b"..", b"a/b", b"/", b"x\0y"] {
             assert!(!validate_name(bad), "{bad:?} accepted");
         }
-        for good in [
-            &b"a"[..],
-            b"...",
-            b".hidden",
-            b"new\nline",
-            b"\xff\xfe",
-            b"a b",
-        ] {
+        for good in [&b"a"[..], b"...", b".hidden", b"new\nline", b"\xff\xfe", b"a b"] {
             assert!(validate_name(good), "{good:?} rejected");
         }
     }
@@ -174,22 +164,14 @@ mod tests {
     #[test]
     fn unsorted_or_duplicate_trees_are_invalid() {
         let id = ChunkId::from_bytes([0; 32]);
-        let good = Tree {
-            entries: vec![node(b"a"), node(b"b")],
-        };
+        let good = Tree { entries: vec![node(b"a"), node(b"b")] };
         assert_eq!(Tree::decode(id, &good.encode()).expect("valid"), good);
         assert_eq!(good.get(b"b").map(|n| n.name.as_slice()), Some(&b"b"[..]));
         for entries in [vec![node(b"b"), node(b"a")], vec![node(b"a"), node(b"a")]] {
             let bad = Tree { entries };
-            assert!(matches!(
-                Tree::decode(id, &bad.encode()),
-                Err(DataError::InvalidTree { .. })
-            ));
+            assert!(matches!(Tree::decode(id, &bad.encode()), Err(DataError::InvalidTree { .. })));
         }
-        assert!(matches!(
-            Tree::decode(id, b"junk"),
-            Err(DataError::Tree { .. })
-        ));
+        assert!(matches!(Tree::decode(id, b"junk"), Err(DataError::Tree { .. })));
     }
 
     #[test]

@@ -11,10 +11,7 @@ use coldkeep_testing::Dataset;
 
 fn packs(repo: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    for sub in std::fs::read_dir(repo.join("packs"))
-        .expect("packs dir")
-        .flatten()
-    {
+    for sub in std::fs::read_dir(repo.join("packs")).expect("packs dir").flatten() {
         for f in std::fs::read_dir(sub.path()).expect("sub dir").flatten() {
             if f.path().extension().is_some_and(|e| e == "pack") {
                 out.push(f.path());
@@ -34,17 +31,10 @@ fn a_flipped_byte_is_reported_with_pack_offset_and_snapshots() {
     data.file("bystander.txt", b"unaffected");
     let repo = tmp.path().join("repo");
     let engine = Engine::init(&repo, &InitOptions::default()).expect("init");
-    let first = engine
-        .backup(&src, &BackupOptions::default())
-        .expect("backup 1");
+    let first = engine.backup(&src, &BackupOptions::default()).expect("backup 1");
     data.file("later.txt", b"added later");
-    let second = engine
-        .backup(&src, &BackupOptions::default())
-        .expect("backup 2");
-    assert!(engine
-        .check(CheckOptions { read_data: true })
-        .expect("check")
-        .is_clean());
+    let second = engine.backup(&src, &BackupOptions::default()).expect("backup 2");
+    assert!(engine.check(CheckOptions { read_data: true }).expect("check").is_clean());
     drop(engine);
 
     // The victim's content is stored raw (incompressible) and is the largest blob: find where
@@ -62,31 +52,12 @@ fn a_flipped_byte_is_reported_with_pack_offset_and_snapshots() {
     std::fs::write(&pack, &bytes).expect("write pack");
 
     let engine = Engine::open(&repo).expect("reopen");
-    let structure = engine
-        .check(CheckOptions { read_data: false })
-        .expect("check");
-    assert!(
-        structure.is_clean(),
-        "structure is intact: {:?}",
-        structure.problems
-    );
-    let report = engine
-        .check(CheckOptions { read_data: true })
-        .expect("check --read-data");
-    let pack_id = pack
-        .file_stem()
-        .expect("stem")
-        .to_str()
-        .expect("utf-8")
-        .to_owned();
+    let structure = engine.check(CheckOptions { read_data: false }).expect("check");
+    assert!(structure.is_clean(), "structure is intact: {:?}", structure.problems);
+    let report = engine.check(CheckOptions { read_data: true }).expect("check --read-data");
+    let pack_id = pack.file_stem().expect("stem").to_str().expect("utf-8").to_owned();
     match report.problems.as_slice() {
-        [Problem::CorruptPack {
-            pack,
-            offset,
-            chunk: Some(_),
-            snapshots,
-            ..
-        }] => {
+        [Problem::CorruptPack { pack, offset, chunk: Some(_), snapshots, .. }] => {
             assert_eq!(pack, &pack_id);
             assert!(
                 *offset <= at as u64 && at as u64 - offset < 300_000,
@@ -99,26 +70,16 @@ fn a_flipped_byte_is_reported_with_pack_offset_and_snapshots() {
 
     // Reads that do not touch the damage still work; those that do fail with a typed error.
     let mut out = Vec::new();
-    engine
-        .cat(second.id, b"bystander.txt", &mut out)
-        .expect("bystander is fine");
+    engine.cat(second.id, b"bystander.txt", &mut out).expect("bystander is fine");
     assert_eq!(out, b"unaffected");
     assert!(matches!(
         engine.cat(second.id, b"victim.bin", &mut Vec::new()),
         Err(ReadError::Data(_))
     ));
     let err = engine
-        .restore(
-            second.id,
-            b"",
-            &tmp.path().join("out"),
-            &RestoreOptions::default(),
-        )
+        .restore(second.id, b"", &tmp.path().join("out"), &RestoreOptions::default())
         .expect_err("damaged");
-    assert!(
-        matches!(err, RestoreError::Read(ReadError::Data(_))),
-        "{err:?}"
-    );
+    assert!(matches!(err, RestoreError::Read(ReadError::Data(_))), "{err:?}");
 }
 
 #[test]
@@ -128,10 +89,7 @@ fn a_damaged_catalog_record_is_reported_not_fatal() {
     let engine = Engine::init(&repo, &InitOptions::default()).expect("init");
     drop(engine);
     std::fs::write(repo.join("config"), b"CLDKREPO garbage").expect("damage config");
-    assert!(matches!(
-        Engine::open(&repo),
-        Err(coldkeep::OpenError::CorruptConfig { .. })
-    ));
+    assert!(matches!(Engine::open(&repo), Err(coldkeep::OpenError::CorruptConfig { .. })));
     assert!(matches!(
         Engine::open(&tmp.path().join("none")),
         Err(coldkeep::OpenError::NotARepository(_))

@@ -12,21 +12,13 @@ fn spec() -> String {
 fn docs_match_the_code() {
     let spec = spec();
     let magic = |m: &[u8; 8]| format!("`{}`", std::str::from_utf8(m).expect("ascii magic"));
-    for m in [
-        magic(&PACK_MAGIC),
-        magic(&PACK_TRAILER_MAGIC),
-        magic(&coldkeep::CONFIG_MAGIC),
-    ] {
+    for m in [magic(&PACK_MAGIC), magic(&PACK_TRAILER_MAGIC), magic(&coldkeep::CONFIG_MAGIC)] {
         assert!(spec.contains(&m), "FORMAT.md does not mention magic {m}");
     }
     assert!(spec.contains(&format!("pack format version, u32 = `{PACK_VERSION}`")));
-    assert!(spec.contains(&format!(
-        "repository format version, u32 = `{}`",
-        coldkeep::REPO_VERSION
-    )));
-    assert!(spec.contains(&format!("Format version {}.", coldkeep::REPO_VERSION)));
     assert!(
-        spec.contains("| 52 | 4 | CRC-32 of the stored bytes |"),
-        "entry layout changed?"
+        spec.contains(&format!("repository format version, u32 = `{}`", coldkeep::REPO_VERSION))
     );
+    assert!(spec.contains(&format!("Format version {}.", coldkeep::REPO_VERSION)));
+    assert!(spec.contains("| 52 | 4 | CRC-32 of the stored bytes |"), "entry layout changed?");
 }

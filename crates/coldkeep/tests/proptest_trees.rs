@@ -49,8 +49,7 @@ fn build(path: &Path, spec: &Spec) {
             let f = std::fs::File::create(path).expect("sparse");
             f.set_len(*size).expect("size");
             let len = (*len as u64).min(size - at) as usize;
-            f.write_all_at(&Rng::new(*at).bytes(len, false), *at)
-                .expect("data");
+            f.write_all_at(&Rng::new(*at).bytes(len, false), *at).expect("data");
         }
         Spec::Link(target) => {
             std::os::unix::fs::symlink(OsStr::from_bytes(target), path).expect("link");

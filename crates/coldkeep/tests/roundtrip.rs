@@ -12,11 +12,7 @@ use coldkeep_testing::{allocated_bytes, compare_trees, Compare, Dataset};
 
 fn small_chunks() -> InitOptions {
     InitOptions {
-        chunker: ChunkerConfig::Cdc(CdcParams {
-            min: 4096,
-            avg: 16384,
-            max: 65536,
-        }),
+        chunker: ChunkerConfig::Cdc(CdcParams { min: 4096, avg: 16384, max: 65536 }),
         zstd_level: 3,
         pack_target_size: 256 * 1024,
     }
@@ -42,18 +38,12 @@ fn referenced(engine: &Engine, id: SnapshotId) -> (HashSet<ChunkId>, HashSet<Chu
 }
 
 fn restore(engine: &Engine, id: SnapshotId, path: &[u8], target: &Path) {
-    let summary = engine
-        .restore(id, path, target, &RestoreOptions::default())
-        .expect("restore");
+    let summary = engine.restore(id, path, target, &RestoreOptions::default()).expect("restore");
     if coldkeep_testing::Compare::default().owner {
         assert!(summary.warnings.is_empty(), "{:?}", summary.warnings);
     } else {
         // Owners cannot be restored without root; nothing else may fail.
-        assert!(
-            summary.warnings.iter().all(|w| w.contains("owner")),
-            "{:?}",
-            summary.warnings
-        );
+        assert!(summary.warnings.iter().all(|w| w.contains("owner")), "{:?}", summary.warnings);
     }
 }
 
@@ -69,31 +59,17 @@ fn a_changed_copy_restores_exactly_and_stores_only_new_chunks() {
     data.file("big.bin", &big);
     let engine = Engine::init(&tmp.path().join("repo"), &small_chunks()).expect("init");
 
-    let first = engine
-        .backup(&src, &BackupOptions::default())
-        .expect("backup 1");
+    let first = engine.backup(&src, &BackupOptions::default()).expect("backup 1");
     assert!(first.warnings.is_empty(), "{:?}", first.warnings);
     let v1 = tmp.path().join("v1");
     restore(&engine, first.id, b"", &v1);
-    assert_eq!(
-        compare_trees(&src, &v1, Compare::default()),
-        Vec::<String>::new()
-    );
-    assert!(
-        allocated_bytes(&v1.join("disk.img")) < 4 << 20,
-        "sparse file was filled in"
-    );
+    assert_eq!(compare_trees(&src, &v1, Compare::default()), Vec::<String>::new());
+    assert!(allocated_bytes(&v1.join("disk.img")) < 4 << 20, "sparse file was filled in");
 
     data.mutate(25);
-    let second = engine
-        .backup(&src, &BackupOptions::default())
-        .expect("backup 2");
+    let second = engine.backup(&src, &BackupOptions::default()).expect("backup 2");
     assert_eq!(second.parent, Some(first.id));
-    assert!(
-        second.stats.files_reused > second.stats.files / 2,
-        "{:?}",
-        second.stats
-    );
+    assert!(second.stats.files_reused > second.stats.files / 2, "{:?}", second.stats);
 
     // Exactly the chunks and trees the first snapshot did not have were stored.
     let (data1, trees1) = referenced(&engine, first.id);
@@ -108,21 +84,13 @@ fn a_changed_copy_restores_exactly_and_stores_only_new_chunks() {
 
     let v2 = tmp.path().join("v2");
     restore(&engine, second.id, b"", &v2);
-    assert_eq!(
-        compare_trees(&src, &v2, Compare::default()),
-        Vec::<String>::new()
-    );
+    assert_eq!(compare_trees(&src, &v2, Compare::default()), Vec::<String>::new());
     // The first version is still intact.
     let v1_again = tmp.path().join("v1-again");
     restore(&engine, first.id, b"", &v1_again);
-    assert_eq!(
-        compare_trees(&v1, &v1_again, Compare::default()),
-        Vec::<String>::new()
-    );
+    assert_eq!(compare_trees(&v1, &v1_again, Compare::default()), Vec::<String>::new());
 
-    let report = engine
-        .check(coldkeep::CheckOptions { read_data: true })
-        .expect("check");
+    let report = engine.check(coldkeep::CheckOptions { read_data: true }).expect("check");
     assert!(report.is_clean(), "{:?}", report.problems);
 }
 
@@ -132,17 +100,9 @@ fn a_full_backup_reads_everything_and_stores_nothing_new() {
     let src = tmp.path().join("src");
     Dataset::new(&src, 11).mixed(50, 50_000);
     let engine = Engine::init(&tmp.path().join("repo"), &small_chunks()).expect("init");
-    let first = engine
-        .backup(&src, &BackupOptions::default())
-        .expect("backup");
+    let first = engine.backup(&src, &BackupOptions::default()).expect("backup");
     let full = engine
-        .backup(
-            &src,
-            &BackupOptions {
-                kind: BackupKind::Full,
-                ..BackupOptions::default()
-            },
-        )
+        .backup(&src, &BackupOptions { kind: BackupKind::Full, ..BackupOptions::default() })
         .expect("full backup");
     assert_eq!(full.stats.files_reused, 0);
     assert_eq!(full.stats.files_read, first.stats.files);
@@ -159,35 +119,18 @@ fn sub_paths_list_cat_and_restore() {
     data.file("a/other.txt", b"other");
     data.file("top.txt", b"top");
     let engine = Engine::init(&tmp.path().join("repo"), &InitOptions::default()).expect("init");
-    let snap = engine
-        .backup(&src, &BackupOptions::default())
-        .expect("backup");
+    let snap = engine.backup(&src, &BackupOptions::default()).expect("backup");
 
     let mut out = Vec::new();
-    assert_eq!(
-        engine.cat(snap.id, b"a/b/c.txt", &mut out).expect("cat"),
-        12
-    );
+    assert_eq!(engine.cat(snap.id, b"a/b/c.txt", &mut out).expect("cat"), 12);
     assert_eq!(out, b"deep content");
-    let paths: Vec<Vec<u8>> = engine
-        .list(snap.id, b"/a")
-        .expect("ls")
-        .into_iter()
-        .map(|e| e.path)
-        .collect();
+    let paths: Vec<Vec<u8>> =
+        engine.list(snap.id, b"/a").expect("ls").into_iter().map(|e| e.path).collect();
     assert_eq!(
         paths,
-        vec![
-            b"a".to_vec(),
-            b"a/b".to_vec(),
-            b"a/b/c.txt".to_vec(),
-            b"a/other.txt".to_vec()
-        ]
+        vec![b"a".to_vec(), b"a/b".to_vec(), b"a/b/c.txt".to_vec(), b"a/other.txt".to_vec()]
     );
-    assert!(matches!(
-        engine.cat(snap.id, b"a/b", &mut out),
-        Err(coldkeep::ReadError::NotAFile(_))
-    ));
+    assert!(matches!(engine.cat(snap.id, b"a/b", &mut out), Err(coldkeep::ReadError::NotAFile(_))));
     assert!(matches!(
         engine.cat(snap.id, b"nope", &mut out),
         Err(coldkeep::ReadError::PathNotFound(_))
@@ -205,10 +148,7 @@ fn sub_paths_list_cat_and_restore() {
     );
     let file_target = tmp.path().join("only-file");
     restore(&engine, snap.id, b"a/b/c.txt", &file_target);
-    assert_eq!(
-        std::fs::read(file_target.join("c.txt")).expect("restored"),
-        b"deep content"
-    );
+    assert_eq!(std::fs::read(file_target.join("c.txt")).expect("restored"), b"deep content");
 }
 
 #[test]
@@ -221,9 +161,7 @@ fn a_vanished_or_unreadable_file_is_a_warning() {
     std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o000))
         .expect("chmod");
     let engine = Engine::init(&tmp.path().join("repo"), &InitOptions::default()).expect("init");
-    let snap = engine
-        .backup(&src, &BackupOptions::default())
-        .expect("backup");
+    let snap = engine.backup(&src, &BackupOptions::default()).expect("backup");
     if rustix::process::geteuid().is_root() {
         // root reads anything: nothing to warn about.
         assert!(snap.warnings.is_empty());

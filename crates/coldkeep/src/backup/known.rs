@@ -40,16 +40,12 @@ pub(crate) struct KnownChunks {
 
 impl KnownChunks {
     pub fn new() -> Self {
-        Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(IdSet::default())).collect(),
-        }
+        Self { shards: (0..SHARDS).map(|_| Mutex::new(IdSet::default())).collect() }
     }
 
     fn shard(&self, id: &ChunkId) -> std::sync::MutexGuard<'_, IdSet> {
         let i = usize::from(id.as_bytes()[0]) % SHARDS;
-        self.shards[i]
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.shards[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Adds `id`; true if it was not known (the caller must then store the chunk).

@@ -1,15 +1,17 @@
 //! Backup: walk a source, store what is new, commit a snapshot.
 //!
 //! ```text
-//!  rayon workers (walk.rs)                        packer thread (packer.rs)
-//!  stat → [reuse parent's chunk list]             append blob → seal pack at target size
-//!       → read → chunk → hash → dedup claim  ──►  → fsync, rename, fsync dir
-//!       → compress new chunks                      → catalog batch (synced)
-//!  directory done → tree blob ──────────────────►
-//!                                    all packs sealed and indexed → snapshot record (synced)
+//!  rayon workers (walk.rs)                                    sealer thread (packer.rs)
+//!  stat → [reuse parent's chunk list]
+//!       → read → chunk → hash → dedup claim
+//!       → compress new chunks → append to an open pack  ──►  full pack: trailer, fsync,
+//!  directory done → tree blob → append                        rename, fsync dir → catalog
+//!                                                              batch (synced)
+//!                         all packs sealed and indexed → snapshot record (synced)
 //! ```
-//! The channel between the two is bounded, so memory stays bounded whatever the source size:
-//! at most `CHANNEL_BLOBS` prepared blobs wait, and each worker holds one read buffer.
+//! Memory stays bounded whatever the source size: each worker holds one file or one streaming
+//! buffer, open packs are on disk (behind a 1 MiB write buffer each), and at most a few full
+//! packs wait for the sealer.
 
 mod known;
 mod packer;
@@ -24,9 +26,6 @@ use crate::error::BackupError;
 use crate::progress::Progress;
 use crate::repo::{now_us, Repository};
 use known::KnownChunks;
-
-/// Prepared blobs that may wait for the packer.
-const CHANNEL_BLOBS: usize = 16;
 
 /// How to run a backup.
 #[derive(Debug, Clone)]
@@ -57,10 +56,7 @@ impl Default for BackupOptions {
 }
 
 pub(crate) fn hostname() -> String {
-    rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .into_owned()
+    rustix::system::uname().nodename().to_string_lossy().into_owned()
 }
 
 pub(crate) fn run(
@@ -69,19 +65,13 @@ pub(crate) fn run(
     opts: &BackupOptions,
 ) -> Result<SnapshotRecord, BackupError> {
     let start_time_us = now_us();
-    let source = std::fs::canonicalize(source).map_err(|e| BackupError::Source {
-        path: source.to_owned(),
-        source: e,
-    })?;
+    let source = std::fs::canonicalize(source)
+        .map_err(|e| BackupError::Source { path: source.to_owned(), source: e })?;
     let source_bytes = std::os::unix::ffi::OsStrExt::as_bytes(source.as_os_str()).to_vec();
     let host = hostname();
 
     let parent = match opts.parent {
-        Some(id) => Some(
-            repo.catalog
-                .snapshot(id)?
-                .ok_or(BackupError::ParentNotFound(id))?,
-        ),
+        Some(id) => Some(repo.catalog.snapshot(id)?.ok_or(BackupError::ParentNotFound(id))?),
         None => repo
             .catalog
             .snapshots()?
@@ -100,9 +90,8 @@ pub(crate) fn run(
     }
     let progress = opts.progress.clone().unwrap_or_default();
     let warnings = Mutex::new(Vec::new());
-    let threads = opts
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
+    let threads =
+        opts.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("coldkeep-backup-{i}"))
@@ -111,24 +100,26 @@ pub(crate) fn run(
             crate::error::IoError::new("start worker threads", &source, std::io::Error::other(e))
         })?;
 
-    let (tx, rx) = crossbeam_channel::bounded(CHANNEL_BLOBS);
-    let (walked, packed) = std::thread::scope(|scope| {
-        let packer = scope.spawn(|| packer::run(repo, &rx));
+    let (packer, sealer) = packer::Packer::new(repo);
+    let (walked, sealed) = std::thread::scope(|scope| {
+        let sealing = scope.spawn(|| packer::seal_all(repo, &sealer));
         let ctx = walk::Walk {
             repo,
             known: &known,
-            blobs: tx,
+            packer: &packer,
             progress: &progress,
             warnings: &warnings,
         };
         let walked = pool.install(|| ctx.root(&source, parent_root.as_ref()));
-        drop(ctx); // closes the channel: the packer seals the last pack and returns
-        (walked, packer.join())
+        // Hand the last packs to the sealer and close its queue, whatever the walk's outcome:
+        // what was written is valid and later backups can reuse it.
+        let finished = packer.finish();
+        let sealed = sealing.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (walked.and_then(|root| finished.map(|()| root)), sealed)
     });
-    let packed = packed.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-    // A packer failure also makes the walk fail (its sends find the channel closed): report the
-    // packer's error, which is the cause.
-    packed?;
+    // A sealer failure also makes the walk fail (its sends find the queue closed): report the
+    // sealer's error, which is the cause.
+    sealed?;
     let root = walked?;
 
     let draft = SnapshotDraft {
@@ -140,9 +131,7 @@ pub(crate) fn run(
         parent: parent.map(|p| p.id),
         kind: opts.kind,
         stats: progress.stats(),
-        warnings: warnings
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
+        warnings: warnings.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner),
         tags: opts.tags.clone(),
     };
     Ok(repo.catalog.commit_snapshot(draft)?)

@@ -17,15 +17,15 @@ use std::sync::Mutex;
 
 use coldkeep_catalog::Warning;
 use coldkeep_store::{Blob, BlobKind, ChunkId};
-use crossbeam_channel::Sender;
 use rayon::prelude::*;
 
 use super::known::KnownChunks;
+use super::packer::Packer;
 use crate::error::{BackupError, IoError};
 use crate::fsmeta;
 use crate::progress::{add, Progress};
 use crate::repo::Repository;
-use crate::tree::{Node, NodeKind, Piece, Tree};
+use crate::tree::{Node, NodeKind, Piece, Tree, Xattr};
 
 /// Files up to this size are read whole and cut in memory; larger ones are streamed.
 const READ_WHOLE_LIMIT: u64 = 8 << 20;
@@ -33,7 +33,7 @@ const READ_WHOLE_LIMIT: u64 = 8 << 20;
 pub(super) struct Walk<'a> {
     pub repo: &'a Repository,
     pub known: &'a KnownChunks,
-    pub blobs: Sender<Blob>,
+    pub packer: &'a Packer<'a>,
     pub progress: &'a Progress,
     pub warnings: &'a Mutex<Vec<Warning>>,
 }
@@ -48,15 +48,9 @@ fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
 
 impl Walk<'_> {
     fn warn(&self, rel: &[u8], message: impl Into<String>) {
-        let warning = Warning {
-            path: rel.to_vec(),
-            message: message.into(),
-        };
+        let warning = Warning { path: rel.to_vec(), message: message.into() };
         tracing::warn!(path = %String::from_utf8_lossy(&warning.path), "{}", warning.message);
-        self.warnings
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(warning);
+        self.warnings.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(warning);
     }
 
     /// Stores `bytes` as a blob unless the repository already has it; returns its id.
@@ -67,30 +61,21 @@ impl Walk<'_> {
             add(&self.progress.new_chunks, 1);
             add(&self.progress.new_bytes, bytes.len() as u64);
             add(&self.progress.stored_bytes, blob.stored.len() as u64);
-            // The packer only hangs up after a failure, which it reports itself.
-            self.blobs
-                .send(blob)
-                .map_err(|_| coldkeep_store::StoreError::Poisoned)?;
+            self.packer.append(&blob)?;
         }
         Ok(id)
     }
 
     /// Backs up the source (a directory, or a single file wrapped in a one-entry tree).
     pub fn root(&self, source: &Path, parent: Option<&Tree>) -> Result<ChunkId, BackupError> {
-        let md = std::fs::symlink_metadata(source).map_err(|e| BackupError::Source {
-            path: source.to_owned(),
-            source: e,
-        })?;
+        let md = std::fs::symlink_metadata(source)
+            .map_err(|e| BackupError::Source { path: source.to_owned(), source: e })?;
         if md.is_dir() {
-            let entries = std::fs::read_dir(source).map_err(|e| BackupError::Source {
-                path: source.to_owned(),
-                source: e,
-            })?;
+            let entries = std::fs::read_dir(source)
+                .map_err(|e| BackupError::Source { path: source.to_owned(), source: e })?;
             return self.dir_entries(source, b"", entries, parent);
         }
-        let name = source
-            .file_name()
-            .map_or(&b"source"[..], OsStrExt::as_bytes);
+        let name = source.file_name().map_or(&b"source"[..], OsStrExt::as_bytes);
         let prev = parent.and_then(|t| t.get(name));
         let entries = self.entry(source, name, prev)?.into_iter().collect();
         self.store_tree(&Tree { entries })
@@ -130,17 +115,11 @@ impl Walk<'_> {
             .map(|name| {
                 let name = name.as_bytes();
                 let prev = parent.and_then(|t| t.get(name));
-                self.entry(
-                    &abs.join(std::ffi::OsStr::from_bytes(name)),
-                    &join(rel, name),
-                    prev,
-                )
+                self.entry(&abs.join(std::ffi::OsStr::from_bytes(name)), &join(rel, name), prev)
             })
             .collect::<Result<_, _>>()?;
         add(&self.progress.dirs, 1);
-        self.store_tree(&Tree {
-            entries: nodes.into_iter().flatten().collect(),
-        })
+        self.store_tree(&Tree { entries: nodes.into_iter().flatten().collect() })
     }
 
     /// One directory entry; `None` if it was skipped (with a warning).
@@ -159,21 +138,19 @@ impl Walk<'_> {
             }
         };
         let ft = md.file_type();
-        let kind = if ft.is_dir() {
+        let (kind, xattrs) = if ft.is_dir() {
             let prev_tree = match prev.map(|n| &n.kind) {
                 Some(NodeKind::Dir { tree }) => Some(self.repo.load_tree(tree)?),
                 _ => None,
             };
-            NodeKind::Dir {
-                tree: self.dir(abs, rel, prev_tree.as_ref())?,
-            }
+            let tree = self.dir(abs, rel, prev_tree.as_ref())?;
+            (NodeKind::Dir { tree }, fsmeta::path_xattrs(abs))
         } else if ft.is_symlink() {
             match std::fs::read_link(abs) {
                 Ok(target) => {
                     add(&self.progress.symlinks, 1);
-                    NodeKind::Symlink {
-                        target: target.as_os_str().as_bytes().to_vec(),
-                    }
+                    let target = target.as_os_str().as_bytes().to_vec();
+                    (NodeKind::Symlink { target }, fsmeta::path_xattrs(abs))
                 }
                 Err(e) => {
                     self.warn(rel, format!("symlink vanished before it was read: {e}"));
@@ -182,74 +159,72 @@ impl Walk<'_> {
             }
         } else if ft.is_file() {
             match self.file(abs, rel, &md, prev)? {
-                Some(kind) => kind,
+                Some(found) => found,
                 None => return Ok(None),
             }
         } else {
             self.warn(rel, "skipped: special file (device, fifo or socket)");
             return Ok(None);
         };
-        Ok(Some(Node {
-            name,
-            kind,
-            meta: fsmeta::read(abs, &md),
-        }))
+        Ok(Some(Node { name, kind, meta: fsmeta::read(&md, xattrs) }))
     }
 
-    /// A regular file's content: reused from the parent when unchanged, read otherwise.
+    /// A regular file's content and extended attributes: reused from the parent when
+    /// unchanged, read otherwise. `md` is the file's `lstat` from the directory walk.
     fn file(
         &self,
         abs: &Path,
         rel: &[u8],
         md: &Metadata,
         prev: Option<&Node>,
-    ) -> Result<Option<NodeKind>, BackupError> {
+    ) -> Result<Option<(NodeKind, Vec<Xattr>)>, BackupError> {
         add(&self.progress.files, 1);
-        if let Some(kind) = self.reuse(md, prev) {
+        if let Some(reused) = self.reuse(md, prev) {
             add(&self.progress.files_reused, 1);
             add(&self.progress.bytes, md.size());
-            return Ok(Some(kind));
+            return Ok(Some(reused));
         }
-        let file = match File::options()
-            .read(true)
-            .custom_flags(fsmeta::O_NOFOLLOW)
-            .open(abs)
-        {
+        // O_NONBLOCK: if a fifo was swapped in since the lstat, opening it must not hang.
+        let flags = fsmeta::O_NOFOLLOW | rustix::fs::OFlags::NONBLOCK.bits().cast_signed();
+        let file = match File::options().read(true).custom_flags(flags).open(abs) {
             Ok(f) => f,
             Err(e) => {
                 self.warn(rel, format!("not read: {e}"));
                 return Ok(None);
             }
         };
-        let opened = file.metadata().map_err(|e| IoError::new("stat", abs, e))?;
-        if !opened.is_file() || opened.ino() != md.ino() {
-            self.warn(rel, "replaced by another file while being read; skipped");
-            return Ok(None);
-        }
-        let pieces = self.read_content(&file, abs, &opened)?;
+        let pieces = match self.read_content(&file, abs, md) {
+            Ok(pieces) => pieces,
+            Err(BackupError::Io(e)) => {
+                self.warn(rel, format!("not read: {}", e.source));
+                return Ok(None);
+            }
+            Err(other) => return Err(other),
+        };
         let size: u64 = pieces.iter().map(Piece::len).sum();
         add(&self.progress.files_read, 1);
         add(&self.progress.bytes, size);
-        if let Ok(after) = file.metadata() {
-            let changed = after.size() != opened.size()
-                || after.mtime() != opened.mtime()
-                || after.mtime_nsec() != opened.mtime_nsec()
-                || after.ctime() != opened.ctime()
-                || after.ctime_nsec() != opened.ctime_nsec()
-                || size != opened.size();
-            if changed {
-                self.warn(
-                    rel,
-                    "changed while being read: content may mix old and new data",
-                );
-            }
+        // One fstat after reading tells both whether this is still the file the walk saw and
+        // whether it changed while being read.
+        let after = file.metadata().map_err(|e| IoError::new("stat", abs, e))?;
+        if after.ino() != md.ino() || after.dev() != md.dev() || !after.is_file() {
+            self.warn(rel, "replaced by another file while being read; skipped");
+            return Ok(None);
         }
-        Ok(Some(NodeKind::File { size, pieces }))
+        let changed = after.size() != md.size()
+            || size != md.size()
+            || (after.mtime(), after.mtime_nsec()) != (md.mtime(), md.mtime_nsec())
+            || (after.ctime(), after.ctime_nsec()) != (md.ctime(), md.ctime_nsec());
+        if changed {
+            self.warn(rel, "changed while being read: content may mix old and new data");
+        }
+        Ok(Some((NodeKind::File { size, pieces }, fsmeta::fd_xattrs(&file))))
     }
 
-    /// The parent's chunk list, if the file is unchanged (size, mtime, ctime and inode match)
-    /// and every chunk is still in the repository.
-    fn reuse(&self, md: &Metadata, prev: Option<&Node>) -> Option<NodeKind> {
+    /// The parent's chunk list and extended attributes, if the file is unchanged (size, mtime,
+    /// ctime and inode match) and every chunk is still in the repository. Extended attributes
+    /// cannot have changed either: setting one updates the ctime.
+    fn reuse(&self, md: &Metadata, prev: Option<&Node>) -> Option<(NodeKind, Vec<Xattr>)> {
         let prev = prev?;
         let NodeKind::File { size, pieces } = &prev.kind else {
             return None;
@@ -264,7 +239,7 @@ impl Walk<'_> {
             Piece::Data { id, .. } => self.known.contains(id),
             Piece::Hole { .. } => true,
         });
-        (same && present).then(|| prev.kind.clone())
+        (same && present).then(|| (prev.kind.clone(), prev.meta.xattrs.clone()))
     }
 
     fn read_content(
@@ -279,9 +254,7 @@ impl Walk<'_> {
             if start > pos {
                 pieces.push(Piece::Hole { len: start - pos });
             }
-            (&*file)
-                .seek(SeekFrom::Start(start))
-                .map_err(|e| IoError::new("seek", abs, e))?;
+            (&*file).seek(SeekFrom::Start(start)).map_err(|e| IoError::new("seek", abs, e))?;
             let n = self.read_extent(file.take(end - start), end - start, abs, &mut pieces)?;
             add(&self.progress.bytes_read, n);
             pos = start + n;
@@ -290,9 +263,7 @@ impl Walk<'_> {
             }
         }
         if md.size() > pos {
-            pieces.push(Piece::Hole {
-                len: md.size() - pos,
-            });
+            pieces.push(Piece::Hole { len: md.size() - pos });
         }
         Ok(pieces)
     }
@@ -309,10 +280,7 @@ impl Walk<'_> {
         let io = |e| IoError::new("read", abs, e);
         let mut push = |chunk: &[u8]| -> Result<(), BackupError> {
             let id = self.store(chunk, BlobKind::Data)?;
-            pieces.push(Piece::Data {
-                id,
-                len: chunk.len() as u32,
-            });
+            pieces.push(Piece::Data { id, len: chunk.len() as u32 });
             Ok(())
         };
         if len <= READ_WHOLE_LIMIT {
@@ -350,9 +318,8 @@ fn data_extents(file: &File, md: &Metadata) -> Vec<(u64, u64)> {
         let Ok(start) = rustix::fs::seek(file, rustix::fs::SeekFrom::Data(pos)) else {
             break;
         };
-        let end = rustix::fs::seek(file, rustix::fs::SeekFrom::Hole(start))
-            .unwrap_or(size)
-            .min(size);
+        let end =
+            rustix::fs::seek(file, rustix::fs::SeekFrom::Hole(start)).unwrap_or(size).min(size);
         if start >= end {
             break;
         }
