@@ -10,6 +10,7 @@
 //! All integers little-endian. A pack is complete only when its footer is valid, and it only
 //! becomes visible (renamed from its temporary name) after it has been fsynced.
 
+use std::borrow::Cow;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -201,29 +202,37 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::io("fsync directory", dir, e))
 }
 
-/// How a pack's blobs will be read, passed to the kernel (`madvise`).
+/// How a pack's blobs will be read.
 ///
-/// It matters for memory: every page of a mapping that is touched counts towards the process's
-/// resident set, and for random access the kernel would otherwise map neighbouring pages too
-/// ("fault-around"), so reading a few small tree blobs from many packs could make the RSS grow
-/// by tens of kilobytes per read.
+/// It matters for memory: every touched page of a memory map counts towards the process's
+/// resident set, and on a fault the kernel maps the neighbouring cached pages too
+/// ("fault-around", 64 KiB), whatever `madvise` says. Reading a few small tree blobs from many
+/// mapped packs grew a backup's RSS by 200 MB; `pread` into a buffer costs one copy and keeps
+/// only that buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// A few blobs, anywhere (trees, single files).
+    /// A few blobs, anywhere (trees, single files): read with `pread`.
     Random,
-    /// Most blobs, in offset order (restore, check): read ahead aggressively.
+    /// Most blobs, in offset order (restore, check): memory-mapped, read ahead aggressively.
     Sequential,
 }
 
-/// A sealed pack opened for reading through a memory map.
+#[derive(Debug)]
+enum Source {
+    Map(memmap2::Mmap),
+    File(File),
+}
+
+/// A sealed pack opened for reading.
 #[derive(Debug)]
 pub struct PackFile {
     id: PackId,
-    map: memmap2::Mmap,
+    len: u64,
+    source: Source,
 }
 
 impl PackFile {
-    /// Maps the pack and validates its header and footer.
+    /// Opens the pack (mapping it for sequential access) and validates its header.
     pub fn open(path: &Path, id: PackId, access: Access) -> Result<Self, StoreError> {
         let file = File::open(path).map_err(|e| StoreError::io("open pack", path, e))?;
         let len = file.metadata().map_err(|e| StoreError::io("stat pack", path, e))?.len();
@@ -232,19 +241,22 @@ impl PackFile {
         if len < (HEADER_LEN + FOOTER_LEN) as u64 {
             return Err(corrupted("shorter than header and footer"));
         }
-        // SAFETY: packs are immutable once renamed into place (they are only ever created under a
-        // temporary name and deleted whole), so the mapped bytes do not change under us.
-        #[allow(unsafe_code)]
-        let map = unsafe { memmap2::Mmap::map(&file) }
-            .map_err(|e| StoreError::io("map pack", path, e))?;
-        let advice = match access {
-            Access::Random => memmap2::Advice::Random,
-            Access::Sequential => memmap2::Advice::Sequential,
+        let source = match access {
+            Access::Random => Source::File(file),
+            Access::Sequential => {
+                // SAFETY: packs are immutable once renamed into place (they are only ever
+                // created under a temporary name and deleted whole), so the mapped bytes do not
+                // change under us.
+                #[allow(unsafe_code)]
+                let map = unsafe { memmap2::Mmap::map(&file) }
+                    .map_err(|e| StoreError::io("map pack", path, e))?;
+                // Advice only tunes paging; a kernel that ignores it reads the same bytes.
+                let _ = map.advise(memmap2::Advice::Sequential);
+                Source::Map(map)
+            }
         };
-        // Advice only tunes paging; a kernel that ignores it reads the same bytes.
-        let _ = map.advise(advice);
-        let pack = Self { id, map };
-        let header = pack.map.get(..HEADER_LEN).ok_or_else(|| corrupted("no header"))?;
+        let pack = Self { id, len, source };
+        let header = pack.bytes(0, HEADER_LEN).ok_or_else(|| corrupted("header unreadable"))?;
         if header[..8] != PACK_MAGIC {
             return Err(corrupted("bad header magic"));
         }
@@ -255,6 +267,21 @@ impl PackFile {
         Ok(pack)
     }
 
+    /// `len` bytes at `start`, or `None` when that is out of bounds or unreadable.
+    fn bytes(&self, start: u64, len: usize) -> Option<Cow<'_, [u8]>> {
+        let end = start.checked_add(len as u64).filter(|end| *end <= self.len)?;
+        match &self.source {
+            Source::Map(map) => {
+                map.get(usize::try_from(start).ok()?..usize::try_from(end).ok()?).map(Cow::Borrowed)
+            }
+            Source::File(file) => {
+                let mut buf = vec![0u8; len];
+                std::os::unix::fs::FileExt::read_exact_at(file, &mut buf, start).ok()?;
+                Some(Cow::Owned(buf))
+            }
+        }
+    }
+
     /// This pack's id.
     pub fn id(&self) -> PackId {
         self.id
@@ -262,12 +289,12 @@ impl PackFile {
 
     /// Size of the pack file.
     pub fn len(&self) -> u64 {
-        self.map.len() as u64
+        self.len
     }
 
     /// Whether the file is empty (never true for a pack that opened).
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len == 0
     }
 
     fn corrupted(&self, offset: u64, reason: impl Into<String>) -> StoreError {
@@ -276,23 +303,25 @@ impl PackFile {
 
     /// Decodes and checks the entry table from the footer.
     pub fn entries(&self) -> Result<Vec<BlobEntry>, StoreError> {
-        let len = self.map.len();
-        let footer_at = len - FOOTER_LEN;
-        let footer = &self.map[footer_at..];
+        let footer_at = self.len - FOOTER_LEN as u64;
+        let footer = self
+            .bytes(footer_at, FOOTER_LEN)
+            .ok_or_else(|| self.corrupted(footer_at, "footer unreadable"))?;
         if footer[16..24] != PACK_TRAILER_MAGIC {
-            return Err(self.corrupted(footer_at as u64, "bad footer magic"));
+            return Err(self.corrupted(footer_at, "bad footer magic"));
         }
         let entries_offset = u64::from_le_bytes(footer[0..8].try_into().expect("8 bytes"));
         let count = u32::from_le_bytes(footer[8..12].try_into().expect("4 bytes")) as usize;
         let crc = u32::from_le_bytes(footer[12..16].try_into().expect("4 bytes"));
-        let table_len = count.checked_mul(ENTRY_LEN);
-        let table = usize::try_from(entries_offset)
-            .ok()
-            .zip(table_len)
-            .filter(|(start, n)| *start >= HEADER_LEN && start.checked_add(*n) == Some(footer_at))
-            .and_then(|(start, n)| self.map.get(start..start + n))
-            .ok_or_else(|| self.corrupted(footer_at as u64, "entry table out of bounds"))?;
-        if crc32fast::hash(table) != crc {
+        let table = count
+            .checked_mul(ENTRY_LEN)
+            .filter(|n| {
+                entries_offset >= HEADER_LEN as u64
+                    && entries_offset.checked_add(*n as u64) == Some(footer_at)
+            })
+            .and_then(|n| self.bytes(entries_offset, n))
+            .ok_or_else(|| self.corrupted(footer_at, "entry table out of bounds"))?;
+        if crc32fast::hash(&table) != crc {
             return Err(self.corrupted(entries_offset, "entry table checksum mismatch"));
         }
         table
@@ -313,14 +342,11 @@ impl PackFile {
     }
 
     /// The stored bytes of a blob, checked against its CRC.
-    pub fn stored_bytes(&self, entry: &BlobEntry) -> Result<&[u8], StoreError> {
-        let bytes = usize::try_from(entry.offset)
-            .ok()
-            .and_then(|start| self.map.get(start..start.checked_add(entry.stored_len as usize)?))
-            .ok_or_else(|| {
-                self.corrupted(entry.offset, format!("blob {} out of bounds", entry.id))
-            })?;
-        if crc32fast::hash(bytes) != entry.crc32 {
+    pub fn stored_bytes(&self, entry: &BlobEntry) -> Result<Cow<'_, [u8]>, StoreError> {
+        let bytes = self.bytes(entry.offset, entry.stored_len as usize).ok_or_else(|| {
+            self.corrupted(entry.offset, format!("blob {} out of bounds", entry.id))
+        })?;
+        if crc32fast::hash(&bytes) != entry.crc32 {
             return Err(
                 self.corrupted(entry.offset, format!("blob {} checksum mismatch", entry.id))
             );
@@ -335,7 +361,7 @@ impl PackFile {
         key: Option<&ChunkKey>,
     ) -> Result<Vec<u8>, StoreError> {
         let stored = self.stored_bytes(entry)?;
-        let raw = blob::decode(stored, entry.compression, entry.raw_len).map_err(|reason| {
+        let raw = blob::decode(&stored, entry.compression, entry.raw_len).map_err(|reason| {
             self.corrupted(entry.offset, format!("blob {}: {reason}", entry.id))
         })?;
         if let Some(key) = key {

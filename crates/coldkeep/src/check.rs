@@ -347,7 +347,7 @@ fn check_pack(
                     out.damaged.push((e.id, pack_problem(offset, Some(e.id), reason)));
                 }
                 Err(other) => {
-                    out.damaged.push((e.id, pack_problem(e.offset, Some(e.id), other.to_string())))
+                    out.damaged.push((e.id, pack_problem(e.offset, Some(e.id), other.to_string())));
                 }
             }
         }

@@ -6,7 +6,7 @@ use std::fs::{File, Metadata};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use rustix::fs::{AtFlags, Timespec, Timestamps, CWD};
+use rustix::fs::{AtFlags, Gid, Mode, Timespec, Timestamps, Uid, CWD};
 
 use crate::tree::{Meta, Timestamp, Xattr};
 
@@ -56,7 +56,7 @@ fn collect_xattrs(
         match list(&mut names) {
             Ok(n) => break n,
             Err(rustix::io::Errno::RANGE) if names.len() < 1 << 20 => {
-                names.resize(names.len() * 8, 0)
+                names.resize(names.len() * 8, 0);
             }
             Err(_) => return Vec::new(),
         }
@@ -74,7 +74,7 @@ fn collect_xattrs(
                     break;
                 }
                 Err(rustix::io::Errno::RANGE) if value.len() < 1 << 20 => {
-                    value.resize(value.len() * 8, 0)
+                    value.resize(value.len() * 8, 0);
                 }
                 Err(_) => break,
             }
@@ -91,34 +91,70 @@ fn collect_xattrs(
 /// Returns the parts that could not be applied (e.g. chown without privilege) as messages: the
 /// content is restored all the same.
 pub(crate) fn apply(path: &Path, meta: &Meta, is_symlink: bool, as_root: bool) -> Vec<String> {
+    apply_to(Target::Path { path, is_symlink }, meta, as_root)
+}
+
+/// [`apply`] through an open file descriptor: no path lookups (restore uses it for files it has
+/// just written in one go).
+pub(crate) fn apply_fd(file: &File, meta: &Meta, as_root: bool) -> Vec<String> {
+    apply_to(Target::Fd(file), meta, as_root)
+}
+
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    Path { path: &'a Path, is_symlink: bool },
+    Fd(&'a File),
+}
+
+fn apply_to(target: Target<'_>, meta: &Meta, as_root: bool) -> Vec<String> {
     let mut failed = Vec::new();
+    let mut note = |what: &str, r: rustix::io::Result<()>| {
+        if let Err(e) = r {
+            failed.push(format!("{what}: {e}"));
+        }
+    };
+    let (uid, gid) = (Uid::from_raw(meta.uid), Gid::from_raw(meta.gid));
     if as_root {
-        if let Err(e) = std::os::unix::fs::lchown(path, Some(meta.uid), Some(meta.gid)) {
-            failed.push(format!("owner: {e}"));
-        }
+        note(
+            "owner",
+            match target {
+                Target::Path { path, .. } => {
+                    rustix::fs::chownat(CWD, path, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW)
+                }
+                Target::Fd(f) => rustix::fs::fchown(f, Some(uid), Some(gid)),
+            },
+        );
     }
-    if !is_symlink {
-        use std::os::unix::fs::PermissionsExt;
-        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(meta.mode)) {
-            failed.push(format!("mode: {e}"));
-        }
+    let mode = Mode::from_raw_mode(meta.mode);
+    match target {
+        Target::Path { is_symlink: true, .. } => {} // a symlink's own mode cannot be set on Linux
+        Target::Path { path, .. } => note("mode", rustix::fs::chmod(path, mode)),
+        Target::Fd(f) => note("mode", rustix::fs::fchmod(f, mode)),
     }
     for x in &meta.xattrs {
         let Ok(name) = std::str::from_utf8(&x.name) else {
             continue;
         };
-        if let Err(e) = rustix::fs::lsetxattr(path, name, &x.value, rustix::fs::XattrFlags::empty())
-        {
-            failed.push(format!("xattr {name}: {e}"));
-        }
+        let flags = rustix::fs::XattrFlags::empty();
+        note(
+            &format!("xattr {name}"),
+            match target {
+                Target::Path { path, .. } => rustix::fs::lsetxattr(path, name, &x.value, flags),
+                Target::Fd(f) => rustix::fs::fsetxattr(f, name, &x.value, flags),
+            },
+        );
     }
-    let times = Timestamps {
-        last_access: Timespec { tv_sec: meta.mtime.secs, tv_nsec: meta.mtime.nanos.into() },
-        last_modification: Timespec { tv_sec: meta.mtime.secs, tv_nsec: meta.mtime.nanos.into() },
-    };
-    if let Err(e) = rustix::fs::utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW) {
-        failed.push(format!("times: {e}"));
-    }
+    let when = Timespec { tv_sec: meta.mtime.secs, tv_nsec: meta.mtime.nanos.into() };
+    let times = Timestamps { last_access: when, last_modification: when };
+    note(
+        "times",
+        match target {
+            Target::Path { path, .. } => {
+                rustix::fs::utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW)
+            }
+            Target::Fd(f) => rustix::fs::futimens(f, &times),
+        },
+    );
     failed
 }
 

@@ -64,6 +64,14 @@ struct FileJob {
     meta: Meta,
 }
 
+impl FileJob {
+    /// Whether the file is exactly one stored chunk (most files): it is then created, written
+    /// and given its metadata in one go, through one file descriptor.
+    fn written_whole(&self) -> bool {
+        matches!(self.pieces.as_slice(), [Piece::Data { .. }])
+    }
+}
+
 /// Where one blob's plaintext must be written.
 struct BlobJob {
     entry: BlobEntry,
@@ -126,12 +134,20 @@ pub(crate) fn run(
         },
     }
 
-    let summary = pool.install(|| -> Result<RestoreSummary, RestoreError> {
-        plan.files.par_iter().try_for_each(|f| create_file(f, &progress))?;
-        let blobs = blobs_by_pack(repo, &plan.files)?;
-        blobs
+    let as_root = fsmeta::running_as_root();
+    let warnings = Warnings::default();
+    pool.install(|| -> Result<(), RestoreError> {
+        plan.files
             .par_iter()
-            .try_for_each(|(pack, jobs)| write_pack(repo, *pack, jobs, &plan.files, &progress))?;
+            .filter(|f| !f.written_whole())
+            .try_for_each(|f| create_file(f, &progress))?;
+        let blobs = blobs_by_pack(repo, &plan.files)?;
+        // One pack at a time (its blobs in parallel): only one pack is ever mapped, whereas
+        // nested parallel loops would let work stealing start many packs at once.
+        let out = Output { files: &plan.files, progress: &progress, warnings: &warnings, as_root };
+        for (pack, jobs) in &blobs {
+            write_pack(repo, *pack, jobs, &out)?;
+        }
         for (path, first) in &plan.hardlinks {
             std::fs::hard_link(first, path).map_err(io("hard link", path))?;
         }
@@ -139,36 +155,50 @@ pub(crate) fn run(
             std::os::unix::fs::symlink(OsStr::from_bytes(dest), path)
                 .map_err(io("create symlink", path))?;
         }
-        let as_root = fsmeta::running_as_root();
-        let warnings = Mutex::new(Vec::new());
-        let note = |path: &Path, failed: Vec<String>| {
-            if !failed.is_empty() {
-                let mut w = warnings.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                w.extend(failed.into_iter().map(|f| format!("{}: {f}", path.display())));
-            }
-        };
         plan.files
             .par_iter()
-            .for_each(|f| note(&f.path, fsmeta::apply(&f.path, &f.meta, false, as_root)));
+            .filter(|f| !f.written_whole())
+            .for_each(|f| warnings.note(&f.path, fsmeta::apply(&f.path, &f.meta, false, as_root)));
         for (path, _, meta) in &plan.symlinks {
-            note(path, fsmeta::apply(path, meta, true, as_root));
+            warnings.note(path, fsmeta::apply(path, meta, true, as_root));
         }
         for (path, meta) in plan.dirs.iter().rev() {
-            note(path, fsmeta::apply(path, meta, false, as_root));
+            warnings.note(path, fsmeta::apply(path, meta, false, as_root));
         }
         if let Some(meta) = &root_meta {
-            note(target, fsmeta::apply(target, meta, false, as_root));
+            warnings.note(target, fsmeta::apply(target, meta, false, as_root));
         }
-        Ok(RestoreSummary {
-            files: plan.files.len() as u64 + plan.hardlinks.len() as u64,
-            dirs: plan.dirs.len() as u64,
-            symlinks: plan.symlinks.len() as u64,
-            hardlinks: plan.hardlinks.len() as u64,
-            bytes: plan.files.iter().map(|f| f.size).sum(),
-            warnings: warnings.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner),
-        })
+        Ok(())
     })?;
-    Ok(summary)
+    Ok(RestoreSummary {
+        files: plan.files.len() as u64 + plan.hardlinks.len() as u64,
+        dirs: plan.dirs.len() as u64,
+        symlinks: plan.symlinks.len() as u64,
+        hardlinks: plan.hardlinks.len() as u64,
+        bytes: plan.files.iter().map(|f| f.size).sum(),
+        warnings: warnings.0.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner),
+    })
+}
+
+/// Metadata that could not be applied, collected from every worker.
+#[derive(Default)]
+struct Warnings(Mutex<Vec<String>>);
+
+impl Warnings {
+    fn note(&self, path: &Path, failed: Vec<String>) {
+        if !failed.is_empty() {
+            let mut w = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            w.extend(failed.into_iter().map(|f| format!("{}: {f}", path.display())));
+        }
+    }
+}
+
+/// What the content phase writes to.
+struct Output<'a> {
+    files: &'a [FileJob],
+    progress: &'a Progress,
+    warnings: &'a Warnings,
+    as_root: bool,
 }
 
 /// The target must be an empty directory or not exist (it is then created). Returns whether it
@@ -298,8 +328,7 @@ fn write_pack(
     repo: &Repository,
     pack_id: PackId,
     jobs: &[BlobJob],
-    files: &[FileJob],
-    progress: &Progress,
+    out: &Output<'_>,
 ) -> Result<(), RestoreError> {
     // Mapped here, not through the repository's cache: the mapping goes away with this pack.
     let pack = PackFile::open(&repo.packs.path_of(pack_id), pack_id, Access::Sequential)
@@ -309,14 +338,27 @@ fn write_pack(
             .read_blob(&job.entry, Some(&repo.config.chunk_key))
             .map_err(crate::error::DataError::from)?;
         for &(file, offset) in &job.targets {
-            let path = &files[file].path;
-            let out = File::options()
-                .write(true)
-                .custom_flags(fsmeta::O_NOFOLLOW)
-                .open(path)
-                .map_err(io("open", path))?;
-            out.write_all_at(&data, offset).map_err(io("write", path))?;
-            add(&progress.bytes, data.len() as u64);
+            let f = &out.files[file];
+            if f.written_whole() {
+                let handle = File::options()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(fsmeta::O_NOFOLLOW)
+                    .open(&f.path)
+                    .map_err(io("create", &f.path))?;
+                handle.write_all_at(&data, 0).map_err(io("write", &f.path))?;
+                out.warnings.note(&f.path, fsmeta::apply_fd(&handle, &f.meta, out.as_root));
+                add(&out.progress.files, 1);
+            } else {
+                let handle = File::options()
+                    .write(true)
+                    .custom_flags(fsmeta::O_NOFOLLOW)
+                    .open(&f.path)
+                    .map_err(io("open", &f.path))?;
+                handle.write_all_at(&data, offset).map_err(io("write", &f.path))?;
+            }
+            add(&out.progress.bytes, data.len() as u64);
         }
         Ok(())
     })

@@ -101,8 +101,8 @@ pub(crate) fn run(
         })?;
 
     let (packer, sealer) = packer::Packer::new(repo);
-    let (walked, sealed) = std::thread::scope(|scope| {
-        let sealing = scope.spawn(|| packer::seal_all(repo, &sealer));
+    let (walked, seal_result) = std::thread::scope(|scope| {
+        let sealer_thread = scope.spawn(|| packer::seal_all(repo, &sealer));
         let ctx = walk::Walk {
             repo,
             known: &known,
@@ -114,12 +114,13 @@ pub(crate) fn run(
         // Hand the last packs to the sealer and close its queue, whatever the walk's outcome:
         // what was written is valid and later backups can reuse it.
         let finished = packer.finish();
-        let sealed = sealing.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (walked.and_then(|root| finished.map(|()| root)), sealed)
+        let seal_result =
+            sealer_thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (walked.and_then(|root| finished.map(|()| root)), seal_result)
     });
     // A sealer failure also makes the walk fail (its sends find the queue closed): report the
     // sealer's error, which is the cause.
-    sealed?;
+    seal_result?;
     let root = walked?;
 
     let draft = SnapshotDraft {
