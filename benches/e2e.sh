@@ -8,6 +8,14 @@
 #   diff -rq must find 0 differences).
 # Warm cache by default (the tree was just copied); COLD=1 drops caches before each op (root).
 #
+# Two effects of this machine would otherwise swamp the tools' own costs (docs/BENCHMARKS.md):
+#  * ext4 skips inodes freed in the last 60-360 s when it allocates new ones, so creating files
+#    right after a mass delete is several times slower: every tool and round gets its own
+#    directories, nothing is deleted until the end, and a leftover scratch dir from an earlier
+#    run is deleted first followed by SETTLE seconds of waiting (default 360).
+#  * guest memory touched for the first time costs a hypervisor fault per page (here ~350 MB/s):
+#    PRETOUCH=1 (default) touches the free memory once before timing anything.
+#
 # Usage:  benches/e2e.sh                 # coldkeep + restic, 1 round
 #         ROUNDS=2 TOOLS="coldkeep" benches/e2e.sh
 # Env:    DATA ($HOME/bench-data)  SCRATCH (/tmp/ck-e2e)  OUT (./bench-results)  ROUNDS (1)
@@ -20,17 +28,31 @@ SCRATCH=${SCRATCH:-/tmp/ck-e2e}
 OUT=${OUT:-$PWD/bench-results}
 ROUNDS=${ROUNDS:-1}
 COLD=${COLD:-0}
+SETTLE=${SETTLE:-360}
+PRETOUCH=${PRETOUCH:-1}
 TOOLS=${TOOLS:-"coldkeep restic"}
 TREE=linux-source-6.1
 SRC_A=$DATA/A/$TREE
 SRC_B=$DATA/B/$TREE
-WORK=$SCRATCH/work/$TREE
 export RESTIC_PASSWORD=bench-not-secret
 [ -d "$SRC_A" ] && [ -d "$SRC_B" ] || { echo "datasets missing: run ../shared/bench/prepare-data.sh" >&2; exit 1; }
 for c in /usr/bin/time rsync; do command -v $c >/dev/null || { echo "missing $c (apt-get install time rsync)" >&2; exit 1; }; done
 
 (cd "$ROOT" && cargo build --release -q -p coldkeep-cli)
 CK=$ROOT/target/release/coldkeep
+if [ -e "$SCRATCH" ]; then
+  echo ">> removing $SCRATCH from an earlier run, then waiting ${SETTLE}s for ext4 to settle" >&2
+  rm -rf "$SCRATCH"; sync; sleep "$SETTLE"
+fi
+if [ "$PRETOUCH" = 1 ]; then
+  echo ">> touching free memory once (first-touch faults would otherwise land in the timings)" >&2
+  python3 -c "
+import re
+free = int(re.search(r'MemAvailable:\s+(\d+)', open('/proc/meminfo').read()).group(1)) * 1024
+b = bytearray(max(free - (3 << 30), 1 << 30))
+b[::4096] = b'\x01' * (len(b) // 4096)
+"
+fi
 mkdir -p "$OUT" "$SCRATCH"
 STAMP=$(date +%Y%m%d-%H%M%S)
 TSV=$OUT/e2e-$STAMP.tsv
@@ -38,7 +60,10 @@ LOG=$OUT/e2e-$STAMP.log
 printf 'tool\tround\top\twall_s\tMB_s\tcpu_s\trss_MB\trepo_MB\n' > "$TSV"
 BYTES_A=$(du -sb "$SRC_A" | cut -f1); BYTES_B=$(du -sb "$SRC_B" | cut -f1)
 
-repo_of() { echo "$SCRATCH/repo-$1"; }
+# Every tool and round has its own directories: nothing is deleted while timing.
+repo_of() { echo "$SCRATCH/r$round/repo-$1"; }
+work_of() { echo "$SCRATCH/r$round/work-$1/$TREE"; }
+restore_of() { echo "$SCRATCH/r$round/restore-$1"; }
 run_op() {  # tool round op bytes cmd
   local tool=$1 round=$2 op=$3 bytes=$4 cmd=$5 tf rc t0 t1
   tf=$(mktemp)
@@ -58,17 +83,17 @@ run_op() {  # tool round op bytes cmd
   rm -f "$tf"
 }
 cmd() {  # tool op
-  local repo; repo=$(repo_of "$1")
+  local repo work restore; repo=$(repo_of "$1"); work=$(work_of "$1"); restore=$(restore_of "$1")
   case "$1:$2" in
     coldkeep:init)    echo "$CK --repo $repo init" ;;
-    coldkeep:backup)  echo "$CK --repo $repo backup $WORK" ;;
-    coldkeep:restore) echo "$CK --repo $repo restore latest --target $SCRATCH/restore-coldkeep" ;;
+    coldkeep:backup)  echo "$CK --repo $repo backup $work" ;;
+    coldkeep:restore) echo "$CK --repo $repo restore latest --target $restore" ;;
     restic:init)      echo "restic --repo $repo init --repository-version 2" ;;
-    restic:backup)    echo "restic --repo $repo --cache-dir $SCRATCH/cache-restic backup --compression auto $WORK" ;;
-    restic:restore)   echo "restic --repo $repo --cache-dir $SCRATCH/cache-restic restore latest --target $SCRATCH/restore-restic" ;;
+    restic:backup)    echo "restic --repo $repo --cache-dir $repo-cache backup --compression auto $work" ;;
+    restic:restore)   echo "restic --repo $repo --cache-dir $repo-cache restore latest --target $restore" ;;
   esac
 }
-restored() { [ "$1" = restic ] && echo "$SCRATCH/restore-restic$WORK" || echo "$SCRATCH/restore-coldkeep"; }
+restored() { [ "$1" = restic ] && echo "$(restore_of "$1")$(work_of "$1")" || restore_of "$1"; }
 
 {
   echo "# e2e.sh $STAMP — $(nproc) cores: $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem:/{print $2}') GiB, cold=$COLD"
@@ -78,7 +103,7 @@ restored() { [ "$1" = restic ] && echo "$SCRATCH/restore-restic$WORK" || echo "$
 
 for round in $(seq 1 "$ROUNDS"); do
   for tool in $TOOLS; do
-    rm -rf "$(repo_of "$tool")" "$SCRATCH/cache-$tool" "$SCRATCH/restore-$tool" "$SCRATCH/work"
+    WORK=$(work_of "$tool")
     mkdir -p "$(dirname "$WORK")"; cp -a "$SRC_A" "$WORK"; sync
     run_op "$tool" "$round" init 0 "$(cmd "$tool" init)"
     run_op "$tool" "$round" backup1_A "$BYTES_A" "$(cmd "$tool" backup)"
@@ -88,7 +113,6 @@ for round in $(seq 1 "$ROUNDS"); do
     run_op "$tool" "$round" restore_B "$BYTES_B" "$(cmd "$tool" restore)"
     ndiff=$(diff -rq --no-dereference "$WORK" "$(restored "$tool")" 2>&1 | wc -l || true)
     echo "# verify $tool r$round: $ndiff differing entries" | tee -a "$OUT/e2e-$STAMP.header"
-    rm -rf "$SCRATCH/restore-$tool"
   done
 done
 
@@ -99,13 +123,20 @@ echo
   echo
   echo "| op | restic / coldkeep wall time (median over rounds) | coldkeep peak RSS MB | restic repo MB / coldkeep repo MB |"
   echo "|---|---:|---:|---:|"
+  median() { sort -n | awk '{v[NR]=$1} END{ if (NR==0) print ""; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2 }'; }
+  col() { awk -F'\t' -v t="$1" -v op="$2" -v c="$3" '$1==t && $3==op {print $c}' "$TSV"; }
   for op in backup1_A backup2_A_nochg backup3_B restore_B; do
-    awk -F'\t' -v op="$op" '
-      $3==op && $1=="coldkeep" {ck[++nc]=$4; rss=(rss>$7?rss:$7); crepo=$8}
-      $3==op && $1=="restic"   {rs[++nr]=$4; rrepo=$8}
-      function med(a,n){ asort(a); return n%2 ? a[(n+1)/2] : (a[n/2]+a[n/2+1])/2 }
-      END { if (nc && nr) printf "| %s | %.2fx | %s | %.3f |\n", op, med(rs,nr)/med(ck,nc), rss, rrepo/crepo;
-            else if (nc) printf "| %s | (no restic) | %s | |\n", op, rss }' "$TSV"
+    ck=$(col coldkeep $op 4 | median); rs=$(col restic $op 4 | median)
+    rss=$(col coldkeep $op 7 | sort -n | tail -1)
+    ckr=$(col coldkeep $op 8 | median); rsr=$(col restic $op 8 | median)
+    if [ -n "$ck" ] && [ -n "$rs" ]; then
+      awk -v op="$op" -v a="$rs" -v b="$ck" -v rss="$rss" -v ra="$rsr" -v rb="$ckr" \
+        'BEGIN{printf "| %s | %.2fx | %s | %.3f |\n", op, a/b, rss, ra/rb}'
+    else
+      echo "| $op | (no restic) | $rss | |"
+    fi
   done
+  echo
+  echo "scratch kept for inspection: $SCRATCH (delete it when done)"
 } | tee "$OUT/e2e-$STAMP.md"
 echo "results: $TSV $OUT/e2e-$STAMP.md log: $LOG"

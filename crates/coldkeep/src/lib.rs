@@ -43,4 +43,4 @@ pub use progress::Progress;
 pub use read::ListEntry;
 pub use repo::InitOptions;
 pub use restore::{RestoreOptions, RestoreSummary};
-pub use tree::{Meta, Node, NodeKind, Piece, Timestamp, Xattr};
+pub use tree::{Meta, Node, NodeKind, Piece, Timestamp, Tree, Xattr};

@@ -102,12 +102,13 @@ pub struct Tree {
 
 impl Tree {
     /// Serializes the tree (deterministically: equal trees give equal bytes).
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self) -> Vec<u8> {
         record::encode(TREE_VERSION, self)
     }
 
-    /// Decodes a tree blob and checks that names are sorted and unique.
-    pub(crate) fn decode(id: ChunkId, bytes: &[u8]) -> Result<Self, DataError> {
+    /// Decodes the tree blob `id` and checks that names are sorted and unique. Never panics,
+    /// whatever the bytes.
+    pub fn decode(id: ChunkId, bytes: &[u8]) -> Result<Self, DataError> {
         let tree: Tree =
             record::decode(TREE_VERSION, bytes).map_err(|reason| DataError::Tree { id, reason })?;
         if let Some(pair) = tree.entries.windows(2).find(|w| w[0].name >= w[1].name) {
