@@ -84,6 +84,7 @@ pub(crate) fn run(
         _ => None,
     };
 
+    let setup = std::time::Instant::now();
     let known = KnownChunks::new();
     for id in repo.catalog.chunk_ids() {
         known.insert(id?);
@@ -110,7 +111,9 @@ pub(crate) fn run(
             progress: &progress,
             warnings: &warnings,
         };
+        tracing::debug!(elapsed = ?setup.elapsed(), "setup done, walking");
         let walked = pool.install(|| ctx.root(&source, parent_root.as_ref()));
+        tracing::debug!(elapsed = ?setup.elapsed(), "walk done, sealing the last packs");
         // Hand the last packs to the sealer and close its queue, whatever the walk's outcome:
         // what was written is valid and later backups can reuse it.
         let finished = packer.finish();
@@ -122,6 +125,7 @@ pub(crate) fn run(
     // sealer's error, which is the cause.
     seal_result?;
     let root = walked?;
+    tracing::debug!(elapsed = ?setup.elapsed(), "packs sealed, committing the snapshot");
 
     let draft = SnapshotDraft {
         start_time_us,

@@ -8,6 +8,7 @@
 //! changes while being read becomes a [`Warning`] on the snapshot (with what was read, or
 //! without the entry), never silently wrong content and never a failed backup.
 
+use std::ffi::OsStr;
 use std::fs::{File, Metadata};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
@@ -77,7 +78,7 @@ impl Walk<'_> {
         }
         let name = source.file_name().map_or(&b"source"[..], OsStrExt::as_bytes);
         let prev = parent.and_then(|t| t.get(name));
-        let entries = self.entry(source, name, prev)?.into_iter().collect();
+        let entries = self.entry(source, name, Ok(md), prev)?.into_iter().collect();
         self.store_tree(&Tree { entries })
     }
 
@@ -102,20 +103,27 @@ impl Walk<'_> {
         entries: std::fs::ReadDir,
         parent: Option<&Tree>,
     ) -> Result<ChunkId, BackupError> {
-        let mut names = Vec::new();
+        let mut listed = Vec::new();
         for entry in entries {
             match entry {
-                Ok(e) => names.push(e.file_name()),
+                Ok(e) => listed.push((e.file_name(), e)),
                 Err(e) => self.warn(rel, format!("directory listing incomplete: {e}")),
             }
         }
-        names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        let nodes: Vec<Option<Node>> = names
+        listed.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        let nodes: Vec<Option<Node>> = listed
             .par_iter()
-            .map(|name| {
+            .map(|(name, entry)| {
                 let name = name.as_bytes();
                 let prev = parent.and_then(|t| t.get(name));
-                self.entry(&abs.join(std::ffi::OsStr::from_bytes(name)), &join(rel, name), prev)
+                // `DirEntry::metadata` is an lstat relative to the open directory: no walk of
+                // the full path.
+                self.entry(
+                    &abs.join(OsStr::from_bytes(name)),
+                    &join(rel, name),
+                    entry.metadata(),
+                    prev,
+                )
             })
             .collect::<Result<_, _>>()?;
         add(&self.progress.dirs, 1);
@@ -123,14 +131,16 @@ impl Walk<'_> {
     }
 
     /// One directory entry; `None` if it was skipped (with a warning).
+    /// `md` is the entry's `lstat`.
     fn entry(
         &self,
         abs: &Path,
         rel: &[u8],
+        md: std::io::Result<Metadata>,
         prev: Option<&Node>,
     ) -> Result<Option<Node>, BackupError> {
         let name = rel.rsplit(|b| *b == b'/').next().unwrap_or(rel).to_vec();
-        let md = match std::fs::symlink_metadata(abs) {
+        let md = match md {
             Ok(md) => md,
             Err(e) => {
                 self.warn(rel, format!("vanished before it was read: {e}"));
