@@ -50,6 +50,22 @@ pub(crate) struct Repository {
     open_packs: Mutex<HashMap<PackId, Arc<PackFile>>>,
 }
 
+/// A thread pool for one operation's workers: `threads` of them, one per core by default.
+/// `path` names what the operation works on, for the error.
+pub(crate) fn worker_pool(
+    threads: Option<usize>,
+    name: &'static str,
+    path: &Path,
+) -> Result<rayon::ThreadPool, IoError> {
+    let threads =
+        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(move |i| format!("coldkeep-{name}-{i}"))
+        .build()
+        .map_err(|e| IoError::new("start worker threads for", path, std::io::Error::other(e)))
+}
+
 pub(crate) fn now_us() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
 }

@@ -32,7 +32,7 @@ use crate::error::{IoError, RestoreError};
 use crate::fsmeta;
 use crate::progress::{add, Progress};
 use crate::read::{resolve, Resolved};
-use crate::repo::Repository;
+use crate::repo::{worker_pool, Repository};
 use crate::tree::{validate_name, Meta, Node, NodeKind, Piece, Tree};
 
 /// How to run a restore.
@@ -111,15 +111,7 @@ pub(crate) fn run(
     let selected = resolve(repo, snap, sub_path)?;
     let created_target = prepare_target(target)?;
     let progress = opts.progress.clone().unwrap_or_default();
-    let threads =
-        opts.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("coldkeep-restore-{i}"))
-        .build()
-        .map_err(|e| {
-            RestoreError::Io(IoError::new("start worker threads", target, std::io::Error::other(e)))
-        })?;
+    let pool = worker_pool(opts.threads, "restore", target)?;
 
     let mut plan = Plan::default();
     let mut root_meta = None;

@@ -175,6 +175,20 @@ mod tests {
         assert!(matches!(Tree::decode(id, b"junk"), Err(DataError::Tree { .. })));
     }
 
+    proptest::proptest! {
+        /// Decoding arbitrary bytes as a tree never panics, framed or not.
+        #[test]
+        fn garbage_trees_never_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let id = ChunkId::from_bytes([0; 32]);
+            let _ = Tree::decode(id, &body);
+            let mut framed = vec![TREE_VERSION];
+            framed.extend_from_slice(&body);
+            let crc = crc32fast::hash(&framed);
+            framed.extend_from_slice(&crc.to_le_bytes());
+            let _ = Tree::decode(id, &framed);
+        }
+    }
+
     #[test]
     fn path_components_skip_empty_and_dot() {
         let parts: Vec<&[u8]> = components(b"/a//./b/").collect();

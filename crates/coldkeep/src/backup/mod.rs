@@ -24,7 +24,7 @@ use coldkeep_catalog::{BackupKind, SnapshotDraft, SnapshotId, SnapshotRecord};
 
 use crate::error::BackupError;
 use crate::progress::Progress;
-use crate::repo::{now_us, Repository};
+use crate::repo::{now_us, worker_pool, Repository};
 use known::KnownChunks;
 
 /// How to run a backup.
@@ -91,15 +91,7 @@ pub(crate) fn run(
     }
     let progress = opts.progress.clone().unwrap_or_default();
     let warnings = Mutex::new(Vec::new());
-    let threads =
-        opts.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("coldkeep-backup-{i}"))
-        .build()
-        .map_err(|e| {
-            crate::error::IoError::new("start worker threads", &source, std::io::Error::other(e))
-        })?;
+    let pool = worker_pool(opts.threads, "backup", &source)?;
 
     let (packer, sealer) = packer::Packer::new(repo);
     let (walked, seal_result) = std::thread::scope(|scope| {
