@@ -24,7 +24,7 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use coldkeep_catalog::SnapshotRecord;
+use coldkeep_catalog::{ChunkLocation, SnapshotRecord};
 use coldkeep_store::{Access, BlobEntry, ChunkId, PackFile, PackId};
 use rayon::prelude::*;
 
@@ -78,13 +78,15 @@ struct BlobJob {
     targets: Vec<(usize, u64)>,
 }
 
+/// What a restore will do, gathered while its directories are made.
 #[derive(Default)]
 struct Plan {
+    /// Parents before their contents.
     dirs: Vec<(PathBuf, Meta)>,
     files: Vec<FileJob>,
     symlinks: Vec<(PathBuf, Vec<u8>, Meta)>,
+    /// (new link, existing file).
     hardlinks: Vec<(PathBuf, PathBuf)>,
-    first_link: HashMap<(u64, u64), PathBuf>,
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> RestoreError + 'a {
@@ -113,33 +115,37 @@ pub(crate) fn run(
     let progress = opts.progress.clone().unwrap_or_default();
     let pool = worker_pool(opts.threads, "restore", target)?;
 
-    let mut plan = Plan::default();
+    let started = std::time::Instant::now();
     let mut root_meta = None;
-    match selected {
-        Resolved::Root(tree) => plan.tree(repo, &tree, target, "")?,
+    let mut plan = pool.install(|| match selected {
+        Resolved::Root(tree) => Plan::tree(repo, &tree, target, ""),
         Resolved::Node(node) => match &node.kind {
             NodeKind::Dir { tree } => {
-                plan.tree(repo, &repo.load_tree(tree)?, target, "")?;
                 root_meta = created_target.then(|| node.meta.clone());
+                Plan::tree(repo, &repo.load_tree(tree)?, target, "")
             }
-            _ => plan.tree(repo, &Tree { entries: vec![node] }, target, "")?,
+            _ => Plan::tree(repo, &Tree { entries: vec![node] }, target, ""),
         },
-    }
+    })?;
+    plan.link_hard_links();
 
     let as_root = fsmeta::running_as_root();
     let warnings = Warnings::default();
+    tracing::debug!(elapsed = ?started.elapsed(), files = plan.files.len(), "planned, directories made");
     pool.install(|| -> Result<(), RestoreError> {
         plan.files
             .par_iter()
             .filter(|f| !f.written_whole())
             .try_for_each(|f| create_file(f, &progress))?;
         let blobs = blobs_by_pack(repo, &plan.files)?;
+        tracing::debug!(elapsed = ?started.elapsed(), packs = blobs.len(), "large files created, blobs grouped");
         // One pack at a time (its blobs in parallel): only one pack is ever mapped, whereas
         // nested parallel loops would let work stealing start many packs at once.
         let out = Output { files: &plan.files, progress: &progress, warnings: &warnings, as_root };
         for (pack, jobs) in &blobs {
             write_pack(repo, *pack, jobs, &out)?;
         }
+        tracing::debug!(elapsed = ?started.elapsed(), "content written");
         for (path, first) in &plan.hardlinks {
             std::fs::hard_link(first, path).map_err(io("hard link", path))?;
         }
@@ -217,56 +223,74 @@ fn prepare_target(target: &Path) -> Result<bool, RestoreError> {
 }
 
 impl Plan {
+    /// Plans the entries of `tree` into `dir`, sub-directories in parallel (tree loading and
+    /// `mkdir` dominate this phase). Names are validated before anything of `tree` is created.
     fn tree(
-        &mut self,
         repo: &Repository,
         tree: &Tree,
         dir: &Path,
         dir_name: &str,
-    ) -> Result<(), RestoreError> {
-        for node in &tree.entries {
-            if !validate_name(&node.name) {
-                return Err(RestoreError::HostilePath {
-                    dir: dir_name.to_owned(),
-                    name: String::from_utf8_lossy(&node.name).into_owned(),
-                });
-            }
-            let path = dir.join(OsStr::from_bytes(&node.name));
-            self.node(repo, node, path)?;
+    ) -> Result<Self, RestoreError> {
+        if let Some(bad) = tree.entries.iter().find(|n| !validate_name(&n.name)) {
+            return Err(RestoreError::HostilePath {
+                dir: dir_name.to_owned(),
+                name: String::from_utf8_lossy(&bad.name).into_owned(),
+            });
         }
-        Ok(())
+        tree.entries
+            .par_iter()
+            .map(|node| Self::node(repo, node, dir.join(OsStr::from_bytes(&node.name))))
+            .try_reduce(Self::default, |a, b| Ok(a.then(b)))
     }
 
-    fn node(&mut self, repo: &Repository, node: &Node, path: PathBuf) -> Result<(), RestoreError> {
+    fn node(repo: &Repository, node: &Node, path: PathBuf) -> Result<Self, RestoreError> {
+        let mut plan = Self::default();
         match &node.kind {
             NodeKind::Dir { tree } => {
                 std::fs::create_dir(&path).map_err(io("create directory", &path))?;
                 let sub = repo.load_tree(tree)?;
                 let name = path.display().to_string();
-                self.dirs.push((path.clone(), node.meta.clone()));
-                self.tree(repo, &sub, &path, &name)?;
+                plan.dirs.push((path.clone(), node.meta.clone()));
+                plan = plan.then(Self::tree(repo, &sub, &path, &name)?);
             }
-            NodeKind::File { size, pieces } => {
-                if node.meta.nlink > 1 {
-                    let key = (node.meta.dev, node.meta.inode);
-                    if let Some(first) = self.first_link.get(&key) {
-                        self.hardlinks.push((path, first.clone()));
-                        return Ok(());
-                    }
-                    self.first_link.insert(key, path.clone());
-                }
-                self.files.push(FileJob {
-                    path,
-                    size: *size,
-                    pieces: pieces.clone(),
-                    meta: node.meta.clone(),
-                });
-            }
+            NodeKind::File { size, pieces } => plan.files.push(FileJob {
+                path,
+                size: *size,
+                pieces: pieces.clone(),
+                meta: node.meta.clone(),
+            }),
             NodeKind::Symlink { target } => {
-                self.symlinks.push((path, target.clone(), node.meta.clone()));
+                plan.symlinks.push((path, target.clone(), node.meta.clone()));
             }
         }
-        Ok(())
+        Ok(plan)
+    }
+
+    /// `self` followed by `next`, order kept.
+    fn then(mut self, next: Self) -> Self {
+        self.dirs.extend(next.dirs);
+        self.files.extend(next.files);
+        self.symlinks.extend(next.symlinks);
+        self.hardlinks.extend(next.hardlinks);
+        self
+    }
+
+    /// Files that were hard links of each other at backup time (same device and inode, link
+    /// count above one): the first is restored, the others become links to it.
+    fn link_hard_links(&mut self) {
+        let mut first: HashMap<(u64, u64), PathBuf> = HashMap::new();
+        let files = std::mem::take(&mut self.files);
+        for f in files {
+            if f.meta.nlink > 1 {
+                let key = (f.meta.dev, f.meta.inode);
+                if let Some(existing) = first.get(&key) {
+                    self.hardlinks.push((f.path, existing.clone()));
+                    continue;
+                }
+                first.insert(key, f.path.clone());
+            }
+            self.files.push(f);
+        }
     }
 }
 
@@ -288,24 +312,31 @@ fn blobs_by_pack(
     repo: &Repository,
     files: &[FileJob],
 ) -> Result<Vec<(PackId, Vec<BlobJob>)>, RestoreError> {
+    // Index lookups in parallel (one catalog read per chunk), grouping after.
+    let located: Vec<Vec<(u64, ChunkLocation)>> = files
+        .par_iter()
+        .map(|f| {
+            let mut offset = 0;
+            let mut out = Vec::new();
+            for piece in &f.pieces {
+                if let Piece::Data { id, .. } = piece {
+                    out.push((offset, repo.locate(id)?));
+                }
+                offset += piece.len();
+            }
+            Ok(out)
+        })
+        .collect::<Result<_, crate::error::DataError>>()?;
     let mut index: HashMap<ChunkId, (PackId, usize)> = HashMap::new();
     let mut packs: HashMap<PackId, Vec<BlobJob>> = HashMap::new();
-    for (i, f) in files.iter().enumerate() {
-        let mut offset = 0;
-        for piece in &f.pieces {
-            if let Piece::Data { id, .. } = piece {
-                let (pack, slot) = if let Some(found) = index.get(id) {
-                    *found
-                } else {
-                    let loc = repo.locate(id)?;
-                    let jobs = packs.entry(loc.pack).or_default();
-                    jobs.push(BlobJob { entry: loc.entry, targets: Vec::new() });
-                    index.insert(*id, (loc.pack, jobs.len() - 1));
-                    (loc.pack, jobs.len() - 1)
-                };
-                packs.get_mut(&pack).expect("indexed pack")[slot].targets.push((i, offset));
-            }
-            offset += piece.len();
+    for (i, locations) in located.into_iter().enumerate() {
+        for (offset, loc) in locations {
+            let (pack, slot) = *index.entry(loc.entry.id).or_insert_with(|| {
+                let jobs = packs.entry(loc.pack).or_default();
+                jobs.push(BlobJob { entry: loc.entry, targets: Vec::new() });
+                (loc.pack, jobs.len() - 1)
+            });
+            packs.get_mut(&pack).expect("indexed pack")[slot].targets.push((i, offset));
         }
     }
     let mut packs: Vec<_> = packs.into_iter().collect();
