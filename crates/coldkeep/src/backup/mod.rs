@@ -95,7 +95,8 @@ pub(crate) fn run(
 
     let (packer, sealer) = packer::Packer::new(repo);
     let (walked, seal_result) = std::thread::scope(|scope| {
-        let sealer_thread = scope.spawn(|| packer::seal_all(repo, &sealer));
+        // The receiver moves into the sealer: if sealing fails, the queue closes and workers stop.
+        let sealer_thread = scope.spawn(move || packer::seal_all(repo, &sealer));
         let ctx = walk::Walk {
             repo,
             known: &known,
