@@ -231,8 +231,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                 engine.restore(id, path.as_bytes(), target, &opts)
             })
             .with_context(|| format!("restoring snapshot {id} into {}", target.display()))?;
-            let v = view::Restore::from(&summary);
-            view::print(cli.json, &v, || v.summary(id, target));
+            view::print(cli.json, &summary, || view::restore_summary(&summary, id, target));
         }
         Command::Cat { snapshot, path } => {
             let engine = open(cli)?;

@@ -192,45 +192,20 @@ impl Entry {
     }
 }
 
-#[derive(Debug, Serialize)]
-pub struct Restore {
-    pub files: u64,
-    pub dirs: u64,
-    pub symlinks: u64,
-    pub hardlinks: u64,
-    pub bytes: u64,
-    pub warnings: Vec<String>,
-}
-
-impl From<&RestoreSummary> for Restore {
-    fn from(s: &RestoreSummary) -> Self {
-        Self {
-            files: s.files,
-            dirs: s.dirs,
-            symlinks: s.symlinks,
-            hardlinks: s.hardlinks,
-            bytes: s.bytes,
-            warnings: s.warnings.clone(),
-        }
+pub fn restore_summary(s: &RestoreSummary, id: coldkeep::SnapshotId, target: &Path) -> String {
+    let mut out = format!(
+        "restored snapshot {id} into {}: {} files ({} hard links), {} dirs, {} symlinks, {}",
+        target.display(),
+        s.files,
+        s.hardlinks,
+        s.dirs,
+        s.symlinks,
+        bytes(s.bytes)
+    );
+    for w in &s.warnings {
+        out.push_str(&format!("\n  warning: {w}"));
     }
-}
-
-impl Restore {
-    pub fn summary(&self, id: coldkeep::SnapshotId, target: &Path) -> String {
-        let mut out = format!(
-            "restored snapshot {id} into {}: {} files ({} hard links), {} dirs, {} symlinks, {}",
-            target.display(),
-            self.files,
-            self.hardlinks,
-            self.dirs,
-            self.symlinks,
-            bytes(self.bytes)
-        );
-        for w in &self.warnings {
-            out.push_str(&format!("\n  warning: {w}"));
-        }
-        out
-    }
+    out
 }
 
 pub fn check_summary(r: &CheckReport) -> String {
