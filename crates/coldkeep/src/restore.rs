@@ -416,13 +416,12 @@ mod tests {
 
     /// Stores raw tree blobs (bypassing every check a backup would apply) and commits a
     /// snapshot whose root is the last one.
-    fn snapshot_of(repo: &Repository, trees: &[Tree]) -> (SnapshotRecord, Vec<ChunkId>) {
+    fn snapshot_of(repo: &Repository, trees: &[Tree]) -> SnapshotRecord {
         let mut writer = PackWriter::create(&repo.packs).expect("pack");
         let mut ids = Vec::new();
         for tree in trees {
-            let bytes = tree.encode();
-            let id = repo.config.chunk_key.id_of(&bytes);
-            writer.append(&Blob::prepare(id, BlobKind::Tree, &bytes, 3)).expect("append");
+            let id = tree_id(repo, tree);
+            writer.append(&Blob::prepare(id, BlobKind::Tree, &tree.encode(), 3)).expect("append");
             ids.push(id);
         }
         repo.catalog.commit_pack(&writer.finish().expect("seal")).expect("index");
@@ -438,7 +437,17 @@ mod tests {
             warnings: vec![],
             tags: vec![],
         };
-        (repo.catalog.commit_snapshot(draft).expect("snapshot"), ids)
+        repo.catalog.commit_snapshot(draft).expect("snapshot")
+    }
+
+    /// The id a tree blob gets in `repo`.
+    fn tree_id(repo: &Repository, tree: &Tree) -> ChunkId {
+        repo.config.chunk_key.id_of(&tree.encode())
+    }
+
+    /// Restores the whole snapshot into the fixture's target.
+    fn restore(f: &Fixture, snap: &SnapshotRecord) -> Result<RestoreSummary, RestoreError> {
+        run(&f.repo, snap, b"", &f.target, &RestoreOptions::default())
     }
 
     fn node(name: &[u8], kind: NodeKind) -> Node {
@@ -458,9 +467,8 @@ mod tests {
     fn dot_dot_and_slashes_are_refused() {
         for name in [&b".."[..], b".", b"a/../../x", b"/etc/passwd", b"", b"nul\0byte"] {
             let f = fixture();
-            let (snap, _) = snapshot_of(&f.repo, &[Tree { entries: vec![empty_file(name)] }]);
-            let err = run(&f.repo, &snap, b"", &f.target, &RestoreOptions::default())
-                .expect_err("refused");
+            let snap = snapshot_of(&f.repo, &[Tree { entries: vec![empty_file(name)] }]);
+            let err = restore(&f, &snap).expect_err("refused");
             assert!(matches!(err, RestoreError::HostilePath { .. }), "{name:?}: {err:?}");
             assert_untouched(&f);
         }
@@ -470,11 +478,10 @@ mod tests {
     fn hostile_names_deep_in_the_tree_are_refused() {
         let f = fixture();
         let inner = Tree { entries: vec![empty_file(b"../../escape")] };
-        let inner_id = f.repo.config.chunk_key.id_of(&inner.encode());
+        let inner_id = tree_id(&f.repo, &inner);
         let root = Tree { entries: vec![node(b"sub", NodeKind::Dir { tree: inner_id })] };
-        let (snap, _) = snapshot_of(&f.repo, &[inner, root]);
-        let err =
-            run(&f.repo, &snap, b"", &f.target, &RestoreOptions::default()).expect_err("refused");
+        let snap = snapshot_of(&f.repo, &[inner, root]);
+        let err = restore(&f, &snap).expect_err("refused");
         assert!(
             matches!(err, RestoreError::HostilePath { ref name, .. } if name == "../../escape"),
             "{err:?}"
@@ -488,13 +495,12 @@ mod tests {
         // there. Repeated names make the tree invalid before anything is written.
         let f = fixture();
         let inner = Tree { entries: vec![empty_file(b"payload")] };
-        let inner_id = f.repo.config.chunk_key.id_of(&inner.encode());
+        let inner_id = tree_id(&f.repo, &inner);
         let link =
             node(b"a", NodeKind::Symlink { target: f.outside.as_os_str().as_bytes().to_vec() });
         let root = Tree { entries: vec![link, node(b"a", NodeKind::Dir { tree: inner_id })] };
-        let (snap, _) = snapshot_of(&f.repo, &[inner, root]);
-        let err =
-            run(&f.repo, &snap, b"", &f.target, &RestoreOptions::default()).expect_err("refused");
+        let snap = snapshot_of(&f.repo, &[inner, root]);
+        let err = restore(&f, &snap).expect_err("refused");
         assert!(
             matches!(
                 err,
@@ -509,9 +515,8 @@ mod tests {
     fn a_target_that_is_a_symlink_is_refused() {
         let f = fixture();
         std::os::unix::fs::symlink(&f.outside, &f.target).expect("symlink target");
-        let (snap, _) = snapshot_of(&f.repo, &[Tree { entries: vec![empty_file(b"x")] }]);
-        let err =
-            run(&f.repo, &snap, b"", &f.target, &RestoreOptions::default()).expect_err("refused");
+        let snap = snapshot_of(&f.repo, &[Tree { entries: vec![empty_file(b"x")] }]);
+        let err = restore(&f, &snap).expect_err("refused");
         assert!(matches!(err, RestoreError::SymlinkEscape(_)), "{err:?}");
         assert_untouched(&f);
     }
@@ -520,8 +525,8 @@ mod tests {
     fn escaping_symlinks_are_restored_as_links_and_never_followed() {
         let f = fixture();
         let up = node(b"up", NodeKind::Symlink { target: b"../outside".to_vec() });
-        let (snap, _) = snapshot_of(&f.repo, &[Tree { entries: vec![empty_file(b"file"), up] }]);
-        run(&f.repo, &snap, b"", &f.target, &RestoreOptions::default()).expect("restore");
+        let snap = snapshot_of(&f.repo, &[Tree { entries: vec![empty_file(b"file"), up] }]);
+        restore(&f, &snap).expect("restore");
         let link = std::fs::symlink_metadata(f.target.join("up")).expect("link");
         assert!(link.file_type().is_symlink());
         assert_untouched(&f);
@@ -532,9 +537,8 @@ mod tests {
         let f = fixture();
         std::fs::create_dir(&f.target).expect("target");
         std::fs::write(f.target.join("keep"), b"mine").expect("existing file");
-        let (snap, _) = snapshot_of(&f.repo, &[Tree { entries: vec![empty_file(b"keep")] }]);
-        let err =
-            run(&f.repo, &snap, b"", &f.target, &RestoreOptions::default()).expect_err("refused");
+        let snap = snapshot_of(&f.repo, &[Tree { entries: vec![empty_file(b"keep")] }]);
+        let err = restore(&f, &snap).expect_err("refused");
         assert!(matches!(err, RestoreError::TargetNotEmpty(_)), "{err:?}");
         assert_eq!(std::fs::read(f.target.join("keep")).expect("kept"), b"mine");
     }
