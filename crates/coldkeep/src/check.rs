@@ -128,6 +128,8 @@ pub(crate) fn run(repo: &Repository, opts: CheckOptions) -> Result<CheckReport, 
         }
     }
     report.chunks = index.values().map(|v| v.len() as u64).sum();
+    // The index was just read whole: reference checks look here, not in the catalog again.
+    let indexed: HashSet<ChunkId> = index.values().flatten().map(|e| e.id).collect();
 
     // Trees and references.
     let mut seen_trees = HashSet::new();
@@ -135,7 +137,7 @@ pub(crate) fn run(repo: &Repository, opts: CheckOptions) -> Result<CheckReport, 
         walk(repo, snap.root, &mut seen_trees, &mut |id, is_tree, loaded| {
             if let Err(e) = loaded {
                 damaged.entry(id).or_insert_with(|| tree_problem(id, e));
-            } else if !is_tree && repo.catalog.chunk(&id).ok().flatten().is_none() {
+            } else if !is_tree && !indexed.contains(&id) {
                 damaged
                     .entry(id)
                     .or_insert(Problem::MissingChunk { chunk: id.to_string(), snapshots: vec![] });
