@@ -3,7 +3,7 @@
 //! `cargo bench -p coldkeep-benches --bench components`
 
 use coldkeep_chunker::{CdcParams, Chunker, ChunkerConfig};
-use coldkeep_store::{Blob, BlobKind, ChunkKey};
+use coldkeep_store::{encode_frame, ChunkKey, GROUP_TARGET};
 use coldkeep_testing::Rng;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
@@ -61,16 +61,16 @@ fn hashing(c: &mut Criterion) {
 
 fn compression(c: &mut Criterion) {
     let data = input();
-    let key = ChunkKey::from_bytes([1; 32]);
     let mut g = c.benchmark_group("compression");
     g.throughput(Throughput::Bytes(data.len() as u64));
     g.sample_size(10);
     for level in [1, 2, 3] {
         g.bench_with_input(BenchmarkId::new("zstd-16KiB-blobs", level), &level, |b, &level| {
+            b.iter(|| data.chunks(16 << 10).map(|c| encode_frame(c, level).1.len()).sum::<usize>());
+        });
+        g.bench_with_input(BenchmarkId::new("zstd-128KiB-frames", level), &level, |b, &level| {
             b.iter(|| {
-                data.chunks(16 << 10)
-                    .map(|c| Blob::prepare(key.id_of(c), BlobKind::Data, c, level).stored.len())
-                    .sum::<usize>()
+                data.chunks(GROUP_TARGET).map(|c| encode_frame(c, level).1.len()).sum::<usize>()
             });
         });
     }

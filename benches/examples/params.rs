@@ -2,8 +2,9 @@
 //!
 //! 1. chunk size parameters: dedup of B against A (normalized tars: unchanged files give
 //!    identical bytes) and chunking speed, for several min / avg / max;
-//! 2. zstd level: stored size and compression time when every file of tree A is one blob (most
-//!    source files are smaller than a chunk, so this is what a backup of the tree does).
+//! 2. zstd level and frames: stored size and compression time when every file of tree A is one
+//!    blob (most source files are smaller than a chunk), each blob compressed alone or small
+//!    blobs grouped into shared frames as `PackWriter` does (the time includes writing the pack).
 //!
 //! `cargo run --release -p coldkeep-benches --example params -- $HOME/bench-data`
 
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use coldkeep_chunker::{CdcParams, Chunker, ChunkerConfig};
-use coldkeep_store::{Blob, BlobKind, ChunkKey};
+use coldkeep_store::{encode_frame, BlobKind, ChunkKey, PackDir, PackWriter, GROUP_TARGET};
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
@@ -77,22 +78,34 @@ fn main() {
 
     let mut paths = Vec::new();
     files(&data.join("A"), &mut paths);
+    paths.sort();
     let contents: Vec<Vec<u8>> = paths.iter().map(|p| std::fs::read(p).expect("read")).collect();
     let total: usize = contents.iter().map(Vec::len).sum();
-    println!("\n| zstd level | stored bytes (tree A, one blob per file) | ratio | compress MB/s (1 core) |");
-    println!("|---|---:|---:|---:|");
-    for level in [1, 2, 3, 4] {
+    println!("\n| zstd level | frames | stored bytes (tree A, one blob per file) | ratio | compress MB/s (1 core) |");
+    println!("|---|---|---:|---:|---:|");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let packs = PackDir::create(tmp.path()).expect("pack dir");
+    for level in [1, 2, 3] {
         let t = Instant::now();
-        let stored: usize = contents
-            .iter()
-            .map(|c| Blob::prepare(key.id_of(c), BlobKind::Data, c, level).stored.len())
-            .sum();
-        let secs = t.elapsed().as_secs_f64();
-        println!(
-            "| {level} | {:.1} MB | {:.2} | {:.0} |",
-            stored as f64 / 1e6,
-            total as f64 / stored as f64,
-            total as f64 / 1e6 / secs
-        );
+        let stored: usize = contents.iter().map(|c| encode_frame(c, level).1.len()).sum();
+        report(level, "one per blob", total, stored, t.elapsed().as_secs_f64());
+        // What a backup writes: PackWriter groups blobs under GROUP_BLOB_MAX into shared frames.
+        let t = Instant::now();
+        let mut writer = PackWriter::create(&packs, level).expect("pack");
+        for c in &contents {
+            writer.add(key.id_of(c), BlobKind::Data, c).expect("add");
+        }
+        let sealed = writer.finish().expect("seal");
+        let grouped = format!("small blobs grouped ({} KiB)", GROUP_TARGET >> 10);
+        report(level, &grouped, total, sealed.size as usize, t.elapsed().as_secs_f64());
     }
+}
+
+fn report(level: i32, frames: &str, total: usize, stored: usize, secs: f64) {
+    println!(
+        "| {level} | {frames} | {:.1} MB | {:.2} | {:.0} |",
+        stored as f64 / 1e6,
+        total as f64 / stored as f64,
+        total as f64 / 1e6 / secs
+    );
 }

@@ -59,7 +59,7 @@ pub struct PackRecord {
     pub blobs: u32,
 }
 
-const CHUNK_VERSION: u8 = 1;
+const CHUNK_VERSION: u8 = 2;
 const PACK_VERSION: u8 = 1;
 const SNAPSHOT_VERSION: u8 = 1;
 const NEXT_SNAPSHOT_KEY: &[u8] = b"next_snapshot_id";
@@ -211,7 +211,7 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coldkeep_store::{BlobKind, ChunkKey, Compression};
+    use coldkeep_store::{BlobKind, ChunkKey, Compression, Frame};
 
     fn sealed(n: u8) -> SealedPack {
         let key = ChunkKey::from_bytes([9; 32]);
@@ -219,11 +219,15 @@ mod tests {
             .map(|i| BlobEntry {
                 id: key.id_of(&[i]),
                 kind: BlobKind::Data,
-                compression: Compression::None,
-                offset: 16 + u64::from(i),
-                stored_len: 1,
-                raw_len: 1,
-                crc32: 0,
+                frame: Frame {
+                    offset: 16 + u64::from(i),
+                    stored_len: 1,
+                    raw_len: 1,
+                    compression: Compression::None,
+                    crc32: 0,
+                },
+                start: 0,
+                len: 1,
             })
             .collect();
         SealedPack { id: PackId::random(), size: 100, entries }

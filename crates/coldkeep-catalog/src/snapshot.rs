@@ -71,7 +71,8 @@ pub struct SnapshotStats {
     pub new_chunks: u64,
     /// Plaintext bytes of those new chunks.
     pub new_bytes: u64,
-    /// Bytes those new chunks take in packs (after compression).
+    /// Bytes this backup added to packs: the new chunks after compression, and pack headers and
+    /// indexes.
     pub stored_bytes: u64,
 }
 

@@ -1,10 +1,10 @@
-//! Blobs: chunks prepared for a pack (compressed or raw) and turned back into plaintext.
+//! Frames: the unit of compression in a pack — one or more blobs' plaintext, compressed with zstd
+//! or kept raw — and turning them back into plaintext.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 
 use serde::{Deserialize, Serialize};
-
-use crate::ChunkId;
 
 /// What a blob holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -46,31 +46,12 @@ impl Compression {
     }
 }
 
-/// A chunk ready to be appended to a pack.
-#[derive(Debug, Clone)]
-pub struct Blob {
-    pub id: ChunkId,
-    pub kind: BlobKind,
-    pub compression: Compression,
-    /// Length of the plaintext.
-    pub raw_len: u32,
-    /// The bytes written to the pack.
-    pub stored: Vec<u8>,
-}
-
-impl Blob {
-    /// Compresses `raw` with zstd at `level`, keeping the raw bytes when that is not smaller.
-    ///
-    /// # Panics
-    /// If `raw` is 4 GiB or longer (chunks are at most 16 MiB; trees are far smaller).
-    pub fn prepare(id: ChunkId, kind: BlobKind, raw: &[u8], level: i32) -> Self {
-        let raw_len = u32::try_from(raw.len()).expect("blob under 4 GiB");
-        match compress(raw, level) {
-            Ok(z) if z.len() < raw.len() => {
-                Self { id, kind, compression: Compression::Zstd, raw_len, stored: z }
-            }
-            _ => Self { id, kind, compression: Compression::None, raw_len, stored: raw.to_vec() },
-        }
+/// `raw` as a frame stores it: one zstd frame at `level`, or the raw bytes when zstd does not make
+/// them smaller.
+pub fn encode_frame(raw: &[u8], level: i32) -> (Compression, Cow<'_, [u8]>) {
+    match compress(raw, level) {
+        Ok(z) if z.len() < raw.len() => (Compression::Zstd, Cow::Owned(z)),
+        _ => (Compression::None, Cow::Borrowed(raw)),
     }
 }
 
@@ -101,7 +82,8 @@ fn decompress(stored: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
     })
 }
 
-/// Turns stored bytes back into plaintext, refusing anything but exactly `raw_len` bytes.
+/// Turns a frame's stored bytes back into plaintext, refusing anything but exactly `raw_len`
+/// bytes.
 pub(crate) fn decode(
     stored: &[u8],
     compression: Compression,
@@ -123,34 +105,36 @@ pub(crate) fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ChunkKey;
 
     #[test]
     fn incompressible_data_is_stored_raw() {
-        let key = ChunkKey::from_bytes([0; 32]);
-        let noise: Vec<u8> =
-            (0..10_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-        let blob = Blob::prepare(key.id_of(&noise), BlobKind::Data, &noise, 3);
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let noise: Vec<u8> = (0..10_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 32) as u8
+            })
+            .collect();
+        let (compression, stored) = encode_frame(&noise, 3);
+        assert_eq!(compression, Compression::None);
+        assert_eq!(&stored[..], &noise[..]);
+        assert_eq!(decode(&stored, compression, 10_000).as_deref(), Ok(&noise[..]));
         let text = b"abcabcabcabcabcabcabcabcabcabcabcabcabcabc".repeat(100);
-        let packed = Blob::prepare(key.id_of(&text), BlobKind::Data, &text, 3);
-        assert_eq!(packed.compression, Compression::Zstd);
-        assert!(packed.stored.len() < text.len());
-        assert_eq!(
-            decode(&packed.stored, packed.compression, packed.raw_len).as_deref(),
-            Ok(&text[..])
-        );
-        if blob.compression == Compression::None {
-            assert_eq!(blob.stored, noise);
-        }
-        assert_eq!(decode(&blob.stored, blob.compression, blob.raw_len).as_deref(), Ok(&noise[..]));
+        let (compression, stored) = encode_frame(&text, 3);
+        assert_eq!(compression, Compression::Zstd);
+        assert!(stored.len() < text.len());
+        assert_eq!(decode(&stored, compression, 4200).as_deref(), Ok(&text[..]));
     }
 
     #[test]
     fn a_lying_length_is_refused() {
         let text = b"hello hello hello hello hello hello".repeat(10);
-        let blob =
-            Blob::prepare(ChunkKey::from_bytes([0; 32]).id_of(&text), BlobKind::Data, &text, 3);
-        assert!(decode(&blob.stored, blob.compression, blob.raw_len - 1).is_err());
-        assert!(decode(&blob.stored, blob.compression, blob.raw_len + 1).is_err());
+        let (compression, stored) = encode_frame(&text, 3);
+        assert_eq!(compression, Compression::Zstd);
+        assert!(decode(&stored, compression, 349).is_err());
+        assert!(decode(&stored, compression, 351).is_err());
+        assert!(decode(&stored, compression, 350).is_ok());
     }
 }

@@ -3,12 +3,11 @@
 //! * [`ChunkKey`] / [`ChunkId`]: a chunk is named by the keyed BLAKE3 hash of its plaintext. The
 //!   key is created at `init` and kept in the repository config, so chunk ids reveal nothing
 //!   about content to someone who only sees the pack files (no confirmation-of-file attacks).
-//! * [`Blob`]: a chunk made ready for a pack — compressed with zstd, or kept raw when zstd does
-//!   not make it smaller. Preparing blobs is the CPU-heavy part of a backup and runs on worker
-//!   threads; appending them to a pack is cheap and runs on one writer thread.
-//! * [`PackWriter`] / [`PackFile`]: the on-disk pack format (`docs/FORMAT.md`). Packs are written
-//!   to a temporary name, fsynced, renamed and their directory fsynced; once visible they never
-//!   change. They are read through memory maps.
+//! * [`PackWriter`] / [`PackFile`]: the on-disk pack format (`docs/FORMAT.md`). A pack holds
+//!   frames — a large blob alone, or several small ones together — each compressed with zstd or
+//!   kept raw when zstd does not make it smaller. Compressing is the CPU-heavy part of a backup;
+//!   each worker thread does it for the pack it holds. Packs are written to a temporary name,
+//!   fsynced, renamed and their directory fsynced; once visible they never change.
 //! * [`PackDir`]: where packs live inside a repository.
 
 mod blob;
@@ -16,11 +15,11 @@ mod id;
 mod pack;
 mod pack_dir;
 
-pub use blob::{Blob, BlobKind, Compression};
+pub use blob::{encode_frame, BlobKind, Compression};
 pub use id::{ChunkId, ChunkKey, PackId, ParseIdError};
 pub use pack::{
-    Access, BlobEntry, PackFile, PackWriter, SealedPack, PACK_MAGIC, PACK_TRAILER_MAGIC,
-    PACK_VERSION,
+    Access, BlobEntry, Frame, PackFile, PackWriter, SealedPack, GROUP_BLOB_MAX, GROUP_TARGET,
+    MAX_FRAME_LEN, PACK_MAGIC, PACK_TRAILER_MAGIC, PACK_VERSION,
 };
 pub use pack_dir::PackDir;
 

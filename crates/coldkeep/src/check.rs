@@ -342,17 +342,33 @@ fn check_pack(
         }
     }
     if opts.read_data {
-        for e in &entries {
-            match pack.read_blob(e, Some(&repo.config.chunk_key)) {
-                Ok(_) => out.verified += 1,
-                Err(StoreError::Corrupted { offset, reason, .. }) => {
-                    out.damaged.push((e.id, pack_problem(offset, Some(e.id), reason)));
-                }
-                Err(other) => {
-                    out.damaged.push((e.id, pack_problem(e.offset, Some(e.id), other.to_string())));
+        let key = Some(&repo.config.chunk_key);
+        // A frame of grouped blobs is decompressed once; damage to it damages all of them.
+        for blobs in entries.chunk_by(|a, b| a.frame == b.frame) {
+            let plain = pack.read_frame(&blobs[0].frame);
+            for e in blobs {
+                let failure = match &plain {
+                    Ok(plain) => {
+                        pack.blob_in_frame(plain, e, key).err().map(|err| located(&err, e))
+                    }
+                    Err(err) => Some(located(err, e)),
+                };
+                match failure {
+                    None => out.verified += 1,
+                    Some((offset, detail)) => {
+                        out.damaged.push((e.id, pack_problem(offset, Some(e.id), detail)));
+                    }
                 }
             }
         }
     }
     out
+}
+
+/// Where a read error happened (the frame's offset unless the store says) and what it was.
+fn located(err: &StoreError, entry: &BlobEntry) -> (u64, String) {
+    match err {
+        StoreError::Corrupted { offset, reason, .. } => (*offset, reason.clone()),
+        other => (entry.frame.offset, other.to_string()),
+    }
 }

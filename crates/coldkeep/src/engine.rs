@@ -110,7 +110,7 @@ impl Engine {
         }
         for loc in self.repo.catalog.chunks() {
             stats.chunks += 1;
-            stats.unique_bytes += u64::from(loc?.entry.raw_len);
+            stats.unique_bytes += u64::from(loc?.entry.len);
         }
         Ok(stats)
     }

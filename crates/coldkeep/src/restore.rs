@@ -342,7 +342,7 @@ fn blobs_by_pack(
     let mut packs: Vec<_> = packs.into_iter().collect();
     packs.sort_unstable_by_key(|(id, _)| *id);
     for (_, jobs) in &mut packs {
-        jobs.sort_unstable_by_key(|j| j.entry.offset);
+        jobs.sort_unstable_by_key(|j| (j.entry.frame.offset, j.entry.start));
     }
     Ok(packs)
 }
@@ -356,35 +356,47 @@ fn write_pack(
     // Mapped here, not through the repository's cache: the mapping goes away with this pack.
     let pack = PackFile::open(&repo.packs.path_of(pack_id), pack_id, Access::Sequential)
         .map_err(crate::error::DataError::from)?;
-    jobs.par_iter().try_for_each(|job| {
-        let data = pack
-            .read_blob(&job.entry, Some(&repo.config.chunk_key))
-            .map_err(crate::error::DataError::from)?;
-        for &(file, offset) in &job.targets {
-            let f = &out.files[file];
-            if f.written_whole() {
-                let handle = File::options()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(fsmeta::O_NOFOLLOW)
-                    .open(&f.path)
-                    .map_err(io("create", &f.path))?;
-                handle.write_all_at(&data, 0).map_err(io("write", &f.path))?;
-                out.warnings.note(&f.path, fsmeta::apply_fd(&handle, &f.meta, out.as_root));
-                add(&out.progress.files, 1);
-            } else {
-                let handle = File::options()
-                    .write(true)
-                    .custom_flags(fsmeta::O_NOFOLLOW)
-                    .open(&f.path)
-                    .map_err(io("open", &f.path))?;
-                handle.write_all_at(&data, offset).map_err(io("write", &f.path))?;
-            }
-            add(&out.progress.bytes, data.len() as u64);
+    // One task per frame: a frame of grouped small blobs is decompressed once for all of them.
+    let frames: Vec<&[BlobJob]> = jobs.chunk_by(|a, b| a.entry.frame == b.entry.frame).collect();
+    frames.par_iter().try_for_each(|jobs| {
+        let key = Some(&repo.config.chunk_key);
+        let plain = pack.read_frame(&jobs[0].entry.frame).map_err(crate::error::DataError::from)?;
+        for job in *jobs {
+            let data = pack
+                .blob_in_frame(&plain, &job.entry, key)
+                .map_err(crate::error::DataError::from)?;
+            write_blob(job, data, out)?;
         }
         Ok(())
     })
+}
+
+/// Writes one blob's plaintext wherever the restore needs it.
+fn write_blob(job: &BlobJob, data: &[u8], out: &Output<'_>) -> Result<(), RestoreError> {
+    for &(file, offset) in &job.targets {
+        let f = &out.files[file];
+        if f.written_whole() {
+            let handle = File::options()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(fsmeta::O_NOFOLLOW)
+                .open(&f.path)
+                .map_err(io("create", &f.path))?;
+            handle.write_all_at(data, 0).map_err(io("write", &f.path))?;
+            out.warnings.note(&f.path, fsmeta::apply_fd(&handle, &f.meta, out.as_root));
+            add(&out.progress.files, 1);
+        } else {
+            let handle = File::options()
+                .write(true)
+                .custom_flags(fsmeta::O_NOFOLLOW)
+                .open(&f.path)
+                .map_err(io("open", &f.path))?;
+            handle.write_all_at(data, offset).map_err(io("write", &f.path))?;
+        }
+        add(&out.progress.bytes, data.len() as u64);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -395,7 +407,7 @@ mod tests {
     use crate::repo::InitOptions;
     use crate::tree::Meta;
     use coldkeep_catalog::{BackupKind, SnapshotDraft, SnapshotStats};
-    use coldkeep_store::{Blob, BlobKind, PackWriter};
+    use coldkeep_store::{BlobKind, PackWriter};
 
     struct Fixture {
         _dir: tempfile::TempDir,
@@ -417,11 +429,11 @@ mod tests {
     /// Stores raw tree blobs (bypassing every check a backup would apply) and commits a
     /// snapshot whose root is the last one.
     fn snapshot_of(repo: &Repository, trees: &[Tree]) -> SnapshotRecord {
-        let mut writer = PackWriter::create(&repo.packs).expect("pack");
+        let mut writer = PackWriter::create(&repo.packs, 3).expect("pack");
         let mut ids = Vec::new();
         for tree in trees {
             let id = tree_id(repo, tree);
-            writer.append(&Blob::prepare(id, BlobKind::Tree, &tree.encode(), 3)).expect("append");
+            writer.add(id, BlobKind::Tree, &tree.encode()).expect("add");
             ids.push(id);
         }
         repo.catalog.commit_pack(&writer.finish().expect("seal")).expect("index");

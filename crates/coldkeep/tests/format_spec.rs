@@ -19,6 +19,16 @@ fn docs_match_the_code() {
     assert!(
         spec.contains(&format!("repository format version, u32 = `{}`", coldkeep::REPO_VERSION))
     );
-    assert!(spec.contains(&format!("Format version {}.", coldkeep::REPO_VERSION)));
-    assert!(spec.contains("| 52 | 4 | CRC-32 of the stored bytes |"), "entry layout changed?");
+    assert!(spec.contains(&format!("Format version {} (", coldkeep::REPO_VERSION)));
+    assert!(spec.contains("| 60 | 4 | blob length, u32 |"), "entry layout changed?");
+    assert!(spec.contains(&format!(
+        "A data blob shorter than {} KiB waits in the writer's group; the group becomes one frame \
+         once its\nplaintext reaches {} KiB",
+        coldkeep_store::GROUP_BLOB_MAX >> 10,
+        coldkeep_store::GROUP_TARGET >> 10
+    )));
+    assert!(spec.contains(&format!(
+        "frame plaintext length ≤ {} MiB",
+        coldkeep_store::MAX_FRAME_LEN >> 20
+    )));
 }

@@ -96,7 +96,7 @@ pub(crate) fn run(
     let (packer, sealer) = packer::Packer::new(repo);
     let (walked, seal_result) = std::thread::scope(|scope| {
         // The receiver moves into the sealer: if sealing fails, the queue closes and workers stop.
-        let sealer_thread = scope.spawn(move || packer::seal_all(repo, &sealer));
+        let sealer_thread = scope.spawn(|| packer::seal_all(repo, &sealer, &progress));
         let ctx = walk::Walk {
             repo,
             known: &known,

@@ -14,10 +14,11 @@
 
 use std::sync::Mutex;
 
-use coldkeep_store::{Blob, PackWriter, StoreError};
+use coldkeep_store::{BlobKind, ChunkId, PackWriter, StoreError};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::error::BackupError;
+use crate::progress::{add, Progress};
 use crate::repo::Repository;
 
 /// Full packs that may wait for the sealer.
@@ -41,13 +42,14 @@ impl<'r> Packer<'r> {
         self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop()
     }
 
-    /// Appends a blob to some open pack; hands the pack to the sealer when it is full.
-    pub fn append(&self, blob: &Blob) -> Result<(), BackupError> {
+    /// Adds a blob to some open pack (compressing it there); hands the pack to the sealer when
+    /// it is full.
+    pub fn add(&self, id: ChunkId, kind: BlobKind, raw: &[u8]) -> Result<(), BackupError> {
         let mut writer = match self.take() {
             Some(w) => w,
-            None => PackWriter::create(&self.repo.packs)?,
+            None => PackWriter::create(&self.repo.packs, self.repo.config.zstd_level)?,
         };
-        writer.append(blob)?;
+        writer.add(id, kind, raw)?;
         if writer.len() >= self.repo.config.pack_target_size {
             // The sealer only hangs up after a failure, which it reports itself.
             self.to_seal.send(writer).map_err(|_| StoreError::Poisoned)?;
@@ -68,10 +70,15 @@ impl<'r> Packer<'r> {
 }
 
 /// The sealer: makes each pack durable, then indexes it. Returns after the queue closes.
-pub(crate) fn seal_all(repo: &Repository, packs: &Receiver<PackWriter>) -> Result<(), BackupError> {
+pub(crate) fn seal_all(
+    repo: &Repository,
+    packs: &Receiver<PackWriter>,
+    progress: &Progress,
+) -> Result<(), BackupError> {
     for writer in packs {
         let sealed = writer.finish()?;
         repo.catalog.commit_pack(&sealed)?;
+        add(&progress.stored_bytes, sealed.size);
         tracing::debug!(pack = %sealed.id, size = sealed.size, blobs = sealed.entries.len(), "pack sealed");
     }
     Ok(())

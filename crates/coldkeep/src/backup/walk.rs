@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use coldkeep_catalog::Warning;
-use coldkeep_store::{Blob, BlobKind, ChunkId};
+use coldkeep_store::{BlobKind, ChunkId};
 use rayon::prelude::*;
 
 use super::known::KnownChunks;
@@ -58,11 +58,9 @@ impl Walk<'_> {
     fn store(&self, bytes: &[u8], kind: BlobKind) -> Result<ChunkId, BackupError> {
         let id = self.repo.config.chunk_key.id_of(bytes);
         if self.known.insert(id) {
-            let blob = Blob::prepare(id, kind, bytes, self.repo.config.zstd_level);
             add(&self.progress.new_chunks, 1);
             add(&self.progress.new_bytes, bytes.len() as u64);
-            add(&self.progress.stored_bytes, blob.stored.len() as u64);
-            self.packer.append(&blob)?;
+            self.packer.add(id, kind, bytes)?;
         }
         Ok(id)
     }
