@@ -17,11 +17,28 @@ pub enum Table {
     Packs,
     /// Snapshot id (big-endian u64) → snapshot record.
     Snapshots,
+    /// Policy id → protection policy.
+    Policies,
+    /// Group id → protection group.
+    Groups,
+    /// (group id, run id) → run.
+    Runs,
+    /// Sequence number → audit entry.
+    Audit,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 4] = [Table::Meta, Table::Chunks, Table::Packs, Table::Snapshots];
+    pub const ALL: [Table; 8] = [
+        Table::Meta,
+        Table::Chunks,
+        Table::Packs,
+        Table::Snapshots,
+        Table::Policies,
+        Table::Groups,
+        Table::Runs,
+        Table::Audit,
+    ];
 
     /// A stable name (used as the RocksDB column family name).
     pub const fn name(self) -> &'static str {
@@ -30,6 +47,10 @@ impl Table {
             Table::Chunks => "chunks",
             Table::Packs => "packs",
             Table::Snapshots => "snapshots",
+            Table::Policies => "policies",
+            Table::Groups => "groups",
+            Table::Runs => "runs",
+            Table::Audit => "audit",
         }
     }
 }

@@ -11,12 +11,14 @@
 
 pub mod conformance;
 mod kv;
+mod protection;
 pub mod record;
 mod snapshot;
 
 use std::sync::{Arc, Mutex};
 
 pub use kv::{Batch, KvError, KvPair, KvStore, MemKv, Op, Table};
+pub use protection::{run_key, Counter, ProtectionRecord};
 pub use record::RecordError;
 pub use snapshot::{BackupKind, SnapshotDraft, SnapshotId, SnapshotRecord, SnapshotStats, Warning};
 
@@ -68,13 +70,13 @@ const NEXT_SNAPSHOT_KEY: &[u8] = b"next_snapshot_id";
 #[derive(Debug, Clone)]
 pub struct Catalog {
     kv: Arc<dyn KvStore>,
-    /// Serializes snapshot id allocation within this process (RocksDB's lock excludes others).
-    snapshot_ids: Arc<Mutex<()>>,
+    /// Serializes id allocation within this process (RocksDB's lock excludes other processes).
+    counters: Arc<Mutex<()>>,
 }
 
 impl Catalog {
     pub fn new(kv: Arc<dyn KvStore>) -> Self {
-        Self { kv, snapshot_ids: Arc::new(Mutex::new(())) }
+        Self { kv, counters: Arc::new(Mutex::new(())) }
     }
 
     fn decode<T: serde::de::DeserializeOwned>(
@@ -165,7 +167,7 @@ impl Catalog {
 
     /// Commits a snapshot record under a new id, durably, and returns it.
     pub fn commit_snapshot(&self, draft: SnapshotDraft) -> Result<SnapshotRecord, CatalogError> {
-        let _guard = self.snapshot_ids.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _guard = self.counters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let next = match self.kv.get(Table::Meta, NEXT_SNAPSHOT_KEY)? {
             Some(v) => Self::decode::<u64>(Table::Meta, 1, NEXT_SNAPSHOT_KEY, &v)?,
             None => 1,
@@ -180,6 +182,12 @@ impl Catalog {
         );
         self.kv.write(batch)?;
         Ok(record)
+    }
+
+    /// Adds the removal of a snapshot record to `batch` (its chunks are reclaimed by garbage
+    /// collection once nothing else references them).
+    pub fn stage_delete_snapshot(batch: &mut Batch, id: SnapshotId) {
+        batch.delete(Table::Snapshots, id.key().to_vec());
     }
 
     /// One snapshot record.
@@ -250,7 +258,7 @@ mod tests {
     }
 
     #[test]
-    fn snapshot_ids_increase_and_corruption_is_typed() {
+    fn counters_increase_and_corruption_is_typed() {
         let kv = Arc::new(MemKv::new());
         let catalog = Catalog::new(kv.clone());
         let draft = SnapshotDraft::example();

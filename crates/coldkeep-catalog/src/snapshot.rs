@@ -1,40 +1,9 @@
 //! Snapshot records: one per committed backup.
 
-use std::fmt;
-use std::str::FromStr;
-
 use coldkeep_store::ChunkId;
 use serde::{Deserialize, Serialize};
 
-/// A snapshot's identity: allocated in increasing order by the catalog.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct SnapshotId(u64);
-
-impl SnapshotId {
-    pub const fn new(n: u64) -> Self {
-        Self(n)
-    }
-    pub const fn get(self) -> u64 {
-        self.0
-    }
-    /// The catalog key: big-endian so that keys sort in id order.
-    pub fn key(self) -> [u8; 8] {
-        self.0.to_be_bytes()
-    }
-}
-
-impl fmt::Display for SnapshotId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl FromStr for SnapshotId {
-    type Err = std::num::ParseIntError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.parse().map(Self)
-    }
-}
+pub use coldkeep_model::SnapshotId;
 
 /// Whether a backup read every file or reused unchanged files from its parent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

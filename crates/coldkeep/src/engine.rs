@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 use coldkeep_catalog::{SnapshotId, SnapshotRecord};
 use serde::Serialize;
@@ -9,9 +10,15 @@ use serde::Serialize;
 use crate::backup::{self, BackupOptions};
 use crate::check::{self, CheckOptions, CheckReport};
 use crate::error::{BackupError, CheckError, InitError, OpenError, ReadError, RestoreError};
+use crate::protect::groups::{GroupFilter, GroupInfo};
+use crate::protect::policies::PolicyFilter;
+use crate::protect::{Clock, ProtectError, Protection, SystemClock};
 use crate::read::{self, ListEntry};
 use crate::repo::{InitOptions, Repository};
 use crate::restore::{self, RestoreOptions, RestoreSummary};
+use coldkeep_model::{
+    AuditEntry, GroupId, GroupSpec, Policy, PolicyId, PolicySpec, Principal, ProtectionGroup, Usecs,
+};
 
 /// Repository-wide figures.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -34,17 +41,35 @@ pub struct RepoStats {
 #[derive(Debug)]
 pub struct Engine {
     repo: Repository,
+    protect: Protection,
 }
 
 impl Engine {
     /// Creates a repository at `path` (absent or an empty directory).
     pub fn init(path: &Path, opts: &InitOptions) -> Result<Self, InitError> {
-        Ok(Self { repo: Repository::init(path, opts)? })
+        let repo = Repository::init(path, opts)?;
+        let protect = Protection::new(repo.catalog.clone(), Arc::new(SystemClock))?;
+        Ok(Self { repo, protect })
     }
 
     /// Opens an existing repository. Unfinished packs left by an interrupted backup are removed.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
-        Ok(Self { repo: Repository::open(path)? })
+        let repo = Repository::open(path)?;
+        let protect = Protection::new(repo.catalog.clone(), Arc::new(SystemClock))?;
+        Ok(Self { repo, protect })
+    }
+
+    /// The same engine, telling time by `clock` (tests and simulations; see [`ManualClock`]).
+    /// Whatever the clock says, the engine's trusted time never goes back past a time it has
+    /// already seen.
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Result<Self, ProtectError> {
+        let protect = Protection::new(self.repo.catalog.clone(), clock)?;
+        Ok(Self { protect, ..self })
+    }
+
+    /// The trusted time that retention and locks are judged by.
+    pub fn trusted_now(&self) -> Result<Usecs, ProtectError> {
+        Ok(self.protect.now()?)
     }
 
     /// The repository directory.
@@ -113,5 +138,76 @@ impl Engine {
             stats.unique_bytes += u64::from(loc?.entry.len);
         }
         Ok(stats)
+    }
+
+    // ---- data protection: policies ----
+
+    /// Creates a protection policy.
+    pub fn create_policy(&self, spec: PolicySpec) -> Result<Policy, ProtectError> {
+        self.protect.create_policy(spec)
+    }
+
+    pub fn policy(&self, id: PolicyId) -> Result<Policy, ProtectError> {
+        self.protect.policy(id)
+    }
+
+    /// Replaces a policy; refused as [`ProtectError::Stale`] when `if_last_modified` is given
+    /// and is not the policy's `last_modification_time_usecs`.
+    pub fn update_policy(
+        &self,
+        id: PolicyId,
+        spec: PolicySpec,
+        if_last_modified: Option<Usecs>,
+    ) -> Result<Policy, ProtectError> {
+        self.protect.update_policy(id, spec, if_last_modified)
+    }
+
+    /// Deletes a policy; refused as [`ProtectError::PolicyInUse`] while a group uses it.
+    pub fn delete_policy(&self, id: PolicyId) -> Result<(), ProtectError> {
+        self.protect.delete_policy(id)
+    }
+
+    pub fn policies(&self, filter: &PolicyFilter) -> Result<Vec<Policy>, ProtectError> {
+        self.protect.policies(filter)
+    }
+
+    // ---- data protection: protection groups ----
+
+    pub fn create_group(&self, spec: GroupSpec) -> Result<ProtectionGroup, ProtectError> {
+        self.protect.create_group(spec)
+    }
+
+    pub fn group(&self, id: GroupId) -> Result<ProtectionGroup, ProtectError> {
+        self.protect.group(id)
+    }
+
+    /// Replaces a group; objects that stay keep their ids. Stale updates are refused.
+    pub fn update_group(
+        &self,
+        id: GroupId,
+        spec: GroupSpec,
+        if_last_modified: Option<Usecs>,
+    ) -> Result<ProtectionGroup, ProtectError> {
+        self.protect.update_group(id, spec, if_last_modified)
+    }
+
+    /// Deletes a group, with or without its snapshots (refused, changing nothing, when any of
+    /// them is under legal hold or a DataLock `principal` cannot lift).
+    pub fn delete_group(
+        &self,
+        id: GroupId,
+        delete_snapshots: bool,
+        principal: &Principal,
+    ) -> Result<(), ProtectError> {
+        self.protect.delete_group(id, delete_snapshots, principal)
+    }
+
+    pub fn groups(&self, filter: &GroupFilter) -> Result<Vec<GroupInfo>, ProtectError> {
+        self.protect.groups(filter)
+    }
+
+    /// Every retention, hold, lock and deletion change, oldest first.
+    pub fn audit_log(&self) -> Result<Vec<AuditEntry>, ProtectError> {
+        self.protect.audit_log()
     }
 }

@@ -54,7 +54,7 @@ pub enum InitError {
     #[error(transparent)]
     Io(#[from] IoError),
     #[error(transparent)]
-    Catalog(#[from] KvError),
+    Catalog(#[from] CatalogError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -72,7 +72,7 @@ pub enum OpenError {
     #[error(transparent)]
     Io(#[from] IoError),
     #[error(transparent)]
-    Catalog(#[from] KvError),
+    Catalog(#[from] CatalogError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -151,4 +151,17 @@ pub enum CheckError {
     Io(#[from] IoError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+// The catalog backend's own failures reach `init` and `open` before any record is read.
+impl From<KvError> for InitError {
+    fn from(e: KvError) -> Self {
+        Self::Catalog(e.into())
+    }
+}
+
+impl From<KvError> for OpenError {
+    fn from(e: KvError) -> Self {
+        Self::Catalog(e.into())
+    }
 }

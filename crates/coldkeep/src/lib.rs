@@ -23,6 +23,7 @@ mod engine;
 mod error;
 mod fsmeta;
 mod progress;
+mod protect;
 mod read;
 mod repo;
 mod restore;
@@ -33,6 +34,9 @@ pub use backup::BackupOptions;
 pub use check::{CheckOptions, CheckReport, Problem};
 pub use coldkeep_catalog::{BackupKind, SnapshotId, SnapshotRecord, SnapshotStats, Warning};
 pub use coldkeep_chunker::{CdcParams, ChunkerConfig};
+/// The data-protection vocabulary (the seed APIs' names): ids, times, policies, groups, runs.
+pub use coldkeep_model as model;
+pub use coldkeep_retention::Refusal;
 pub use coldkeep_store::{ChunkId, PackId};
 pub use config::{CONFIG_MAGIC, REPO_VERSION};
 pub use engine::{Engine, RepoStats};
@@ -40,6 +44,9 @@ pub use error::{
     BackupError, CheckError, DataError, InitError, IoError, OpenError, ReadError, RestoreError,
 };
 pub use progress::Progress;
+pub use protect::groups::{GroupFilter, GroupInfo};
+pub use protect::policies::PolicyFilter;
+pub use protect::{Clock, ManualClock, ProtectError, SystemClock};
 pub use read::ListEntry;
 pub use repo::InitOptions;
 pub use restore::{RestoreOptions, RestoreSummary};

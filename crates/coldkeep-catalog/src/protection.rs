@@ -1,0 +1,184 @@
+//! The data-protection tables: policies, protection groups, runs, the audit log, and the
+//! engine's small durable state (id counters, the trusted clock's high-water mark, the last
+//! schedule slot handled per group and run type).
+//!
+//! Records are stored through one generic path ([`ProtectionRecord`]): each type names its
+//! table, record version and key, so put / get / scan are written once.
+
+use coldkeep_model::{AuditEntry, GroupId, Policy, ProtectionGroup, Run, RunId, RunType, Usecs};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::{record, Batch, Catalog, CatalogError, Table};
+
+/// A record type of a data-protection table.
+pub trait ProtectionRecord: Serialize + DeserializeOwned {
+    const TABLE: Table;
+    const VERSION: u8;
+    /// The record's key; keys sort in the order scans return records.
+    fn key(&self) -> Vec<u8>;
+}
+
+impl ProtectionRecord for Policy {
+    const TABLE: Table = Table::Policies;
+    const VERSION: u8 = 1;
+    fn key(&self) -> Vec<u8> {
+        self.id.key().to_vec()
+    }
+}
+
+impl ProtectionRecord for ProtectionGroup {
+    const TABLE: Table = Table::Groups;
+    const VERSION: u8 = 1;
+    fn key(&self) -> Vec<u8> {
+        self.id.key().to_vec()
+    }
+}
+
+impl ProtectionRecord for Run {
+    const TABLE: Table = Table::Runs;
+    const VERSION: u8 = 1;
+    fn key(&self) -> Vec<u8> {
+        run_key(self.group, self.id)
+    }
+}
+
+impl ProtectionRecord for AuditEntry {
+    const TABLE: Table = Table::Audit;
+    const VERSION: u8 = 1;
+    fn key(&self) -> Vec<u8> {
+        self.seq.to_be_bytes().to_vec()
+    }
+}
+
+/// Runs are keyed by group, then run: a group's runs are one prefix scan, oldest first.
+pub fn run_key(group: GroupId, run: RunId) -> Vec<u8> {
+    [group.key(), run.key()].concat()
+}
+
+/// The counters ids are allocated from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    Policy,
+    Group,
+    Run,
+    Object,
+    Audit,
+}
+
+impl Counter {
+    fn key(self) -> &'static [u8] {
+        match self {
+            Self::Policy => b"next_policy_id",
+            Self::Group => b"next_group_id",
+            Self::Run => b"next_run_id",
+            Self::Object => b"next_object_id",
+            Self::Audit => b"next_audit_seq",
+        }
+    }
+}
+
+const CLOCK_KEY: &[u8] = b"trusted_clock_high_water";
+const SLOT_PREFIX: &[u8] = b"schedule_slot/";
+const META_VERSION: u8 = 1;
+
+fn slot_key(group: GroupId, run_type: RunType) -> Vec<u8> {
+    [SLOT_PREFIX, &group.key(), &[run_type as u8]].concat()
+}
+
+impl Catalog {
+    /// Allocates the next value of a counter (from 1), durably: a value is never handed out
+    /// twice, even across a crash (one may be skipped).
+    pub fn allocate(&self, counter: Counter) -> Result<u64, CatalogError> {
+        let _guard = self.counters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let next = self.meta_u64(counter.key())?.unwrap_or(1);
+        let mut batch = Batch::new();
+        batch.put(Table::Meta, counter.key(), record::encode(META_VERSION, &(next + 1)));
+        self.kv.write(batch)?;
+        Ok(next)
+    }
+
+    fn meta_u64(&self, key: &[u8]) -> Result<Option<u64>, CatalogError> {
+        self.kv
+            .get(Table::Meta, key)?
+            .map(|v| Self::decode::<u64>(Table::Meta, META_VERSION, key, &v))
+            .transpose()
+    }
+
+    /// Adds a put of `record` to `batch`.
+    pub fn stage<R: ProtectionRecord>(batch: &mut Batch, record: &R) {
+        batch.put(R::TABLE, record.key(), record::encode(R::VERSION, record));
+    }
+
+    /// Adds a delete of `record` to `batch`.
+    pub fn stage_delete<R: ProtectionRecord>(batch: &mut Batch, record: &R) {
+        batch.delete(R::TABLE, record.key());
+    }
+
+    /// Writes a batch of staged changes atomically and durably.
+    pub fn write(&self, batch: Batch) -> Result<(), CatalogError> {
+        Ok(self.kv.write(batch)?)
+    }
+
+    /// Stores one record, durably.
+    pub fn put<R: ProtectionRecord>(&self, record: &R) -> Result<(), CatalogError> {
+        let mut batch = Batch::new();
+        Self::stage(&mut batch, record);
+        self.write(batch)
+    }
+
+    /// The record under `key`.
+    pub fn get<R: ProtectionRecord>(&self, key: &[u8]) -> Result<Option<R>, CatalogError> {
+        self.kv.get(R::TABLE, key)?.map(|v| Self::decode(R::TABLE, R::VERSION, key, &v)).transpose()
+    }
+
+    /// Every record whose key starts with `prefix`, in key order.
+    pub fn scan<R: ProtectionRecord>(&self, prefix: &[u8]) -> Result<Vec<R>, CatalogError> {
+        self.kv
+            .scan(R::TABLE, prefix)
+            .map(|item| {
+                let (key, value) = item?;
+                Self::decode(R::TABLE, R::VERSION, &key, &value)
+            })
+            .collect()
+    }
+
+    /// The trusted clock's high-water mark (zero before the first observation).
+    pub fn clock_high_water(&self) -> Result<Usecs, CatalogError> {
+        let stored = self.kv.get(Table::Meta, CLOCK_KEY)?;
+        let decoded = stored.map(|v| Self::decode::<i64>(Table::Meta, META_VERSION, CLOCK_KEY, &v));
+        Ok(Usecs(decoded.transpose()?.unwrap_or(0)))
+    }
+
+    /// Persists the trusted clock's high-water mark.
+    pub fn set_clock_high_water(&self, t: Usecs) -> Result<(), CatalogError> {
+        let mut batch = Batch::new();
+        batch.put(Table::Meta, CLOCK_KEY, record::encode(META_VERSION, &t.0));
+        self.write(batch)
+    }
+
+    /// The last schedule slot handled for a group and run type.
+    pub fn schedule_slot(
+        &self,
+        group: GroupId,
+        run_type: RunType,
+    ) -> Result<Option<Usecs>, CatalogError> {
+        let key = slot_key(group, run_type);
+        self.kv
+            .get(Table::Meta, &key)?
+            .map(|v| Self::decode::<i64>(Table::Meta, META_VERSION, &key, &v).map(Usecs))
+            .transpose()
+    }
+
+    /// Adds the update of a schedule slot to `batch` (written with the run it started, if any).
+    pub fn stage_schedule_slot(batch: &mut Batch, group: GroupId, run_type: RunType, slot: Usecs) {
+        batch.put(Table::Meta, slot_key(group, run_type), record::encode(META_VERSION, &slot.0));
+    }
+
+    /// Adds the removal of a group's schedule slots to `batch`.
+    pub fn stage_forget_schedule(batch: &mut Batch, group: GroupId) {
+        for run_type in RunType::ALL {
+            batch.delete(Table::Meta, slot_key(group, run_type));
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Data protection on top of the data path: policies, protection groups, runs, retention,
+//! legal hold and DataLock — the seed APIs' control plane, as library calls.
+//!
+//! The decisions are pure and live in their own crates (`coldkeep-retention`,
+//! `coldkeep-schedule`); this module loads and stores records through the catalog, judges time
+//! by the [`TrustedClock`](coldkeep_retention::TrustedClock) and writes the audit log.
+
+pub(crate) mod audit;
+pub(crate) mod clock;
+pub(crate) mod groups;
+pub(crate) mod policies;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use coldkeep_catalog::{Catalog, CatalogError};
+use coldkeep_model::{GroupId, PolicyError, PolicyId, RunId, Usecs};
+use coldkeep_retention::{Refusal, TrustedClock};
+
+pub use clock::{Clock, ManualClock, SystemClock};
+
+/// Errors of the data-protection calls. Whatever the error, nothing was changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtectError {
+    #[error("policy {0} not found")]
+    PolicyNotFound(PolicyId),
+    #[error("protection group {0} not found")]
+    GroupNotFound(GroupId),
+    #[error("run {run} of protection group {group} not found")]
+    RunNotFound { group: GroupId, run: RunId },
+    #[error("invalid policy: {0}")]
+    InvalidPolicy(#[from] PolicyError),
+    #[error("invalid protection group: {0}")]
+    InvalidGroup(String),
+    /// The caller's `lastModificationTimeUsecs` is not the record's: someone changed it since.
+    #[error("{what} {id} was last modified at {actual}, not at {expected}: reload it and retry")]
+    Stale { what: &'static str, id: u64, expected: Usecs, actual: Usecs },
+    #[error("policy {policy} is used by protection groups {groups:?}")]
+    PolicyInUse { policy: PolicyId, groups: Vec<GroupId> },
+    /// A retention, hold, lock or delete rule refused the change.
+    #[error("refused: {0}")]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+/// Refuses a write based on a stale read (the seed's `lastModificationTimeUsecs` check).
+pub(crate) fn check_fresh(
+    what: &'static str,
+    id: u64,
+    expected: Option<Usecs>,
+    actual: Usecs,
+) -> Result<(), ProtectError> {
+    match expected {
+        Some(expected) if expected != actual => {
+            Err(ProtectError::Stale { what, id, expected, actual })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The data-protection state of an open repository.
+#[derive(Debug)]
+pub(crate) struct Protection {
+    pub catalog: Catalog,
+    clock: Arc<dyn Clock>,
+    trusted: Mutex<TrustedClock>,
+    /// Serializes read-check-write changes (stale checks, in-use checks, retention rules).
+    edits: Mutex<()>,
+}
+
+impl Protection {
+    pub fn new(catalog: Catalog, clock: Arc<dyn Clock>) -> Result<Self, CatalogError> {
+        let trusted = Mutex::new(TrustedClock::new(catalog.clock_high_water()?));
+        Ok(Self { catalog, clock, trusted, edits: Mutex::new(()) })
+    }
+
+    /// The trusted time: the injected clock's, unless that is behind a time already seen.
+    /// The high-water mark is persisted whenever it advances, so a restart does not lose it.
+    pub fn now(&self) -> Result<Usecs, CatalogError> {
+        let mut trusted = self.trusted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = trusted.high_water();
+        let now = trusted.observe(self.clock.now());
+        if now > before {
+            self.catalog.set_clock_high_water(now)?;
+        }
+        Ok(now)
+    }
+
+    /// A modification time for a record last modified at `previous`: the trusted time, made
+    /// strictly greater than `previous` so that a stale check always notices a change.
+    pub fn modification_time(&self, previous: Usecs) -> Result<Usecs, CatalogError> {
+        Ok(self.now()?.max(Usecs(previous.0 + 1)))
+    }
+
+    pub fn edit(&self) -> MutexGuard<'_, ()> {
+        self.edits.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
