@@ -9,18 +9,19 @@ use crate::ids::{GroupId, ObjectId, RunId, SnapshotId};
 use crate::policy::DataLockMode;
 use crate::time::Usecs;
 
-/// The seed's run types.
+/// The seed's run types. The discriminants are stable: they appear in catalog keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[repr(u8)]
 pub enum RunType {
     /// `kRegular`: incremental; unchanged files are not read again.
     #[serde(rename = "kRegular")]
-    Regular,
+    Regular = 0,
     /// `kFull`: every file is read (the result is deduplicated all the same).
     #[serde(rename = "kFull")]
-    Full,
+    Full = 1,
     /// `kLog`: only what was appended to or created in a log directory since the last run.
     #[serde(rename = "kLog")]
-    Log,
+    Log = 2,
 }
 
 impl RunType {
