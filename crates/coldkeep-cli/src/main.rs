@@ -199,8 +199,8 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                 kind: if *full { BackupKind::Full } else { BackupKind::Incremental },
                 parent: *parent,
                 tags: tags.clone(),
-                threads: None,
                 progress: Some(progress.clone()),
+                ..BackupOptions::default()
             };
             let snap = with_progress("backup", &progress, || engine.backup(source, &opts))
                 .with_context(|| format!("backing up {}", source.display()))?;

@@ -12,12 +12,14 @@ use crate::check::{self, CheckOptions, CheckReport};
 use crate::error::{BackupError, CheckError, InitError, OpenError, ReadError, RestoreError};
 use crate::protect::groups::{GroupFilter, GroupInfo};
 use crate::protect::policies::PolicyFilter;
+use crate::protect::runs::{self, RunFilter};
 use crate::protect::{Clock, ProtectError, Protection, SystemClock};
 use crate::read::{self, ListEntry};
 use crate::repo::{InitOptions, Repository};
 use crate::restore::{self, RestoreOptions, RestoreSummary};
 use coldkeep_model::{
-    AuditEntry, GroupId, GroupSpec, Policy, PolicyId, PolicySpec, Principal, ProtectionGroup, Usecs,
+    AuditEntry, GroupId, GroupSpec, Policy, PolicyId, PolicySpec, Principal, ProtectionGroup, Run,
+    RunId, RunRequest, RunStatus, RunUpdate, Usecs,
 };
 
 /// Repository-wide figures.
@@ -40,8 +42,14 @@ pub struct RepoStats {
 /// process an `Engine` may be shared between threads.
 #[derive(Debug)]
 pub struct Engine {
-    repo: Repository,
-    protect: Protection,
+    shared: Arc<Shared>,
+}
+
+/// What an engine and its background runs share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub repo: Repository,
+    pub protect: Protection,
 }
 
 impl Engine {
@@ -49,32 +57,34 @@ impl Engine {
     pub fn init(path: &Path, opts: &InitOptions) -> Result<Self, InitError> {
         let repo = Repository::init(path, opts)?;
         let protect = Protection::new(repo.catalog.clone(), Arc::new(SystemClock))?;
-        Ok(Self { repo, protect })
+        Ok(Self { shared: Arc::new(Shared { repo, protect }) })
     }
 
-    /// Opens an existing repository. Unfinished packs left by an interrupted backup are removed.
+    /// Opens an existing repository. Unfinished packs left by an interrupted backup are removed,
+    /// and runs left unfinished by a crash are marked `Failed` with the reason.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
         let repo = Repository::open(path)?;
         let protect = Protection::new(repo.catalog.clone(), Arc::new(SystemClock))?;
-        Ok(Self { repo, protect })
+        runs::fail_interrupted(&protect)?;
+        Ok(Self { shared: Arc::new(Shared { repo, protect }) })
     }
 
     /// The same engine, telling time by `clock` (tests and simulations; see [`ManualClock`]).
     /// Whatever the clock says, the engine's trusted time never goes back past a time it has
     /// already seen.
     pub fn with_clock(self, clock: Arc<dyn Clock>) -> Result<Self, ProtectError> {
-        let protect = Protection::new(self.repo.catalog.clone(), clock)?;
-        Ok(Self { protect, ..self })
+        self.shared.protect.set_clock(clock);
+        Ok(self)
     }
 
     /// The trusted time that retention and locks are judged by.
     pub fn trusted_now(&self) -> Result<Usecs, ProtectError> {
-        Ok(self.protect.now()?)
+        Ok(self.shared.protect.now()?)
     }
 
     /// The repository directory.
     pub fn path(&self) -> &Path {
-        &self.repo.root
+        &self.shared.repo.root
     }
 
     /// Backs up `source` (a directory or a file) and commits a snapshot.
@@ -83,27 +93,27 @@ impl Engine {
         source: &Path,
         opts: &BackupOptions,
     ) -> Result<SnapshotRecord, BackupError> {
-        backup::run(&self.repo, source, opts)
+        backup::run(&self.shared.repo, source, opts)
     }
 
     /// Every snapshot, oldest first.
     pub fn snapshots(&self) -> Result<Vec<SnapshotRecord>, ReadError> {
-        Ok(self.repo.catalog.snapshots()?)
+        Ok(self.shared.repo.catalog.snapshots()?)
     }
 
     /// One snapshot.
     pub fn snapshot(&self, id: SnapshotId) -> Result<SnapshotRecord, ReadError> {
-        read::snapshot(&self.repo, id)
+        read::snapshot(&self.shared.repo, id)
     }
 
     /// Every entry under `path` in a snapshot (`""` or `"/"` for all), parents first.
     pub fn list(&self, id: SnapshotId, path: &[u8]) -> Result<Vec<ListEntry>, ReadError> {
-        read::list(&self.repo, &read::snapshot(&self.repo, id)?, path)
+        read::list(&self.shared.repo, &read::snapshot(&self.shared.repo, id)?, path)
     }
 
     /// Writes the content of the file at `path` in a snapshot to `out`; returns its size.
     pub fn cat(&self, id: SnapshotId, path: &[u8], out: &mut dyn Write) -> Result<u64, ReadError> {
-        read::cat(&self.repo, &read::snapshot(&self.repo, id)?, path, out)
+        read::cat(&self.shared.repo, &read::snapshot(&self.shared.repo, id)?, path, out)
     }
 
     /// Restores a snapshot, or the part of it at `path`, into `target` (absent or empty).
@@ -114,26 +124,26 @@ impl Engine {
         target: &Path,
         opts: &RestoreOptions,
     ) -> Result<RestoreSummary, RestoreError> {
-        restore::run(&self.repo, &read::snapshot(&self.repo, id)?, path, target, opts)
+        restore::run(&self.shared.repo, &read::snapshot(&self.shared.repo, id)?, path, target, opts)
     }
 
     /// Checks the repository's structure and, with `read_data`, every stored byte.
     pub fn check(&self, opts: CheckOptions) -> Result<CheckReport, CheckError> {
-        check::run(&self.repo, opts)
+        check::run(&self.shared.repo, opts)
     }
 
     /// Repository-wide figures.
     pub fn stats(&self) -> Result<RepoStats, ReadError> {
         let mut stats = RepoStats::default();
-        for snap in self.repo.catalog.snapshots()? {
+        for snap in self.shared.repo.catalog.snapshots()? {
             stats.snapshots += 1;
             stats.logical_bytes += snap.stats.bytes;
         }
-        for (_, pack) in self.repo.catalog.packs()? {
+        for (_, pack) in self.shared.repo.catalog.packs()? {
             stats.packs += 1;
             stats.pack_bytes += pack.size;
         }
-        for loc in self.repo.catalog.chunks() {
+        for loc in self.shared.repo.catalog.chunks() {
             stats.chunks += 1;
             stats.unique_bytes += u64::from(loc?.entry.len);
         }
@@ -144,11 +154,11 @@ impl Engine {
 
     /// Creates a protection policy.
     pub fn create_policy(&self, spec: PolicySpec) -> Result<Policy, ProtectError> {
-        self.protect.create_policy(spec)
+        self.shared.protect.create_policy(spec)
     }
 
     pub fn policy(&self, id: PolicyId) -> Result<Policy, ProtectError> {
-        self.protect.policy(id)
+        self.shared.protect.policy(id)
     }
 
     /// Replaces a policy; refused as [`ProtectError::Stale`] when `if_last_modified` is given
@@ -159,26 +169,26 @@ impl Engine {
         spec: PolicySpec,
         if_last_modified: Option<Usecs>,
     ) -> Result<Policy, ProtectError> {
-        self.protect.update_policy(id, spec, if_last_modified)
+        self.shared.protect.update_policy(id, spec, if_last_modified)
     }
 
     /// Deletes a policy; refused as [`ProtectError::PolicyInUse`] while a group uses it.
     pub fn delete_policy(&self, id: PolicyId) -> Result<(), ProtectError> {
-        self.protect.delete_policy(id)
+        self.shared.protect.delete_policy(id)
     }
 
     pub fn policies(&self, filter: &PolicyFilter) -> Result<Vec<Policy>, ProtectError> {
-        self.protect.policies(filter)
+        self.shared.protect.policies(filter)
     }
 
     // ---- data protection: protection groups ----
 
     pub fn create_group(&self, spec: GroupSpec) -> Result<ProtectionGroup, ProtectError> {
-        self.protect.create_group(spec)
+        self.shared.protect.create_group(spec)
     }
 
     pub fn group(&self, id: GroupId) -> Result<ProtectionGroup, ProtectError> {
-        self.protect.group(id)
+        self.shared.protect.group(id)
     }
 
     /// Replaces a group; objects that stay keep their ids. Stale updates are refused.
@@ -188,7 +198,7 @@ impl Engine {
         spec: GroupSpec,
         if_last_modified: Option<Usecs>,
     ) -> Result<ProtectionGroup, ProtectError> {
-        self.protect.update_group(id, spec, if_last_modified)
+        self.shared.protect.update_group(id, spec, if_last_modified)
     }
 
     /// Deletes a group, with or without its snapshots (refused, changing nothing, when any of
@@ -199,15 +209,80 @@ impl Engine {
         delete_snapshots: bool,
         principal: &Principal,
     ) -> Result<(), ProtectError> {
-        self.protect.delete_group(id, delete_snapshots, principal)
+        self.shared.protect.delete_group(id, delete_snapshots, principal)
     }
 
     pub fn groups(&self, filter: &GroupFilter) -> Result<Vec<GroupInfo>, ProtectError> {
-        self.protect.groups(filter)
+        self.shared.protect.groups(filter)
     }
 
     /// Every retention, hold, lock and deletion change, oldest first.
     pub fn audit_log(&self) -> Result<Vec<AuditEntry>, ProtectError> {
-        self.protect.audit_log()
+        self.shared.protect.audit_log()
+    }
+
+    // ---- data protection: runs ----
+
+    /// Starts a run of a group in the background (the seed's `POST /protection-groups/{id}/runs`)
+    /// and returns its record at once: `Accepted`, or `Paused` with `start_suspended`.
+    pub fn start_run(&self, group: GroupId, request: RunRequest) -> Result<Run, ProtectError> {
+        runs::start_run(&self.shared, group, request, None)
+    }
+
+    pub fn run(&self, group: GroupId, run: RunId) -> Result<Run, ProtectError> {
+        self.shared.protect.run(group, run)
+    }
+
+    /// A group's runs, oldest first, with the seed's filters.
+    pub fn runs(&self, group: GroupId, filter: &RunFilter) -> Result<Vec<Run>, ProtectError> {
+        self.shared.protect.runs(group, filter)
+    }
+
+    /// Pauses a running run at its next chunk boundary.
+    pub fn pause_run(&self, group: GroupId, run: RunId) -> Result<Run, ProtectError> {
+        self.shared.protect.control_run(group, run, crate::Control::pause, Some(RunStatus::Paused))
+    }
+
+    /// Resumes a paused run where it stopped.
+    pub fn resume_run(&self, group: GroupId, run: RunId) -> Result<Run, ProtectError> {
+        self.shared.protect.control_run(
+            group,
+            run,
+            crate::Control::resume,
+            Some(RunStatus::Running),
+        )
+    }
+
+    /// Cancels a run: it stops at its next chunk boundary (`Canceling`, then `Canceled`); what
+    /// it wrote stays reusable, nothing is half-committed.
+    pub fn cancel_run(&self, group: GroupId, run: RunId) -> Result<Run, ProtectError> {
+        self.shared.protect.control_run(
+            group,
+            run,
+            crate::Control::cancel,
+            Some(RunStatus::Canceling),
+        )
+    }
+
+    /// Waits until a run has ended and returns its final record.
+    pub fn wait_run(&self, group: GroupId, run: RunId) -> Result<Run, ProtectError> {
+        loop {
+            let r = self.run(group, run)?;
+            if r.status.is_terminal() {
+                return Ok(r);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// Extends or reduces retention, places or lifts legal holds, applies DataLock, deletes
+    /// snapshots (the seed's `PUT /protection-groups/{id}/runs`). All or nothing; audited.
+    pub fn update_runs(
+        &self,
+        group: GroupId,
+        updates: &[RunUpdate],
+        principal: &Principal,
+    ) -> Result<Vec<Run>, ProtectError> {
+        self.shared.protect.update_runs(group, updates, principal)
     }
 }

@@ -93,6 +93,9 @@ pub enum BackupError {
     Store(#[from] StoreError),
     #[error("writing the catalog: {0}")]
     Catalog(#[from] CatalogError),
+    /// Canceled, or past its time limit, through its [`Control`](crate::Control).
+    #[error("backup stopped: {0:?}")]
+    Stopped(crate::control::Stop),
 }
 
 /// Errors reading snapshots (list, ls, cat, stats).

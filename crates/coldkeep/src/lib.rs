@@ -19,6 +19,7 @@
 mod backup;
 mod check;
 mod config;
+mod control;
 mod engine;
 mod error;
 mod fsmeta;
@@ -39,6 +40,7 @@ pub use coldkeep_model as model;
 pub use coldkeep_retention::Refusal;
 pub use coldkeep_store::{ChunkId, PackId};
 pub use config::{CONFIG_MAGIC, REPO_VERSION};
+pub use control::{Control, Stop};
 pub use engine::{Engine, RepoStats};
 pub use error::{
     BackupError, CheckError, DataError, InitError, IoError, OpenError, ReadError, RestoreError,
@@ -46,6 +48,7 @@ pub use error::{
 pub use progress::Progress;
 pub use protect::groups::{GroupFilter, GroupInfo};
 pub use protect::policies::PolicyFilter;
+pub use protect::runs::RunFilter;
 pub use protect::{Clock, ManualClock, ProtectError, SystemClock};
 pub use read::ListEntry;
 pub use repo::InitOptions;

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use coldkeep_catalog::{BackupKind, SnapshotDraft, SnapshotId, SnapshotRecord};
 
+use crate::control::Control;
 use crate::error::BackupError;
 use crate::progress::Progress;
 use crate::repo::{now_us, worker_pool, Repository};
@@ -41,6 +42,8 @@ pub struct BackupOptions {
     pub threads: Option<usize>,
     /// Counters to poll while the backup runs.
     pub progress: Option<Arc<Progress>>,
+    /// Pause / resume / cancel / time limit, honoured at chunk boundaries.
+    pub control: Option<Arc<Control>>,
 }
 
 impl Default for BackupOptions {
@@ -51,6 +54,7 @@ impl Default for BackupOptions {
             tags: Vec::new(),
             threads: None,
             progress: None,
+            control: None,
         }
     }
 }
@@ -90,6 +94,7 @@ pub(crate) fn run(
         known.insert(id?);
     }
     let progress = opts.progress.clone().unwrap_or_default();
+    let control = opts.control.clone().unwrap_or_default();
     let warnings = Mutex::new(Vec::new());
     let pool = worker_pool(opts.threads, "backup", &source)?;
 
@@ -102,6 +107,7 @@ pub(crate) fn run(
             known: &known,
             packer: &packer,
             progress: &progress,
+            control: &control,
             warnings: &warnings,
         };
         tracing::debug!(elapsed = ?setup.elapsed(), "setup done, walking");

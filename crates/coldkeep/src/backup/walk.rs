@@ -22,6 +22,7 @@ use rayon::prelude::*;
 
 use super::known::KnownChunks;
 use super::packer::Packer;
+use crate::control::Control;
 use crate::error::{BackupError, IoError};
 use crate::fsmeta;
 use crate::progress::{add, Progress};
@@ -36,6 +37,7 @@ pub(super) struct Walk<'a> {
     pub known: &'a KnownChunks,
     pub packer: &'a Packer<'a>,
     pub progress: &'a Progress,
+    pub control: &'a Control,
     pub warnings: &'a Mutex<Vec<Warning>>,
 }
 
@@ -186,6 +188,7 @@ impl Walk<'_> {
         md: &Metadata,
         prev: Option<&Node>,
     ) -> Result<Option<(NodeKind, Vec<Xattr>)>, BackupError> {
+        self.control.checkpoint().map_err(BackupError::Stopped)?;
         add(&self.progress.files, 1);
         if let Some(reused) = self.reuse(md, prev) {
             add(&self.progress.files_reused, 1);
@@ -287,6 +290,7 @@ impl Walk<'_> {
         let chunker = &self.repo.chunker;
         let io = |e| IoError::new("read", abs, e);
         let mut push = |chunk: &[u8]| -> Result<(), BackupError> {
+            self.control.checkpoint().map_err(BackupError::Stopped)?;
             let id = self.store(chunk, BlobKind::Data)?;
             pieces.push(Piece::Data { id, len: chunk.len() as u32 });
             Ok(())

@@ -9,8 +9,10 @@ pub(crate) mod audit;
 pub(crate) mod clock;
 pub(crate) mod groups;
 pub(crate) mod policies;
+pub(crate) mod runs;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use coldkeep_catalog::{Catalog, CatalogError};
 use coldkeep_model::{GroupId, PolicyError, PolicyId, RunId, Usecs};
@@ -28,6 +30,15 @@ pub enum ProtectError {
     GroupNotFound(GroupId),
     #[error("run {run} of protection group {group} not found")]
     RunNotFound { group: GroupId, run: RunId },
+    /// A group runs one run at a time.
+    #[error("protection group {group} already has run {run} in progress")]
+    RunInProgress { group: GroupId, run: RunId },
+    /// Pause / resume / cancel of a run that is not executing in this process (or not in a
+    /// state that allows it).
+    #[error("run {run} of protection group {group} cannot do that: it is {status}")]
+    RunNotActive { group: GroupId, run: RunId, status: coldkeep_model::RunStatus },
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
     #[error("invalid policy: {0}")]
     InvalidPolicy(#[from] PolicyError),
     #[error("invalid protection group: {0}")]
@@ -63,16 +74,28 @@ pub(crate) fn check_fresh(
 #[derive(Debug)]
 pub(crate) struct Protection {
     pub catalog: Catalog,
-    clock: Arc<dyn Clock>,
+    clock: RwLock<Arc<dyn Clock>>,
     trusted: Mutex<TrustedClock>,
     /// Serializes read-check-write changes (stale checks, in-use checks, retention rules).
     edits: Mutex<()>,
+    /// The controls of the runs executing in this process.
+    pub active: Mutex<HashMap<RunId, Arc<runs::ActiveRun>>>,
 }
 
 impl Protection {
     pub fn new(catalog: Catalog, clock: Arc<dyn Clock>) -> Result<Self, CatalogError> {
         let trusted = Mutex::new(TrustedClock::new(catalog.clock_high_water()?));
-        Ok(Self { catalog, clock, trusted, edits: Mutex::new(()) })
+        Ok(Self {
+            catalog,
+            clock: RwLock::new(clock),
+            trusted,
+            edits: Mutex::new(()),
+            active: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn set_clock(&self, clock: Arc<dyn Clock>) {
+        *self.clock.write().unwrap_or_else(std::sync::PoisonError::into_inner) = clock;
     }
 
     /// The trusted time: the injected clock's, unless that is behind a time already seen.
@@ -80,7 +103,8 @@ impl Protection {
     pub fn now(&self) -> Result<Usecs, CatalogError> {
         let mut trusted = self.trusted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let before = trusted.high_water();
-        let now = trusted.observe(self.clock.now());
+        let system = self.clock.read().unwrap_or_else(std::sync::PoisonError::into_inner).now();
+        let now = trusted.observe(system);
         if now > before {
             self.catalog.set_clock_high_water(now)?;
         }
