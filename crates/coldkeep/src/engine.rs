@@ -13,6 +13,7 @@ use crate::error::{BackupError, CheckError, InitError, OpenError, ReadError, Res
 use crate::protect::groups::{GroupFilter, GroupInfo};
 use crate::protect::policies::PolicyFilter;
 use crate::protect::runs::{self, RunFilter};
+use crate::protect::scheduler::{self, TickReport};
 use crate::protect::{Clock, ProtectError, Protection, SystemClock};
 use crate::read::{self, ListEntry};
 use crate::repo::{InitOptions, Repository};
@@ -284,5 +285,12 @@ impl Engine {
         principal: &Principal,
     ) -> Result<Vec<Run>, ProtectError> {
         self.shared.protect.update_runs(group, updates, principal)
+    }
+
+    /// Runs the scheduler once at the trusted time: starts the runs that are due, records
+    /// `Missed` runs, skips blacked-out and paused slots, cancels runs of groups that abort in
+    /// blackouts. Call it from a timer (every minute, say) or drive it with a [`ManualClock`].
+    pub fn tick(&self) -> Result<TickReport, ProtectError> {
+        scheduler::tick(&self.shared)
     }
 }

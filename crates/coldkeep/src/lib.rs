@@ -49,6 +49,7 @@ pub use progress::Progress;
 pub use protect::groups::{GroupFilter, GroupInfo};
 pub use protect::policies::PolicyFilter;
 pub use protect::runs::RunFilter;
+pub use protect::scheduler::TickReport;
 pub use protect::{Clock, ManualClock, ProtectError, SystemClock};
 pub use read::ListEntry;
 pub use repo::InitOptions;

@@ -10,6 +10,7 @@ pub(crate) mod clock;
 pub(crate) mod groups;
 pub(crate) mod policies;
 pub(crate) mod runs;
+pub(crate) mod scheduler;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
