@@ -18,7 +18,7 @@ mod snapshot;
 use std::sync::{Arc, Mutex};
 
 pub use kv::{Batch, KvError, KvPair, KvStore, MemKv, Op, Table};
-pub use protection::{run_key, Counter, ProtectionRecord};
+pub use protection::{run_key, Condemned, Counter, ProtectionRecord};
 pub use record::RecordError;
 pub use snapshot::{BackupKind, SnapshotDraft, SnapshotId, SnapshotRecord, SnapshotStats, Warning};
 
@@ -61,7 +61,7 @@ pub struct PackRecord {
     pub blobs: u32,
 }
 
-const CHUNK_VERSION: u8 = 2;
+pub(crate) const CHUNK_VERSION: u8 = 2;
 const PACK_VERSION: u8 = 1;
 const SNAPSHOT_VERSION: u8 = 1;
 const NEXT_SNAPSHOT_KEY: &[u8] = b"next_snapshot_id";

@@ -182,3 +182,81 @@ impl Catalog {
         }
     }
 }
+
+/// A pack garbage collection has found unreferenced: unindexed, waiting out the grace period
+/// before it is deleted (or resurrected, if a backup that was running committed a reference).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Condemned {
+    /// When it was condemned (trusted time).
+    pub at: Usecs,
+    /// The process that condemned it (a random number drawn at open) ...
+    pub epoch: u64,
+    /// ... and the last backup ticket that process had issued then: backups up to this ticket
+    /// may still reference the pack until they finish.
+    pub ticket: u64,
+}
+
+const CONDEMNED_PREFIX: &[u8] = b"condemned/";
+
+fn condemned_key(pack: coldkeep_store::PackId) -> Vec<u8> {
+    [CONDEMNED_PREFIX, pack.as_bytes()].concat()
+}
+
+impl Catalog {
+    /// Every condemned pack.
+    pub fn condemned(&self) -> Result<Vec<(coldkeep_store::PackId, Condemned)>, CatalogError> {
+        self.kv
+            .scan(Table::Meta, CONDEMNED_PREFIX)
+            .map(|item| {
+                let (key, value) = item?;
+                let id = coldkeep_store::PackId::from_slice(&key[CONDEMNED_PREFIX.len()..])
+                    .ok_or_else(|| {
+                        CatalogError::corrupted(
+                            Table::Meta,
+                            &key,
+                            crate::RecordError::Body("bad pack id".into()),
+                        )
+                    })?;
+                Ok((id, Self::decode(Table::Meta, META_VERSION, &key, &value)?))
+            })
+            .collect()
+    }
+
+    /// Adds to `batch`: `pack` is condemned, and these chunk index entries (the pack's) go.
+    pub fn stage_condemn(
+        batch: &mut Batch,
+        pack: coldkeep_store::PackId,
+        record: &Condemned,
+        unindex: &[coldkeep_store::ChunkId],
+    ) {
+        batch.put(Table::Meta, condemned_key(pack), record::encode(META_VERSION, record));
+        for id in unindex {
+            batch.delete(Table::Chunks, id.as_bytes().to_vec());
+        }
+    }
+
+    /// Adds to `batch`: a condemned pack is live again; these of its entries are indexed again.
+    pub fn stage_resurrect(
+        batch: &mut Batch,
+        pack: coldkeep_store::PackId,
+        entries: &[coldkeep_store::BlobEntry],
+    ) {
+        batch.delete(Table::Meta, condemned_key(pack));
+        for entry in entries {
+            let loc = crate::ChunkLocation { pack, entry: *entry };
+            batch.put(
+                Table::Chunks,
+                entry.id.as_bytes().to_vec(),
+                record::encode(crate::CHUNK_VERSION, &loc),
+            );
+        }
+    }
+
+    /// Adds to `batch`: the pack is gone (its record and condemnation). Delete the file only
+    /// after this is written: a crash in between leaves an unindexed file, never a record
+    /// without its file.
+    pub fn stage_forget_pack(batch: &mut Batch, pack: coldkeep_store::PackId) {
+        batch.delete(Table::Meta, condemned_key(pack));
+        batch.delete(Table::Packs, pack.as_bytes().to_vec());
+    }
+}

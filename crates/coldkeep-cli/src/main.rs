@@ -95,6 +95,13 @@ enum Command {
     },
     /// Repository figures.
     Stats,
+    /// Remove expired snapshots and reclaim the space nothing references any more (two phases:
+    /// unreferenced packs are condemned, and deleted by a later collection after the grace period).
+    Gc {
+        /// Seconds a condemned pack waits before it is deleted.
+        #[arg(long, default_value_t = 3600)]
+        grace_secs: u64,
+    },
     /// Back up a real directory twice into a temporary repository, restore it, verify it and
     /// print the dedup and speed figures.
     Demo {
@@ -253,6 +260,15 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             let engine = open(cli)?;
             let stats = engine.stats()?;
             view::print(cli.json, &stats, || view::stats_summary(&stats));
+        }
+        Command::Gc { grace_secs } => {
+            let engine = open(cli)?;
+            let opts = coldkeep::GcOptions {
+                grace: std::time::Duration::from_secs(*grace_secs),
+                ..coldkeep::GcOptions::default()
+            };
+            let report = engine.gc(opts)?;
+            view::print(cli.json, &report, || view::gc_summary(&report));
         }
         Command::Demo { source } => {
             let source = match source {

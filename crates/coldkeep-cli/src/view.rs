@@ -249,3 +249,19 @@ pub fn stats_summary(s: &RepoStats) -> String {
         s.logical_bytes as f64 / s.pack_bytes.max(1) as f64
     )
 }
+
+pub fn gc_summary(r: &coldkeep::GcReport) -> String {
+    format!(
+        "{} runs expired ({} snapshots removed)
+{} packs condemned ({} repacked), {} deleted, {} resurrected, {} orphans deleted
+{} freed",
+        r.runs_expired,
+        r.snapshots_removed,
+        r.packs_condemned,
+        r.packs_repacked,
+        r.packs_deleted,
+        r.packs_resurrected,
+        r.orphan_packs_deleted,
+        bytes(r.bytes_freed)
+    )
+}

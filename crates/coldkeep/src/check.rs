@@ -134,7 +134,7 @@ pub(crate) fn run(repo: &Repository, opts: CheckOptions) -> Result<CheckReport, 
     // Trees and references.
     let mut seen_trees = HashSet::new();
     for snap in &snapshots {
-        walk(repo, snap.root, &mut seen_trees, &mut |id, is_tree, loaded| {
+        walk(&|id| repo.load_tree(id), snap.root, &mut seen_trees, &mut |id, is_tree, loaded| {
             if let Err(e) = loaded {
                 damaged.entry(id).or_insert_with(|| tree_problem(id, e));
             } else if !is_tree && !indexed.contains(&id) {
@@ -224,18 +224,23 @@ fn tree_problem(id: ChunkId, e: &DataError) -> Problem {
     }
 }
 
-type Visitor<'a> = dyn FnMut(ChunkId, bool, Result<(), &DataError>) + 'a;
+pub(crate) type Visitor<'a> = dyn FnMut(ChunkId, bool, Result<(), &DataError>) + 'a;
 
-/// Visits every tree and data chunk reachable from `root` once per `seen` set. The callback gets
-/// `(id, is_tree, load result for trees)`.
-fn walk(repo: &Repository, root: ChunkId, seen: &mut HashSet<ChunkId>, visit: &mut Visitor<'_>) {
+/// Visits every tree and data chunk reachable from `root` once per `seen` set, loading trees with
+/// `load`. The callback gets `(id, is_tree, load result for trees)`.
+pub(crate) fn walk(
+    load: &dyn Fn(&ChunkId) -> Result<Tree, DataError>,
+    root: ChunkId,
+    seen: &mut HashSet<ChunkId>,
+    visit: &mut Visitor<'_>,
+) {
     let mut stack = vec![root];
     let mut seen_data = HashSet::new();
     while let Some(id) = stack.pop() {
         if !seen.insert(id) {
             continue;
         }
-        let tree: Result<Tree, DataError> = repo.load_tree(&id);
+        let tree: Result<Tree, DataError> = load(&id);
         match &tree {
             Ok(_) => visit(id, true, Ok(())),
             Err(e) => visit(id, true, Err(e)),
@@ -269,7 +274,7 @@ fn owners_of(
     let mut owners: HashMap<ChunkId, Vec<SnapshotId>> = HashMap::new();
     for snap in snapshots {
         let mut seen = HashSet::new();
-        walk(repo, snap.root, &mut seen, &mut |id, _, _| {
+        walk(&|id| repo.load_tree(id), snap.root, &mut seen, &mut |id, _, _| {
             if damaged.contains(&id) {
                 let list = owners.entry(id).or_default();
                 if list.last() != Some(&snap.id) {

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::backup::{self, BackupOptions};
 use crate::check::{self, CheckOptions, CheckReport};
 use crate::error::{BackupError, CheckError, InitError, OpenError, ReadError, RestoreError};
+use crate::gc::{GcError, GcOptions, GcReport};
 use crate::protect::groups::{GroupFilter, GroupInfo};
 use crate::protect::policies::PolicyFilter;
 use crate::protect::runs::{self, RunFilter};
@@ -292,5 +293,12 @@ impl Engine {
     /// blackouts. Call it from a timer (every minute, say) or drive it with a [`ManualClock`].
     pub fn tick(&self) -> Result<TickReport, ProtectError> {
         scheduler::tick(&self.shared)
+    }
+
+    /// Removes expired snapshots and reclaims the space of chunks nothing references any more:
+    /// two phases with `opts.grace` between them, safe against backups running at the same time
+    /// and against a crash at any step (see the `gc` module).
+    pub fn gc(&self, opts: GcOptions) -> Result<GcReport, GcError> {
+        crate::gc::run(&self.shared, opts)
     }
 }

@@ -23,11 +23,13 @@ mod control;
 mod engine;
 mod error;
 mod fsmeta;
+mod gc;
 mod progress;
 mod protect;
 mod read;
 mod repo;
 mod restore;
+mod tickets;
 mod tree;
 
 // The public API.
@@ -45,6 +47,7 @@ pub use engine::{Engine, RepoStats};
 pub use error::{
     BackupError, CheckError, DataError, InitError, IoError, OpenError, ReadError, RestoreError,
 };
+pub use gc::{GcError, GcOptions, GcReport};
 pub use progress::Progress;
 pub use protect::groups::{GroupFilter, GroupInfo};
 pub use protect::policies::PolicyFilter;

@@ -18,6 +18,7 @@ use coldkeep_store::{Access, ChunkId, PackDir, PackFile, PackId};
 
 use crate::config::RepoConfig;
 use crate::error::{DataError, InitError, IoError, OpenError};
+use crate::tickets::BackupTickets;
 use crate::tree::Tree;
 
 /// Options fixed when a repository is created.
@@ -48,6 +49,8 @@ pub(crate) struct Repository {
     pub catalog: Catalog,
     pub packs: PackDir,
     open_packs: Mutex<HashMap<PackId, Arc<PackFile>>>,
+    /// The backups running in this process (garbage collection waits for them).
+    pub tickets: BackupTickets,
 }
 
 /// A thread pool for one operation's workers: `threads` of them, one per core by default.
@@ -137,6 +140,7 @@ impl Repository {
             catalog: Catalog::new(kv),
             packs,
             open_packs: Mutex::new(HashMap::new()),
+            tickets: BackupTickets::new(),
         }
     }
 
@@ -152,6 +156,11 @@ impl Repository {
         let pack = Arc::new(PackFile::open(&self.packs.path_of(id), id, Access::Random)?);
         open.insert(id, Arc::clone(&pack));
         Ok(pack)
+    }
+
+    /// Drops a cached handle of a pack that is being deleted.
+    pub fn forget_pack(&self, id: PackId) {
+        self.open_packs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
     }
 
     /// Where a chunk is stored.

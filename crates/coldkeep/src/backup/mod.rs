@@ -68,6 +68,9 @@ pub(crate) fn run(
     source: &Path,
     opts: &BackupOptions,
 ) -> Result<SnapshotRecord, BackupError> {
+    // Before the chunk index is read: garbage collection must not delete a pack this backup may
+    // still reference until the backup has ended.
+    let _ticket = repo.tickets.take();
     let start_time_us = now_us();
     let source = std::fs::canonicalize(source)
         .map_err(|e| BackupError::Source { path: source.to_owned(), source: e })?;

@@ -67,6 +67,17 @@ impl Walk<'_> {
         Ok(id)
     }
 
+    /// A directory of the parent snapshot. The parent only saves reading unchanged files: if
+    /// garbage collection has unindexed it since this backup started (the parent expired), the
+    /// directory is read as if new.
+    fn parent_tree(&self, id: &ChunkId) -> Result<Option<Tree>, BackupError> {
+        match self.repo.load_tree(id) {
+            Ok(tree) => Ok(Some(tree)),
+            Err(crate::error::DataError::MissingChunk(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Backs up the source (a directory, or a single file wrapped in a one-entry tree).
     pub fn root(&self, source: &Path, parent: Option<&Tree>) -> Result<ChunkId, BackupError> {
         let md = std::fs::symlink_metadata(source)
@@ -150,7 +161,7 @@ impl Walk<'_> {
         let ft = md.file_type();
         let (kind, xattrs) = if ft.is_dir() {
             let prev_tree = match prev.map(|n| &n.kind) {
-                Some(NodeKind::Dir { tree }) => Some(self.repo.load_tree(tree)?),
+                Some(NodeKind::Dir { tree }) => self.parent_tree(tree)?,
                 _ => None,
             };
             let tree = self.dir(abs, rel, prev_tree.as_ref())?;

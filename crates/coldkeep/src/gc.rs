@@ -1,0 +1,312 @@
+//! Garbage collection: expired snapshots go, then the chunks nothing references any more, in two
+//! phases with a grace period between them.
+//!
+//! ```text
+//! 1 expire    runs whose retention allows it (expired, no hold, no lock): snapshot records
+//!             deleted, run marked, audit entry — one batch per run
+//! 2 sweep     packs condemned by an earlier collection, once the grace period has passed and
+//!             every backup running at condemnation has ended: re-marked; still dead → records
+//!             dropped (batch), then the file deleted; referenced again → resurrected
+//! 3 condemn   packs with no live chunk: unindexed and condemned (one batch each); packs with
+//!             less than `repack_below` live: live blobs copied to a new pack (sealed, indexed),
+//!             then the old pack condemned
+//! 4 orphans   pack files no record names (a backup killed between sealing and indexing, a
+//!             sweep killed between its batch and the unlink): deleted when no backup is running
+//! ```
+//! Why it is safe against a concurrent backup: a backup takes a ticket before it reads the chunk
+//! index, and nothing is condemned while a backup holds a ticket — a running backup may reuse any
+//! chunk it saw in the index. A backup that starts after a condemnation never sees the condemned
+//! chunks, so it writes its own copies. For the narrow race of a backup starting while a
+//! condemnation is being written, a condemned pack is also kept until every backup that could
+//! have seen it has ended, and the sweep re-marks first: a pack referenced again is resurrected
+//! (re-indexed), not deleted.
+//!
+//! Why it is safe against a crash: every step is one synced catalog batch, and files are deleted
+//! only after the batch that forgets them; whatever instant a crash hits leaves at worst a pack
+//! file nothing names, which step 4 of the next collection removes.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use coldkeep_catalog::{Batch, Catalog, CatalogError, Condemned};
+use coldkeep_model::{Principal, Run, Usecs};
+use coldkeep_retention::is_expired;
+use coldkeep_store::{Access, BlobEntry, ChunkId, PackFile, PackId, PackWriter, StoreError};
+use serde::Serialize;
+
+use crate::engine::Shared;
+use crate::error::{DataError, IoError};
+use crate::protect::ProtectError;
+use crate::repo::Repository;
+
+/// How a collection runs.
+#[derive(Debug, Clone, Copy)]
+pub struct GcOptions {
+    /// How long a condemned pack waits before it is deleted (1 hour by default).
+    pub grace: Duration,
+    /// Packs with less than this fraction of their blobs' bytes live are repacked (0.5).
+    pub repack_below: f64,
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        Self { grace: Duration::from_hours(1), repack_below: 0.5 }
+    }
+}
+
+/// What a collection did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GcReport {
+    pub runs_expired: u64,
+    pub snapshots_removed: u64,
+    pub packs_condemned: u64,
+    pub packs_repacked: u64,
+    pub packs_deleted: u64,
+    pub packs_resurrected: u64,
+    pub orphan_packs_deleted: u64,
+    pub bytes_freed: u64,
+}
+
+/// Errors of garbage collection. A failed collection can simply be run again.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GcError {
+    #[error(transparent)]
+    Protect(#[from] ProtectError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Io(#[from] IoError),
+}
+
+impl From<CatalogError> for GcError {
+    fn from(e: CatalogError) -> Self {
+        Self::Protect(e.into())
+    }
+}
+
+impl From<StoreError> for GcError {
+    fn from(e: StoreError) -> Self {
+        Self::Data(e.into())
+    }
+}
+
+pub(crate) fn run(shared: &Shared, opts: GcOptions) -> Result<GcReport, GcError> {
+    let mut report = GcReport::default();
+    let now = shared.protect.now()?;
+    expire(shared, now, &mut report)?;
+    let repo = &shared.repo;
+    let live = mark(repo)?;
+    sweep(repo, &live, now, opts.grace, &mut report)?;
+    condemn(repo, &live, now, opts.repack_below, &mut report)?;
+    remove_orphans(repo, &mut report)?;
+    Ok(report)
+}
+
+/// Step 1: snapshots of expired runs.
+fn expire(shared: &Shared, now: Usecs, report: &mut GcReport) -> Result<(), GcError> {
+    let p = &shared.protect;
+    let _edit = p.edit();
+    let gc = Principal::user("gc");
+    for mut run in p.catalog.scan::<Run>(&[])? {
+        if run.snapshots_deleted || !run.status.is_terminal() || !is_expired(&run.retention, now) {
+            continue;
+        }
+        let snapshots: Vec<_> = run.objects.iter().filter_map(|o| o.snapshot).collect();
+        let mut batch = Batch::new();
+        let target = format!("group {} run {}", run.group, run.id);
+        p.stage_audit(&mut batch, &gc, "expire", &target, &run.retention, &"snapshots deleted")?;
+        for id in &snapshots {
+            Catalog::stage_delete_snapshot(&mut batch, *id);
+        }
+        run.snapshots_deleted = true;
+        Catalog::stage(&mut batch, &run);
+        p.catalog.write(batch)?;
+        report.runs_expired += 1;
+        report.snapshots_removed += snapshots.len() as u64;
+    }
+    Ok(())
+}
+
+/// Every chunk (tree or data) reachable from a snapshot. A tree that is not indexed is looked
+/// for in the condemned packs: a backup that ran during an earlier collection may have reused
+/// it, and this mark is what resurrects it.
+fn mark(repo: &Repository) -> Result<HashSet<ChunkId>, GcError> {
+    let mut condemned: HashMap<ChunkId, (PackId, BlobEntry)> = HashMap::new();
+    for (pack, _) in repo.catalog.condemned()? {
+        let path = repo.packs.path_of(pack);
+        if let Ok(entries) = PackFile::open(&path, pack, Access::Random).and_then(|p| p.entries()) {
+            condemned.extend(entries.into_iter().map(|e| (e.id, (pack, e))));
+        }
+    }
+    let load = |id: &ChunkId| match repo.load_tree(id) {
+        Err(DataError::MissingChunk(_)) if condemned.contains_key(id) => {
+            let (pack, entry) = condemned[id];
+            let file = PackFile::open(&repo.packs.path_of(pack), pack, Access::Random)?;
+            crate::tree::Tree::decode(*id, &file.read_blob(&entry, Some(&repo.config.chunk_key))?)
+        }
+        other => other,
+    };
+    let mut live = HashSet::new(); // trees, filled by `walk`
+    let mut data = HashSet::new();
+    let mut unreadable = None;
+    for snap in repo.catalog.snapshots()? {
+        crate::check::walk(&load, snap.root, &mut live, &mut |id, is_tree, loaded| {
+            if let Err(e) = loaded {
+                unreadable.get_or_insert_with(|| (id, e.to_string()));
+            } else if !is_tree {
+                data.insert(id);
+            }
+        });
+    }
+    if let Some((id, reason)) = unreadable {
+        // A tree that cannot be read hides what it references: deleting anything now could
+        // destroy live data. Refuse; `check` says what is wrong.
+        return Err(DataError::InvalidTree { id, reason }.into());
+    }
+    live.extend(data);
+    Ok(live)
+}
+
+/// Whether every backup that may reference a pack condemned under `c` has ended.
+fn backups_done(repo: &Repository, c: &Condemned) -> bool {
+    c.epoch != repo.tickets.epoch || repo.tickets.oldest_running().is_none_or(|t| t > c.ticket)
+}
+
+/// Step 2: delete or resurrect packs condemned earlier.
+fn sweep(
+    repo: &Repository,
+    live: &HashSet<ChunkId>,
+    now: Usecs,
+    grace: Duration,
+    report: &mut GcReport,
+) -> Result<(), GcError> {
+    let grace_us = i64::try_from(grace.as_micros()).unwrap_or(i64::MAX);
+    for (pack, c) in repo.catalog.condemned()? {
+        if now.0.saturating_sub(c.at.0) < grace_us || !backups_done(repo, &c) {
+            continue;
+        }
+        let path = repo.packs.path_of(pack);
+        let entries = match PackFile::open(&path, pack, Access::Random).and_then(|p| p.entries()) {
+            Ok(entries) => entries,
+            Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                vec![]
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut wanted = Vec::new();
+        for e in entries.into_iter().filter(|e| live.contains(&e.id)) {
+            if repo.catalog.chunk(&e.id)?.is_none() {
+                wanted.push(e);
+            }
+        }
+        let mut batch = Batch::new();
+        if wanted.is_empty() {
+            Catalog::stage_forget_pack(&mut batch, pack);
+            repo.catalog.write(batch)?;
+            repo.forget_pack(pack);
+            let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+            match std::fs::remove_file(&path) {
+                Ok(()) => report.bytes_freed += size,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(IoError::new("delete pack", &path, e).into()),
+            }
+            report.packs_deleted += 1;
+        } else {
+            // A backup that was running at condemnation committed a reference: keep the pack.
+            Catalog::stage_resurrect(&mut batch, pack, &wanted);
+            repo.catalog.write(batch)?;
+            report.packs_resurrected += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Step 3: condemn dead packs, repack mostly dead ones.
+fn condemn(
+    repo: &Repository,
+    live: &HashSet<ChunkId>,
+    now: Usecs,
+    repack_below: f64,
+    report: &mut GcReport,
+) -> Result<(), GcError> {
+    if repo.tickets.oldest_running().is_some() {
+        // A running backup read the chunk index when it started and may reuse any chunk in it:
+        // unindexing one now would let it commit a snapshot whose chunk is not indexed. Condemn
+        // nothing until no backup runs. (A backup starting while this step runs is the narrow
+        // race the sweep's ticket rule and the mark's resurrection cover.)
+        return Ok(());
+    }
+    let condemned: HashSet<PackId> =
+        repo.catalog.condemned()?.into_iter().map(|(id, _)| id).collect();
+    let mut index: HashMap<PackId, Vec<BlobEntry>> = HashMap::new();
+    for loc in repo.catalog.chunks() {
+        let loc = loc?;
+        index.entry(loc.pack).or_default().push(loc.entry);
+    }
+    let record = Condemned { at: now, epoch: repo.tickets.epoch, ticket: repo.tickets.issued() };
+    let mut packs: Vec<PackId> = repo.catalog.packs()?.into_iter().map(|(id, _)| id).collect();
+    packs.retain(|id| !condemned.contains(id));
+    for pack in packs {
+        let entries = index.remove(&pack).unwrap_or_default();
+        let (alive, dead): (Vec<&BlobEntry>, Vec<&BlobEntry>) =
+            entries.iter().partition(|e| live.contains(&e.id));
+        let bytes = |v: &[&BlobEntry]| v.iter().map(|e| u64::from(e.len)).sum::<u64>();
+        let total = bytes(&alive) + bytes(&dead);
+        if !alive.is_empty() && (total == 0 || bytes(&alive) as f64 / total as f64 >= repack_below)
+        {
+            continue;
+        }
+        if !alive.is_empty() {
+            repack(repo, pack, &alive)?;
+            report.packs_repacked += 1;
+        }
+        // The live blobs (if any) are now indexed in the new pack; the rest leave the index.
+        let unindex: Vec<ChunkId> = dead.iter().map(|e| e.id).collect();
+        let mut batch = Batch::new();
+        Catalog::stage_condemn(&mut batch, pack, &record, &unindex);
+        repo.catalog.write(batch)?;
+        report.packs_condemned += 1;
+    }
+    Ok(())
+}
+
+/// Copies `blobs` of `pack` into a new pack, sealed and indexed (the index then points there).
+fn repack(repo: &Repository, pack: PackId, blobs: &[&BlobEntry]) -> Result<(), GcError> {
+    let source = PackFile::open(&repo.packs.path_of(pack), pack, Access::Sequential)?;
+    let mut writer = PackWriter::create(&repo.packs, repo.config.zstd_level)?;
+    for entry in blobs {
+        let raw = source.read_blob(entry, Some(&repo.config.chunk_key))?;
+        writer.add(entry.id, entry.kind, &raw)?;
+        if writer.len() >= repo.config.pack_target_size {
+            let full = std::mem::replace(
+                &mut writer,
+                PackWriter::create(&repo.packs, repo.config.zstd_level)?,
+            );
+            repo.catalog.commit_pack(&full.finish()?)?;
+        }
+    }
+    if !writer.is_empty() {
+        repo.catalog.commit_pack(&writer.finish()?)?;
+    }
+    Ok(())
+}
+
+/// Step 4: pack files that no record names.
+fn remove_orphans(repo: &Repository, report: &mut GcReport) -> Result<(), GcError> {
+    if repo.tickets.oldest_running().is_some() {
+        return Ok(()); // a running backup's sealed pack may not be indexed yet
+    }
+    let known: HashSet<PackId> = repo.catalog.packs()?.into_iter().map(|(id, _)| id).collect();
+    for pack in repo.packs.list()? {
+        if known.contains(&pack) {
+            continue;
+        }
+        let path = repo.packs.path_of(pack);
+        let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+        std::fs::remove_file(&path).map_err(|e| IoError::new("delete orphan pack", &path, e))?;
+        report.orphan_packs_deleted += 1;
+        report.bytes_freed += size;
+    }
+    Ok(())
+}

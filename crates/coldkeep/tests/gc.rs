@@ -1,0 +1,175 @@
+//! Garbage collection through the public API: expired snapshots go and their space comes back
+//! in two phases; held snapshots stay; a backup running during a collection loses nothing.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use coldkeep::model::{
+    BackupPolicy, GroupId, GroupSpec, ObjectKind, ObjectSpec, PolicySpec, Principal, RegularBackup,
+    Retention, RetryOptions, RunRequest, RunStatus, RunType, RunUpdate, Schedule, SnapshotId,
+    TimeOfDay, TimeUnit, Usecs, DAY,
+};
+use coldkeep::{
+    BackupOptions, CheckOptions, Control, Engine, GcOptions, InitOptions, ManualClock,
+    RestoreOptions,
+};
+use coldkeep_testing::{compare_trees, Compare, Dataset};
+
+fn t0() -> Usecs {
+    Usecs::from_civil(2026, 11, 23, TimeOfDay::new(9, 0).expect("time")).expect("date")
+}
+
+fn now_gc() -> GcOptions {
+    GcOptions { grace: Duration::ZERO, ..GcOptions::default() }
+}
+
+struct Fixture {
+    tmp: tempfile::TempDir,
+    clock: Arc<ManualClock>,
+    engine: Engine,
+    group: GroupId,
+    src: PathBuf,
+}
+
+/// A group with one-day retention protecting `src`.
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(t0()));
+    let engine = Engine::init(&tmp.path().join("repo"), &InitOptions::default())
+        .expect("init")
+        .with_clock(clock.clone())
+        .expect("clock");
+    let policy = engine
+        .create_policy(PolicySpec {
+            name: "short".into(),
+            description: String::new(),
+            backup: BackupPolicy {
+                regular: RegularBackup {
+                    incremental: Some(Schedule { unit: TimeUnit::Days, frequency: 1 }),
+                    full: None,
+                    retention: Retention::days(1),
+                },
+                log: None,
+            },
+            blackout_windows: vec![],
+            extended_retention: vec![],
+            retry: RetryOptions::default(),
+        })
+        .expect("policy");
+    let src = tmp.path().join("src");
+    let object = ObjectSpec::new("src", ObjectKind::DirectoryTree, &src);
+    let group =
+        engine.create_group(GroupSpec::new("g", policy.id, vec![object])).expect("group").id;
+    Fixture { tmp, clock, engine, group, src }
+}
+
+fn fill(dir: &Path, seed: u64) {
+    let _ = std::fs::remove_dir_all(dir);
+    Dataset::new(dir, seed).mixed(40, 60_000);
+}
+
+fn run(f: &Fixture) -> (coldkeep::model::RunId, SnapshotId) {
+    let run = f.engine.start_run(f.group, RunRequest::new(RunType::Regular)).expect("start");
+    let run = f.engine.wait_run(f.group, run.id).expect("wait");
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.message);
+    (run.id, run.objects[0].snapshot.expect("snapshot"))
+}
+
+fn pack_bytes(f: &Fixture) -> u64 {
+    f.engine.stats().expect("stats").pack_bytes
+}
+
+fn assert_restores(f: &Fixture, snap: SnapshotId, expected: &Path, name: &str) {
+    let target = f.tmp.path().join(name);
+    f.engine.restore(snap, b"", &target, &RestoreOptions::default()).expect("restore");
+    assert_eq!(compare_trees(expected, &target, Compare::default()), Vec::<String>::new());
+}
+
+#[test]
+fn expired_snapshots_go_and_their_space_comes_back_after_the_grace_period() {
+    let f = fixture();
+    fill(&f.src, 1);
+    let (_, old) = run(&f);
+    let before = pack_bytes(&f);
+    fill(&f.src, 2); // entirely new content
+    f.clock.advance(DAY / 2);
+    let (_, new) = run(&f);
+    f.clock.advance(DAY * 3 / 4); // the first run has expired, the second has not
+
+    let first = f.engine.gc(GcOptions::default()).expect("gc");
+    assert_eq!((first.runs_expired, first.snapshots_removed), (1, 1));
+    assert!(first.packs_condemned > 0, "{first:?}");
+    assert_eq!(first.packs_deleted, 0, "condemned packs wait out the grace period");
+    assert!(f.engine.snapshot(old).is_err());
+    // Within the grace period nothing is deleted.
+    f.clock.advance(30 * 60 * 1_000_000);
+    assert_eq!(f.engine.gc(GcOptions::default()).expect("gc").packs_deleted, 0);
+    f.clock.advance(31 * 60 * 1_000_000);
+    let second = f.engine.gc(GcOptions::default()).expect("gc");
+    assert_eq!(second.packs_deleted, first.packs_condemned);
+    assert!(second.bytes_freed > before / 2, "{second:?}, first backup took {before}");
+
+    let check = f.engine.check(CheckOptions { read_data: true }).expect("check");
+    assert!(check.problems.is_empty() && check.unindexed_packs.is_empty(), "{check:?}");
+    assert_restores(&f, new, &f.src, "restored");
+    let audit = f.engine.audit_log().expect("audit");
+    assert_eq!(audit.iter().filter(|e| e.action == "expire").count(), 1);
+}
+
+#[test]
+fn held_snapshots_are_never_collected() {
+    let f = fixture();
+    fill(&f.src, 3);
+    let (run_under_hold, snapshot_under_hold) = run(&f);
+    let kept = f.tmp.path().join("kept");
+    std::fs::rename(&f.src, &kept).expect("keep the source");
+    fill(&f.src, 4);
+    let hold = RunUpdate {
+        run: Some(run_under_hold),
+        enable_legal_hold: Some(true),
+        ..Default::default()
+    };
+    f.engine.update_runs(f.group, &[hold], &Principal::admin("dso")).expect("hold");
+    f.clock.advance(10 * DAY);
+    for _ in 0..2 {
+        let report = f.engine.gc(now_gc()).expect("gc");
+        assert_eq!(report.runs_expired, 0);
+        assert_eq!(report.packs_deleted, 0);
+    }
+    assert_restores(&f, snapshot_under_hold, &kept, "restored");
+}
+
+/// A collection while a backup runs (held mid-way) removes the expired snapshot, but unindexes
+/// nothing the backup may still reuse: the backup's snapshot is complete and restorable at once,
+/// and stays so through later collections.
+#[test]
+fn a_backup_running_during_gc_loses_no_chunk() {
+    let f = fixture();
+    fill(&f.src, 5);
+    let (_, old) = run(&f);
+    f.clock.advance(2 * DAY); // the only snapshot has expired: all its packs are dead
+
+    // A backup of the same content starts, reads the index, and is held at its first file.
+    let control = Arc::new(Control::new(true, None));
+    let opts = BackupOptions { control: Some(control.clone()), ..BackupOptions::default() };
+    std::thread::scope(|s| {
+        let backup = s.spawn(|| f.engine.backup(&f.src, &opts));
+        std::thread::sleep(Duration::from_millis(200));
+        for _ in 0..2 {
+            let during = f.engine.gc(now_gc()).expect("gc during the backup");
+            assert_eq!((during.packs_condemned, during.packs_deleted), (0, 0), "{during:?}");
+        }
+        assert!(f.engine.snapshot(old).is_err(), "the expired snapshot went");
+        control.resume();
+        let snap = backup.join().expect("join").expect("backup");
+        let check = f.engine.check(CheckOptions { read_data: true }).expect("check");
+        assert!(check.problems.is_empty(), "{check:?}");
+        assert_restores(&f, snap.id, &f.src, "restored");
+        for _ in 0..2 {
+            let after = f.engine.gc(now_gc()).expect("gc after the backup");
+            assert_eq!(after.packs_deleted, 0, "everything is referenced again: {after:?}");
+        }
+        assert_restores(&f, snap.id, &f.src, "restored-again");
+    });
+}
