@@ -13,9 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coldkeep::model::{
-    BackupPolicy, GroupSpec, ObjectKind, ObjectSpec, PolicySpec, Principal, RegularBackup,
-    Retention, RetryOptions, RunRequest, RunStatus, RunType, RunUpdate, Schedule, SnapshotId,
-    TimeOfDay, TimeUnit, Usecs, DAY,
+    GroupSpec, ObjectKind, ObjectSpec, PolicySpec, Principal, Retention, RunRequest, RunStatus,
+    RunType, RunUpdate, Schedule, SnapshotId, TimeOfDay, TimeUnit, Usecs, DAY,
 };
 use coldkeep::{BackupOptions, CdcParams, ChunkerConfig, Engine, InitOptions, ManualClock};
 use coldkeep_testing::{compare_trees, Compare, Dataset};
@@ -54,21 +53,11 @@ fn build(repo: &Path, versions: &[PathBuf], work: &Path) -> Vec<(SnapshotId, Pat
     };
     let engine = Engine::init(repo, &opts).expect("init").with_clock(clock.clone()).expect("clock");
     let policy = engine
-        .create_policy(PolicySpec {
-            name: "p".into(),
-            description: String::new(),
-            backup: BackupPolicy {
-                regular: RegularBackup {
-                    incremental: Some(Schedule { unit: TimeUnit::Days, frequency: 1 }),
-                    full: None,
-                    retention: Retention::days(1),
-                },
-                log: None,
-            },
-            blackout_windows: vec![],
-            extended_retention: vec![],
-            retry: RetryOptions::default(),
-        })
+        .create_policy(PolicySpec::incremental(
+            "p",
+            Schedule { unit: TimeUnit::Days, frequency: 1 },
+            Retention::days(1),
+        ))
         .expect("policy");
     let object = ObjectSpec::new("work", ObjectKind::DirectoryTree, work);
     let group = engine.create_group(GroupSpec::new("g", policy.id, vec![object])).expect("group");

@@ -176,6 +176,23 @@ impl Retention {
 }
 
 impl PolicySpec {
+    /// A policy with one incremental (`kRegular`) schedule and its retention, and nothing else:
+    /// no full or log schedule, blackout window, extended retention or retries (set the fields
+    /// to add them).
+    pub fn incremental(name: impl Into<String>, every: Schedule, retention: Retention) -> Self {
+        Self {
+            name: name.into(),
+            description: String::new(),
+            backup: BackupPolicy {
+                regular: RegularBackup { incremental: Some(every), full: None, retention },
+                log: None,
+            },
+            blackout_windows: vec![],
+            extended_retention: vec![],
+            retry: RetryOptions::default(),
+        }
+    }
+
     /// Checks units, zero values and that something is scheduled.
     pub fn validate(&self) -> Result<(), PolicyError> {
         if self.name.trim().is_empty() {
@@ -215,22 +232,9 @@ impl PolicySpec {
 mod tests {
     use super::*;
 
-    pub(crate) fn daily() -> PolicySpec {
-        PolicySpec {
-            name: "daily".into(),
-            description: String::new(),
-            backup: BackupPolicy {
-                regular: RegularBackup {
-                    incremental: Some(Schedule { unit: TimeUnit::Days, frequency: 1 }),
-                    full: None,
-                    retention: Retention::days(7),
-                },
-                log: None,
-            },
-            blackout_windows: vec![],
-            extended_retention: vec![],
-            retry: RetryOptions::default(),
-        }
+    fn daily() -> PolicySpec {
+        let every_day = Schedule { unit: TimeUnit::Days, frequency: 1 };
+        PolicySpec::incremental("daily", every_day, Retention::days(7))
     }
 
     #[test]

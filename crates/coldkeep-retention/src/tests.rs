@@ -1,7 +1,4 @@
-use coldkeep_model::{
-    BackupPolicy, DataLockConfig, LogBackup, RegularBackup, RetryOptions, Schedule, TimeOfDay,
-    TimeUnit,
-};
+use coldkeep_model::{DataLockConfig, LogBackup, Schedule, TimeOfDay, TimeUnit};
 use proptest::prelude::*;
 
 use super::*;
@@ -11,33 +8,25 @@ fn at(y: i64, m: u32, d: u32) -> Usecs {
 }
 
 fn policy(lock: Option<DataLockConfig>) -> PolicySpec {
-    PolicySpec {
-        name: "p".into(),
-        description: String::new(),
-        backup: BackupPolicy {
-            regular: RegularBackup {
-                incremental: Some(Schedule { unit: TimeUnit::Days, frequency: 1 }),
-                full: Some(Schedule { unit: TimeUnit::Weeks, frequency: 1 }),
-                retention: Retention { unit: TimeUnit::Days, duration: 7, data_lock: lock },
-            },
-            log: Some(LogBackup {
-                schedule: Schedule { unit: TimeUnit::Hours, frequency: 1 },
-                retention: Retention::days(2),
-            }),
+    let retention = Retention { unit: TimeUnit::Days, duration: 7, data_lock: lock };
+    let mut p =
+        PolicySpec::incremental("p", Schedule { unit: TimeUnit::Days, frequency: 1 }, retention);
+    p.backup.regular.full = Some(Schedule { unit: TimeUnit::Weeks, frequency: 1 });
+    p.backup.log = Some(LogBackup {
+        schedule: Schedule { unit: TimeUnit::Hours, frequency: 1 },
+        retention: Retention::days(2),
+    });
+    p.extended_retention = vec![
+        ExtendedRetention {
+            every: Schedule { unit: TimeUnit::Weeks, frequency: 1 },
+            retention: Retention { unit: TimeUnit::Weeks, duration: 4, data_lock: None },
         },
-        blackout_windows: vec![],
-        extended_retention: vec![
-            ExtendedRetention {
-                every: Schedule { unit: TimeUnit::Weeks, frequency: 1 },
-                retention: Retention { unit: TimeUnit::Weeks, duration: 4, data_lock: None },
-            },
-            ExtendedRetention {
-                every: Schedule { unit: TimeUnit::Months, frequency: 1 },
-                retention: Retention { unit: TimeUnit::Years, duration: 1, data_lock: None },
-            },
-        ],
-        retry: RetryOptions::default(),
-    }
+        ExtendedRetention {
+            every: Schedule { unit: TimeUnit::Months, frequency: 1 },
+            retention: Retention { unit: TimeUnit::Years, duration: 1, data_lock: None },
+        },
+    ];
+    p
 }
 
 fn locked(mode: DataLockMode, until: Usecs) -> SnapshotRetention {

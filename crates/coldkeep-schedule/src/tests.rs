@@ -1,4 +1,4 @@
-use coldkeep_model::{BackupPolicy, LogBackup, RegularBackup, Retention, RetryOptions, Weekday};
+use coldkeep_model::{LogBackup, Retention, Weekday};
 
 use super::*;
 
@@ -15,17 +15,11 @@ fn policy(
     full: Option<Schedule>,
     log: Option<Schedule>,
 ) -> PolicySpec {
-    PolicySpec {
-        name: "p".into(),
-        description: String::new(),
-        backup: BackupPolicy {
-            regular: RegularBackup { incremental, full, retention: Retention::days(7) },
-            log: log.map(|schedule| LogBackup { schedule, retention: Retention::days(1) }),
-        },
-        blackout_windows: vec![],
-        extended_retention: vec![],
-        retry: RetryOptions::default(),
-    }
+    let mut p = PolicySpec::incremental("p", every(TimeUnit::Days, 1), Retention::days(7));
+    p.backup.regular.incremental = incremental;
+    p.backup.regular.full = full;
+    p.backup.log = log.map(|schedule| LogBackup { schedule, retention: Retention::days(1) });
+    p
 }
 
 #[test]

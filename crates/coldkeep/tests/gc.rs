@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coldkeep::model::{
-    BackupPolicy, GroupId, GroupSpec, ObjectKind, ObjectSpec, PolicySpec, Principal, RegularBackup,
-    Retention, RetryOptions, RunRequest, RunStatus, RunType, RunUpdate, Schedule, SnapshotId,
-    TimeOfDay, TimeUnit, Usecs, DAY,
+    GroupId, GroupSpec, ObjectKind, ObjectSpec, PolicySpec, Principal, Retention, RunRequest,
+    RunStatus, RunType, RunUpdate, Schedule, SnapshotId, TimeOfDay, TimeUnit, Usecs, DAY,
 };
 use coldkeep::{
     BackupOptions, CheckOptions, Control, Engine, GcOptions, InitOptions, ManualClock,
@@ -41,21 +40,11 @@ fn fixture() -> Fixture {
         .with_clock(clock.clone())
         .expect("clock");
     let policy = engine
-        .create_policy(PolicySpec {
-            name: "short".into(),
-            description: String::new(),
-            backup: BackupPolicy {
-                regular: RegularBackup {
-                    incremental: Some(Schedule { unit: TimeUnit::Days, frequency: 1 }),
-                    full: None,
-                    retention: Retention::days(1),
-                },
-                log: None,
-            },
-            blackout_windows: vec![],
-            extended_retention: vec![],
-            retry: RetryOptions::default(),
-        })
+        .create_policy(PolicySpec::incremental(
+            "short",
+            Schedule { unit: TimeUnit::Days, frequency: 1 },
+            Retention::days(1),
+        ))
         .expect("policy");
     let src = tmp.path().join("src");
     let object = ObjectSpec::new("src", ObjectKind::DirectoryTree, &src);

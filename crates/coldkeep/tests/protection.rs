@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use coldkeep::model::{
-    BackupPolicy, GroupSpec, ObjectKind, ObjectSpec, PolicySpec, Principal, RegularBackup,
-    Retention, RetryOptions, Schedule, TimeOfDay, TimeUnit, Usecs, DAY,
+    GroupSpec, ObjectKind, ObjectSpec, PolicySpec, Principal, Retention, Schedule, TimeOfDay,
+    TimeUnit, Usecs, DAY,
 };
 use coldkeep::{Engine, GroupFilter, InitOptions, ManualClock, PolicyFilter, ProtectError};
 
@@ -24,21 +24,13 @@ fn engine(dir: &std::path::Path, clock: &Arc<ManualClock>) -> Engine {
 }
 
 fn daily(name: &str) -> PolicySpec {
-    PolicySpec {
-        name: name.into(),
-        description: "every day, kept a week".into(),
-        backup: BackupPolicy {
-            regular: RegularBackup {
-                incremental: Some(Schedule { unit: TimeUnit::Days, frequency: 1 }),
-                full: None,
-                retention: Retention::days(7),
-            },
-            log: None,
-        },
-        blackout_windows: vec![],
-        extended_retention: vec![],
-        retry: RetryOptions::default(),
-    }
+    let mut spec = PolicySpec::incremental(
+        name,
+        Schedule { unit: TimeUnit::Days, frequency: 1 },
+        Retention::days(7),
+    );
+    spec.description = "every day, kept a week".into();
+    spec
 }
 
 fn tree(path: &str) -> ObjectSpec {

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coldkeep::model::{
-    BackupPolicy, DataLockConfig, DataLockMode, GroupId, GroupSpec, ObjectKind, ObjectSpec,
-    PolicySpec, Principal, RegularBackup, Retention, RetryOptions, RunRequest, RunStatus, RunType,
-    RunUpdate, Schedule, TimeOfDay, TimeUnit, Usecs, DAY,
+    DataLockConfig, DataLockMode, GroupId, GroupSpec, ObjectKind, ObjectSpec, PolicySpec,
+    Principal, Retention, RunRequest, RunStatus, RunType, RunUpdate, Schedule, TimeOfDay, TimeUnit,
+    Usecs, DAY,
 };
 use coldkeep::{
     BackupOptions, Control, Engine, InitOptions, ManualClock, ProtectError, Refusal, RunFilter,
@@ -39,21 +39,8 @@ fn fixture() -> Fixture {
 }
 
 fn policy(lock: Option<DataLockConfig>) -> PolicySpec {
-    PolicySpec {
-        name: "daily".into(),
-        description: String::new(),
-        backup: BackupPolicy {
-            regular: RegularBackup {
-                incremental: Some(Schedule { unit: TimeUnit::Days, frequency: 1 }),
-                full: None,
-                retention: Retention { unit: TimeUnit::Days, duration: 7, data_lock: lock },
-            },
-            log: None,
-        },
-        blackout_windows: vec![],
-        extended_retention: vec![],
-        retry: RetryOptions::default(),
-    }
+    let retention = Retention { unit: TimeUnit::Days, duration: 7, data_lock: lock };
+    PolicySpec::incremental("daily", Schedule { unit: TimeUnit::Days, frequency: 1 }, retention)
 }
 
 fn source(root: &Path, name: &str, seed: u64) -> PathBuf {

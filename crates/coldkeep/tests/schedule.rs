@@ -5,9 +5,8 @@
 use std::sync::Arc;
 
 use coldkeep::model::{
-    BackupPolicy, BlackoutWindow, ExtendedRetention, GroupSpec, ObjectKind, ObjectSpec, PolicySpec,
-    RegularBackup, Retention, RetryOptions, RunStatus, RunType, Schedule, TimeOfDay, TimeUnit,
-    Usecs, Weekday, DAY,
+    BlackoutWindow, ExtendedRetention, GroupSpec, ObjectKind, ObjectSpec, PolicySpec, Retention,
+    RunStatus, RunType, Schedule, TimeOfDay, TimeUnit, Usecs, Weekday, DAY,
 };
 use coldkeep::{Engine, InitOptions, ManualClock, RunFilter};
 use coldkeep_testing::Dataset;
@@ -28,30 +27,22 @@ fn a_month_of_schedule_with_blackouts_and_a_slow_run() {
         .expect("init")
         .with_clock(clock.clone())
         .expect("clock");
-    let policy = engine
-        .create_policy(PolicySpec {
-            name: "daily".into(),
-            description: String::new(),
-            backup: BackupPolicy {
-                regular: RegularBackup {
-                    incremental: Some(Schedule { unit: TimeUnit::Days, frequency: 1 }),
-                    full: Some(Schedule { unit: TimeUnit::Weeks, frequency: 1 }),
-                    retention: Retention::days(7),
-                },
-                log: None,
-            },
-            blackout_windows: vec![BlackoutWindow {
-                day: Weekday::Saturday,
-                start: TimeOfDay::new(1, 0).expect("t"),
-                end: TimeOfDay::new(3, 0).expect("t"),
-            }],
-            extended_retention: vec![ExtendedRetention {
-                every: Schedule { unit: TimeUnit::Months, frequency: 1 },
-                retention: Retention { unit: TimeUnit::Years, duration: 1, data_lock: None },
-            }],
-            retry: RetryOptions::default(),
-        })
-        .expect("policy");
+    let mut spec = PolicySpec::incremental(
+        "daily",
+        Schedule { unit: TimeUnit::Days, frequency: 1 },
+        Retention::days(7),
+    );
+    spec.backup.regular.full = Some(Schedule { unit: TimeUnit::Weeks, frequency: 1 });
+    spec.blackout_windows = vec![BlackoutWindow {
+        day: Weekday::Saturday,
+        start: TimeOfDay::new(1, 0).expect("t"),
+        end: TimeOfDay::new(3, 0).expect("t"),
+    }];
+    spec.extended_retention = vec![ExtendedRetention {
+        every: Schedule { unit: TimeUnit::Months, frequency: 1 },
+        retention: Retention { unit: TimeUnit::Years, duration: 1, data_lock: None },
+    }];
+    let policy = engine.create_policy(spec).expect("policy");
     let mut spec = GroupSpec::new(
         "web",
         policy.id,
