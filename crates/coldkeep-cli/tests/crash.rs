@@ -6,53 +6,19 @@
 //! and the snapshot commit. Kill delays are spread over the time an uninterrupted backup takes
 //! (measured once, then narrowed whenever a backup turns out to finish before its kill).
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+use common::{assert_ok, coldkeep, killed_after};
 
 use coldkeep_testing::{compare_trees, Compare, Dataset};
 
 const KILLS: u32 = 20;
 
-fn coldkeep(repo: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_coldkeep"))
-        .arg("--repo")
-        .arg(repo)
-        .args(args)
-        .output()
-        .expect("run coldkeep")
-}
-
-fn assert_ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({:?}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn init(repo: &Path) {
     assert_ok(&coldkeep(repo, &["init", "--chunk-kib", "16", "--pack-kib", "64"]), "init");
-}
-
-/// Starts a backup and SIGKILLs it after `delay`; true if it was still running then.
-fn killed_backup(repo: &Path, source: &Path, delay: Duration) -> bool {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_coldkeep"))
-        .arg("--repo")
-        .arg(repo)
-        .args(["backup", "--full"])
-        .arg(source)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn backup");
-    std::thread::sleep(delay);
-    let running = child.try_wait().expect("poll child").is_none();
-    child.kill().expect("SIGKILL"); // Child::kill sends SIGKILL on Unix
-    child.wait().expect("reap child");
-    running
 }
 
 /// The repository opens, `check --read-data` is clean, and every snapshot restores to the
@@ -118,7 +84,7 @@ fn sigkill_at_any_point_loses_nothing_committed() {
         sources.push(make_source(tmp.path(), u64::from(round)));
         let source = sources.last().expect("just pushed");
         let delay = span.mul_f64(f64::from(round) / f64::from(KILLS));
-        if killed_backup(&repo, source, delay) {
+        if killed_after(&repo, &["backup", "--full", source.to_str().expect("utf-8")], delay) {
             interrupted += 1;
         } else {
             // The backup had finished: it takes less than `delay` (the probe ran while the

@@ -7,10 +7,14 @@
 //! plain backup (no retention), with small packs so that a collection condemns, repacks and
 //! deletes many of them. The kill delays are spread over the time a whole collection takes.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use common::{assert_ok, coldkeep, killed_after};
 
 use coldkeep::model::{
     GroupSpec, ObjectKind, ObjectSpec, PolicySpec, Principal, Retention, RunRequest, RunStatus,
@@ -20,25 +24,6 @@ use coldkeep::{BackupOptions, CdcParams, ChunkerConfig, Engine, InitOptions, Man
 use coldkeep_testing::{compare_trees, Compare, Dataset};
 
 const KILLS: u32 = 12;
-
-fn coldkeep(repo: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_coldkeep"))
-        .arg("--repo")
-        .arg(repo)
-        .args(args)
-        .output()
-        .expect("run coldkeep")
-}
-
-fn assert_ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({:?}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A repository with garbage to collect; returns the live snapshots and their sources.
 fn build(repo: &Path, versions: &[PathBuf], work: &Path) -> Vec<(SnapshotId, PathBuf)> {
@@ -115,23 +100,6 @@ fn verify(repo: &Path, live: &[(SnapshotId, PathBuf)], scratch: &Path, what: &st
     }
 }
 
-/// Kills `coldkeep gc --grace-secs 0` after `delay`; true if it was still running then.
-fn killed_gc(repo: &Path, delay: Duration) -> bool {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_coldkeep"))
-        .arg("--repo")
-        .arg(repo)
-        .args(["gc", "--grace-secs", "0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn gc");
-    std::thread::sleep(delay);
-    let running = child.try_wait().expect("poll").is_none();
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reap");
-    running
-}
-
 #[test]
 fn sigkill_during_gc_loses_no_live_chunk() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -163,7 +131,7 @@ fn sigkill_during_gc_loses_no_live_chunk() {
         if round % 2 == 1 {
             assert_ok(&coldkeep(&repo, &["gc", "--grace-secs", "0"]), "first gc");
         }
-        if killed_gc(&repo, delay.mul_f64(0.5)) {
+        if killed_after(&repo, &["gc", "--grace-secs", "0"], delay.mul_f64(0.5)) {
             interrupted += 1;
         } else {
             span = span.min(delay.max(Duration::from_millis(20)));
