@@ -155,14 +155,12 @@ impl Protection {
     ) -> Result<(), ProtectError> {
         let _edit = self.edit();
         let mut group = self.live_group(id)?;
-        let runs = self.catalog.scan::<Run>(&id.key())?;
-        if let Some(busy) = runs.iter().find(|r| !r.status.is_terminal()) {
-            return Err(ProtectError::RunInProgress { group: id, run: busy.id });
-        }
+        self.ensure_no_run_in_progress(id)?;
         let mut batch = Batch::new();
         Catalog::stage_forget_schedule(&mut batch, id);
         if delete_snapshots {
             let now = self.now()?;
+            let runs = self.catalog.scan::<Run>(&id.key())?;
             // Every run's snapshots must be deletable before any is deleted.
             let delete = RunUpdate { delete_snapshots: true, ..RunUpdate::default() };
             for run in &runs {

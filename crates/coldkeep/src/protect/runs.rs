@@ -176,15 +176,22 @@ impl Protection {
         let _edit = self.edit();
         self.group(group)?;
         let now = self.now()?;
-        let mut changed = Vec::new();
+        // Each run once, with its retention before the request and the updates applied to it
+        // in order (a request may name a run more than once).
+        let mut changed: Vec<(Run, SnapshotRetention, Vec<&RunUpdate>)> = Vec::new();
         for u in updates {
             let id = u
                 .run
                 .ok_or_else(|| ProtectError::InvalidRequest("an update names no run".into()))?;
-            let mut run = changed
-                .iter()
-                .rposition(|r: &Run| r.id == id)
-                .map_or_else(|| self.run(group, id), |i| Ok(changed.remove(i)))?;
+            let slot = if let Some(i) = changed.iter().position(|(r, _, _)| r.id == id) {
+                i
+            } else {
+                let run = self.run(group, id)?;
+                let before = run.retention;
+                changed.push((run, before, Vec::new()));
+                changed.len() - 1
+            };
+            let (run, _, applied) = &mut changed[slot];
             if !run.status.is_terminal() {
                 return Err(ProtectError::InvalidRequest(format!(
                     "run {id} is still {}",
@@ -199,14 +206,20 @@ impl Protection {
             let decision = apply_update(run.retention, u, principal, now)?;
             run.retention = decision.retention;
             run.snapshots_deleted = decision.delete;
-            changed.push(run);
+            applied.push(u);
         }
         let mut batch = Batch::new();
-        for (u, run) in updates.iter().zip(&changed) {
-            let before: SnapshotRetention = self.run(group, run.id)?.retention;
+        for (run, before, applied) in &changed {
             let action = if run.snapshots_deleted { "delete_snapshots" } else { "update_run" };
             let target = format!("group {group} run {}", run.id);
-            self.stage_audit(&mut batch, principal, action, &target, &(before, u), &run.retention)?;
+            self.stage_audit(
+                &mut batch,
+                principal,
+                action,
+                &target,
+                &(before, applied),
+                &run.retention,
+            )?;
             if run.snapshots_deleted {
                 for snapshot in run.objects.iter().filter_map(|o| o.snapshot) {
                     Catalog::stage_delete_snapshot(&mut batch, snapshot);
@@ -215,7 +228,20 @@ impl Protection {
             Catalog::stage(&mut batch, run);
         }
         self.catalog.write(batch)?;
-        Ok(changed)
+        Ok(changed.into_iter().map(|(run, _, _)| run).collect())
+    }
+
+    /// The group's run that has not ended yet, if any (a group runs one run at a time).
+    pub fn unfinished_run(&self, group: GroupId) -> Result<Option<Run>, ProtectError> {
+        Ok(self.catalog.scan::<Run>(&group.key())?.into_iter().find(|r| !r.status.is_terminal()))
+    }
+
+    /// Refuses with [`ProtectError::RunInProgress`] while the group has an unfinished run.
+    pub fn ensure_no_run_in_progress(&self, group: GroupId) -> Result<(), ProtectError> {
+        match self.unfinished_run(group)? {
+            Some(busy) => Err(ProtectError::RunInProgress { group, run: busy.id }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -242,11 +268,7 @@ pub(crate) fn start_run(
             ids.clone()
         }
     };
-    if let Some(busy) =
-        p.catalog.scan::<Run>(&group.id.key())?.iter().find(|r| !r.status.is_terminal())
-    {
-        return Err(ProtectError::RunInProgress { group: group.id, run: busy.id });
-    }
+    p.ensure_no_run_in_progress(group.id)?;
     let id = RunId::new(p.catalog.allocate(Counter::Run)?);
     let options = request.options;
     let run = Run {

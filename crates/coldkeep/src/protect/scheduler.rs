@@ -38,9 +38,8 @@ pub(crate) fn tick(shared: &Arc<Shared>) -> Result<TickReport, ProtectError> {
     let mut report = TickReport { now, ..TickReport::default() };
     for group in p.catalog.scan::<ProtectionGroup>(&[])?.into_iter().filter(|g| !g.is_deleted) {
         let policy = p.policy(group.policy)?;
-        let runs = p.catalog.scan::<Run>(&group.id.key())?;
-        let running = runs.iter().find(|r| !r.status.is_terminal());
-        if let Some(run) = running {
+        let running = p.unfinished_run(group.id)?;
+        if let Some(run) = &running {
             if group.abort_in_blackouts && in_blackout(&policy.spec.blackout_windows, now) {
                 let cancel = p.control_run(
                     group.id,
@@ -65,7 +64,7 @@ pub(crate) fn tick(shared: &Arc<Shared>) -> Result<TickReport, ProtectError> {
         }
         let last_slot = |t: RunType| last.iter().find(|(rt, _)| *rt == t).and_then(|(_, s)| *s);
         for decision in decide(&policy.spec, state, last_slot, now) {
-            carry_out(shared, &group, decision, running.map(|r| r.id), now, &mut report)?;
+            carry_out(shared, &group, decision, running.as_ref().map(|r| r.id), now, &mut report)?;
         }
     }
     Ok(report)
