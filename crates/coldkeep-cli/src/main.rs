@@ -1,9 +1,17 @@
 //! `coldkeep`: the command-line face of the engine.
 //!
 //! Every command prints a human summary, or one JSON document with `--json`. Exit codes: 0 on
-//! success, 1 on error, 2 on bad usage (clap), 3 when `check` finds damage.
+//! success, 1 on error, 2 on bad usage (clap), 3 when `check` finds damage, 4 when a run waited
+//! for did not succeed.
+//!
+//! Commands run against the repository in this process, or — when a `coldkeep serve` (or a
+//! `run start` still executing its run) has the repository open — in that process, through its
+//! control socket (see `serve`).
 
 mod demo;
+mod protect;
+mod serve;
+mod session;
 mod view;
 
 use std::io::IsTerminal;
@@ -19,6 +27,11 @@ use coldkeep::{
     Progress, RestoreOptions, SnapshotId,
 };
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use protect::{GroupCmd, PolicyCmd, RunCmd, RunView};
+use serve::Backend;
+use session::Session;
 
 #[derive(Parser, Debug)]
 #[command(name = "coldkeep", version, about = "Deduplicating, crash-safe backups")]
@@ -29,11 +42,25 @@ struct Cli {
     /// Print one JSON document instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// Act with the DataLock-administrator and legal-hold rights (root only).
+    #[arg(long, global = true)]
+    admin: bool,
+    /// How long to wait while another process has the repository open.
+    #[arg(long, global = true, default_value_t = 10)]
+    lock_wait_secs: u64,
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+/// One command as it runs here or travels to a server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Request {
+    command: Command,
+    json: bool,
+    admin: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, Serialize, Deserialize)]
 enum Chunking {
     /// Content-defined chunks (directory trees, logs).
     Cdc,
@@ -41,7 +68,7 @@ enum Chunking {
     Fixed,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand, Debug, Clone, Serialize, Deserialize)]
 enum Command {
     /// Create a repository.
     Init {
@@ -102,6 +129,26 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         grace_secs: u64,
     },
+    /// Protection policies: schedules, retention, DataLock, blackout windows.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// Protection groups: a policy applied to directories, log directories and disk images.
+    #[command(subcommand)]
+    Group(GroupCmd),
+    /// Runs of a protection group: start, list, pause, resume, cancel, update retention.
+    #[command(subcommand)]
+    Run(RunCmd),
+    /// The audit log of retention, legal-hold, DataLock and deletion changes.
+    Audit,
+    /// Run the scheduler once and wait for the runs it starts (for cron).
+    Tick,
+    /// Keep the repository open: run the scheduler and answer other coldkeep commands (run
+    /// control from any shell) on a socket in the repository, until stopped.
+    Serve {
+        /// Seconds between scheduler ticks (0: never schedule).
+        #[arg(long, default_value_t = 60)]
+        tick_secs: u64,
+    },
     /// Back up a real directory twice into a temporary repository, restore it, verify it and
     /// print the dedup and speed figures.
     Demo {
@@ -116,8 +163,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match run(&cli) {
-        Ok(code) => code,
+    match dispatch(cli.clone_request(), &cli) {
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             if cli.json {
                 println!("{}", serde_json::json!({ "error": format!("{e:#}") }));
@@ -129,13 +176,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn repo_path(cli: &Cli) -> Result<&Path> {
-    cli.repo.as_deref().context("no repository: pass --repo or set COLDKEEP_REPO")
+impl Cli {
+    fn clone_request(&self) -> Request {
+        Request { command: self.command.clone(), json: self.json, admin: self.admin }
+    }
 }
 
-fn open(cli: &Cli) -> Result<Engine> {
-    let path = repo_path(cli)?;
-    Engine::open(path).with_context(|| format!("opening repository {}", path.display()))
+fn repo_path(cli: &Cli) -> Result<&Path> {
+    cli.repo.as_deref().context("no repository: pass --repo or set COLDKEEP_REPO")
 }
 
 fn parse_snapshot(engine: &Engine, s: &str) -> Result<SnapshotId> {
@@ -145,21 +193,17 @@ fn parse_snapshot(engine: &Engine, s: &str) -> Result<SnapshotId> {
     s.parse().with_context(|| format!("not a snapshot id: {s:?}"))
 }
 
-/// A progress line on stderr while `work` runs, only when stderr is a terminal.
+/// A progress line on stderr while `work` runs, when the session may draw one.
 pub(crate) fn with_progress<T>(
+    s: &Session<'_>,
     label: &str,
     progress: &Arc<Progress>,
     work: impl FnOnce() -> T,
 ) -> T {
-    if !std::io::stderr().is_terminal() {
+    if !s.interactive {
         return work();
     }
-    let bar = ProgressBar::new_spinner().with_style(
-        ProgressStyle::with_template("{spinner} {prefix} {msg} [{elapsed}]")
-            .expect("valid template"),
-    );
-    bar.set_prefix(label.to_owned());
-    bar.enable_steady_tick(Duration::from_millis(100));
+    let bar = spinner(label);
     let done = std::sync::atomic::AtomicBool::new(false);
     let out = std::thread::scope(|s| {
         s.spawn(|| {
@@ -182,8 +226,20 @@ pub(crate) fn with_progress<T>(
     out
 }
 
-fn run(cli: &Cli) -> Result<ExitCode> {
-    match &cli.command {
+fn spinner(label: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner().with_style(
+        ProgressStyle::with_template("{spinner} {prefix} {msg} [{elapsed}]")
+            .expect("valid template"),
+    );
+    bar.set_prefix(label.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+/// Runs the command: the ones that need no open repository here, the others through a
+/// [`Backend`] (this process or the repository's server).
+fn dispatch(mut request: Request, cli: &Cli) -> Result<u8> {
+    match &request.command {
         Command::Init { chunking, chunk_kib, zstd_level, pack_kib } => {
             let avg = chunk_kib * 1024;
             let chunker = match chunking {
@@ -195,80 +251,17 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             let path = repo_path(cli)?;
             Engine::init(path, &opts)
                 .with_context(|| format!("creating repository {}", path.display()))?;
-            view::print(cli.json, &serde_json::json!({ "initialized": path }), || {
+            let mut stdout = std::io::stdout().lock();
+            let mut s = Session {
+                json: cli.json,
+                interactive: false,
+                out: &mut stdout,
+                principal: coldkeep::model::Principal::user(""),
+            };
+            s.print(&serde_json::json!({ "initialized": path }), || {
                 format!("created repository {}", path.display())
-            });
-        }
-        Command::Backup { source, full, parent, tags } => {
-            let engine = open(cli)?;
-            let progress = Arc::new(Progress::default());
-            let opts = BackupOptions {
-                kind: if *full { BackupKind::Full } else { BackupKind::Incremental },
-                parent: *parent,
-                tags: tags.clone(),
-                progress: Some(progress.clone()),
-                ..BackupOptions::default()
-            };
-            let snap = with_progress("backup", &progress, || engine.backup(source, &opts))
-                .with_context(|| format!("backing up {}", source.display()))?;
-            let v = view::Snapshot::from(&snap);
-            view::print(cli.json, &v, || v.summary());
-        }
-        Command::Snapshots => {
-            let engine = open(cli)?;
-            let snaps: Vec<view::Snapshot> =
-                engine.snapshots()?.iter().map(view::Snapshot::from).collect();
-            view::print(cli.json, &snaps, || view::Snapshot::table(&snaps));
-        }
-        Command::Ls { snapshot, path } => {
-            let engine = open(cli)?;
-            let id = parse_snapshot(&engine, snapshot)?;
-            let entries: Vec<view::Entry> =
-                engine.list(id, path.as_bytes())?.iter().map(view::Entry::from).collect();
-            view::print(cli.json, &entries, || {
-                entries.iter().map(view::Entry::line).collect::<Vec<_>>().join("\n")
-            });
-        }
-        Command::Restore { snapshot, target, path } => {
-            let engine = open(cli)?;
-            let id = parse_snapshot(&engine, snapshot)?;
-            let progress = Arc::new(Progress::default());
-            let opts = RestoreOptions { threads: None, progress: Some(progress.clone()) };
-            let summary = with_progress("restore", &progress, || {
-                engine.restore(id, path.as_bytes(), target, &opts)
-            })
-            .with_context(|| format!("restoring snapshot {id} into {}", target.display()))?;
-            view::print(cli.json, &summary, || view::restore_summary(&summary, id, target));
-        }
-        Command::Cat { snapshot, path } => {
-            let engine = open(cli)?;
-            let id = parse_snapshot(&engine, snapshot)?;
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
-            engine.cat(id, path.as_bytes(), &mut out)?;
-            std::io::Write::flush(&mut out)?;
-        }
-        Command::Check { read_data } => {
-            let engine = open(cli)?;
-            let report = engine.check(CheckOptions { read_data: *read_data })?;
-            view::print(cli.json, &report, || view::check_summary(&report));
-            if !report.is_clean() {
-                return Ok(ExitCode::from(3));
-            }
-        }
-        Command::Stats => {
-            let engine = open(cli)?;
-            let stats = engine.stats()?;
-            view::print(cli.json, &stats, || view::stats_summary(&stats));
-        }
-        Command::Gc { grace_secs } => {
-            let engine = open(cli)?;
-            let opts = coldkeep::GcOptions {
-                grace: std::time::Duration::from_secs(*grace_secs),
-                ..coldkeep::GcOptions::default()
-            };
-            let report = engine.gc(opts)?;
-            view::print(cli.json, &report, || view::gc_summary(&report));
+            })?;
+            return Ok(0);
         }
         Command::Demo { source } => {
             let source = match source {
@@ -284,6 +277,159 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             }
             return demo::run(&source, cli.json);
         }
+        Command::Serve { tick_secs } => {
+            return serve::serve(repo_path(cli)?, Duration::from_secs(*tick_secs));
+        }
+        _ => {}
     }
-    Ok(ExitCode::SUCCESS)
+    request.command.absolutize()?;
+    let repo = repo_path(cli)?;
+    let backend = Backend::connect(repo, Duration::from_secs(cli.lock_wait_secs))?;
+    let interactive = std::io::stderr().is_terminal() && matches!(backend, Backend::Local(..));
+    let mut stdout = std::io::stdout().lock();
+    if let Command::Run(RunCmd::Start { wait, .. }) = &request.command {
+        // A run executes in the process holding the repository: here, unless a server has it,
+        // so this process waits for the run and meanwhile answers other commands about it.
+        let listening = match &backend {
+            Backend::Local(engine, path) => Some(serve::listen(Arc::clone(engine), path)?),
+            Backend::Remote(_) => None,
+        };
+        if *wait || listening.is_some() {
+            return start_and_wait(&backend, &request, *wait && std::io::stderr().is_terminal());
+        }
+    }
+    let code = backend.call(&request, &mut stdout, interactive)?;
+    std::io::Write::flush(&mut stdout)?;
+    Ok(code)
+}
+
+/// `run start --wait`: starts the run, follows it (with a progress bar on a terminal) until it
+/// ends, prints its final record. Exit code 4 unless it succeeded.
+fn start_and_wait(backend: &Backend, request: &Request, bar: bool) -> Result<u8> {
+    let as_json = |command: Command| Request { command, json: true, admin: request.admin };
+    let fetch = |req: &Request| -> Result<RunView> {
+        let mut buf = Vec::new();
+        backend.call(req, &mut buf, false)?;
+        serde_json::from_slice(&buf).context("unreadable run record")
+    };
+    let started = fetch(&as_json(request.command.clone()))?.run;
+    let show = RunCmd::Show { group: started.group, run: started.id };
+    let bar = bar.then(|| spinner(&format!("run {}", started.id)));
+    let last = loop {
+        let view = fetch(&as_json(Command::Run(show.clone())))?;
+        if let Some(bar) = &bar {
+            let p = view.progress.unwrap_or_default();
+            bar.set_message(format!(
+                "{}: {} files, {} read, {} new",
+                view.run.status,
+                p.files,
+                view::bytes(p.bytes_read),
+                view::bytes(p.new_bytes)
+            ));
+        }
+        if view.run.status.is_terminal() {
+            break view.run;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let mut stdout = std::io::stdout().lock();
+    let final_show =
+        Request { command: Command::Run(show), json: request.json, admin: request.admin };
+    backend.call(&final_show, &mut stdout, false)?;
+    Ok(if last.status.is_success() { 0 } else { 4 })
+}
+
+impl Command {
+    /// Paths made absolute against this process's directory, so that they mean the same to a
+    /// server running elsewhere.
+    fn absolutize(&mut self) -> Result<()> {
+        match self {
+            Self::Backup { source, .. } => *source = std::path::absolute(&*source)?,
+            Self::Restore { target, .. } => *target = std::path::absolute(&*target)?,
+            Self::Group(GroupCmd::Create { objects, .. }) => objects.absolutize()?,
+            Self::Group(GroupCmd::Update { add, .. }) => add.absolutize()?,
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Runs one command against an open repository, writing to `s`; returns the exit code.
+pub(crate) fn execute(engine: &Engine, command: &Command, s: &mut Session<'_>) -> Result<u8> {
+    match command {
+        Command::Backup { source, full, parent, tags } => {
+            let progress = Arc::new(Progress::default());
+            let opts = BackupOptions {
+                kind: if *full { BackupKind::Full } else { BackupKind::Incremental },
+                parent: *parent,
+                tags: tags.clone(),
+                progress: Some(progress.clone()),
+                ..BackupOptions::default()
+            };
+            let snap = with_progress(s, "backup", &progress, || engine.backup(source, &opts))
+                .with_context(|| format!("backing up {}", source.display()))?;
+            let v = view::Snapshot::from(&snap);
+            s.print(&v, || v.summary())?;
+        }
+        Command::Snapshots => {
+            let snaps: Vec<view::Snapshot> =
+                engine.snapshots()?.iter().map(view::Snapshot::from).collect();
+            s.print(&snaps, || view::Snapshot::table(&snaps))?;
+        }
+        Command::Ls { snapshot, path } => {
+            let id = parse_snapshot(engine, snapshot)?;
+            let entries: Vec<view::Entry> =
+                engine.list(id, path.as_bytes())?.iter().map(view::Entry::from).collect();
+            s.print(&entries, || {
+                entries.iter().map(view::Entry::line).collect::<Vec<_>>().join("\n")
+            })?;
+        }
+        Command::Restore { snapshot, target, path } => {
+            let id = parse_snapshot(engine, snapshot)?;
+            let progress = Arc::new(Progress::default());
+            let opts = RestoreOptions { threads: None, progress: Some(progress.clone()) };
+            let summary = with_progress(s, "restore", &progress, || {
+                engine.restore(id, path.as_bytes(), target, &opts)
+            })
+            .with_context(|| format!("restoring snapshot {id} into {}", target.display()))?;
+            s.print(&summary, || view::restore_summary(&summary, id, target))?;
+        }
+        Command::Cat { snapshot, path } => {
+            let id = parse_snapshot(engine, snapshot)?;
+            let mut out = std::io::BufWriter::new(&mut *s.out);
+            engine.cat(id, path.as_bytes(), &mut out)?;
+            std::io::Write::flush(&mut out)?;
+        }
+        Command::Check { read_data } => {
+            let report = engine.check(CheckOptions { read_data: *read_data })?;
+            s.print(&report, || view::check_summary(&report))?;
+            if !report.is_clean() {
+                return Ok(3);
+            }
+        }
+        Command::Stats => {
+            let stats = engine.stats()?;
+            s.print(&stats, || view::stats_summary(&stats))?;
+        }
+        Command::Gc { grace_secs } => {
+            let opts = coldkeep::GcOptions {
+                grace: Duration::from_secs(*grace_secs),
+                ..coldkeep::GcOptions::default()
+            };
+            let report = engine.gc(opts)?;
+            s.print(&report, || view::gc_summary(&report))?;
+        }
+        Command::Policy(cmd) => protect::policy(engine, cmd, s)?,
+        Command::Group(cmd) => protect::group(engine, cmd, s)?,
+        Command::Run(cmd) => protect::run(engine, cmd, s)?,
+        Command::Audit => protect::audit(engine, s)?,
+        Command::Tick => protect::tick(engine, s)?,
+        Command::Init { .. } | Command::Demo { .. } | Command::Serve { .. } => {
+            bail!("this command does not run against an open repository")
+        }
+    }
+    Ok(0)
 }

@@ -6,18 +6,6 @@ use std::path::Path;
 use coldkeep::{CheckReport, ListEntry, NodeKind, RepoStats, RestoreSummary, SnapshotRecord};
 use serde::Serialize;
 
-/// Prints `value` as JSON, or the text `human()` makes.
-pub fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce() -> String) {
-    if json {
-        println!("{}", serde_json::to_string_pretty(value).expect("views serialize"));
-    } else {
-        let text = human();
-        if !text.is_empty() {
-            println!("{text}");
-        }
-    }
-}
-
 /// Bytes in human units (powers of 1000, as `du --si`).
 pub fn bytes(n: u64) -> String {
     let units = ["B", "kB", "MB", "GB", "TB"];
@@ -35,20 +23,7 @@ pub fn bytes(n: u64) -> String {
 }
 
 fn time(us: i64) -> String {
-    let secs = us.div_euclid(1_000_000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    coldkeep::model::Usecs(us).to_string()
 }
 
 #[derive(Debug, Serialize)]

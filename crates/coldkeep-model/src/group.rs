@@ -28,7 +28,49 @@ pub struct ObjectSpec {
     pub name: String,
     pub kind: ObjectKind,
     /// Absolute path, as raw bytes (paths need not be UTF-8).
+    #[serde(with = "path_bytes")]
     pub path: Vec<u8>,
+}
+
+/// A path's bytes: in human-readable formats (JSON) a string when it is UTF-8; in binary ones
+/// (the catalog's bincode) exactly as a `Vec<u8>`, so stored records are unchanged.
+mod path_bytes {
+    use serde::de::{Error, SeqAccess, Visitor};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(path: &Vec<u8>, s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(path) {
+            Ok(text) if s.is_human_readable() => s.serialize_str(text),
+            _ => path.serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct StrOrBytes;
+        impl<'de> Visitor<'de> for StrOrBytes {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a path as a string or an array of bytes")
+            }
+            fn visit_str<E: Error>(self, v: &str) -> Result<Vec<u8>, E> {
+                Ok(v.as_bytes().to_vec())
+            }
+            fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(b) = seq.next_element::<u8>()? {
+                    out.push(b);
+                }
+                Ok(out)
+            }
+        }
+        if !d.is_human_readable() {
+            return Vec::<u8>::deserialize(d);
+        }
+        d.deserialize_any(StrOrBytes)
+    }
 }
 
 impl ObjectSpec {
@@ -107,8 +149,55 @@ pub struct ProtectionGroup {
 }
 
 impl ProtectionGroup {
+    /// The specification this group was created or last updated with: what a caller edits and
+    /// passes back to update it.
+    pub fn spec(&self) -> GroupSpec {
+        GroupSpec {
+            name: self.name.clone(),
+            policy: self.policy,
+            objects: self.objects.iter().map(|o| o.spec.clone()).collect(),
+            description: self.description.clone(),
+            priority: self.priority,
+            start_time: self.start_time,
+            is_paused: self.is_paused,
+            is_active: self.is_active,
+            abort_in_blackouts: self.abort_in_blackouts,
+        }
+    }
+
     /// The object with this id.
     pub fn object(&self, id: ObjectId) -> Option<&ProtectedObject> {
         self.objects.iter().find(|o| o.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An object spec as it was encoded before paths had their own serde functions.
+    #[derive(Serialize)]
+    struct Plain<'a> {
+        name: &'a str,
+        kind: ObjectKind,
+        path: &'a Vec<u8>,
+    }
+
+    #[test]
+    fn object_paths_are_strings_in_json_and_plain_bytes_in_the_catalog() {
+        let utf8 = ObjectSpec::new("home", ObjectKind::DirectoryTree, Path::new("/home/me"));
+        let json = serde_json::to_value(&utf8).expect("json");
+        assert_eq!(json["path"], "/home/me");
+        assert_eq!(serde_json::from_value::<ObjectSpec>(json).expect("back"), utf8);
+
+        let raw = ObjectSpec { path: b"/data/\xff\n".to_vec(), ..utf8.clone() };
+        let json = serde_json::to_string(&raw).expect("json");
+        assert_eq!(serde_json::from_str::<ObjectSpec>(&json).expect("back"), raw);
+
+        // The binary form is a Vec<u8>'s, as records written before this encoding was chosen.
+        let plain = Plain { name: &raw.name, kind: raw.kind, path: &raw.path };
+        let stored = bincode::serialize(&raw).expect("bincode");
+        assert_eq!(stored, bincode::serialize(&plain).expect("bincode"));
+        assert_eq!(bincode::deserialize::<ObjectSpec>(&stored).expect("back"), raw);
     }
 }

@@ -201,6 +201,37 @@ impl Usecs {
     }
 }
 
+impl std::str::FromStr for Usecs {
+    type Err = String;
+
+    /// What [`Display`](fmt::Display) writes (`2026-11-23T07:45:00Z`), shorter forms of it
+    /// (`2026-11-23`, `2026-11-23 07:45`), or a number of microseconds since the epoch.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("not a time: {s:?} (use 2026-11-23T07:45:00Z or microseconds)");
+        if let Ok(us) = s.parse::<i64>() {
+            return Ok(Self(us));
+        }
+        let s_trim = s.trim().trim_end_matches('Z');
+        let (date, time) = s_trim.split_once(['T', ' ']).unwrap_or((s_trim, "00:00"));
+        let num = |part: Option<&str>| part.and_then(|p| p.parse::<u32>().ok()).ok_or_else(bad);
+        let mut d = date.splitn(3, '-');
+        let (year, month, day) = (num(d.next())?, num(d.next())?, num(d.next())?);
+        let mut t = time.splitn(3, ':');
+        let (hour, minute) = (num(t.next())?, num(t.next())?);
+        let second = t.next().map_or(Ok(0), |p| num(Some(p)))?;
+        if second >= 60 {
+            return Err(bad());
+        }
+        let tod = u8::try_from(hour)
+            .ok()
+            .zip(u8::try_from(minute).ok())
+            .and_then(|(h, m)| TimeOfDay::new(h, m))
+            .ok_or_else(bad)?;
+        let midnight = Self::from_civil(i64::from(year), month, day, tod).ok_or_else(bad)?;
+        Ok(Self(midnight.0 + i64::from(second) * 1_000_000))
+    }
+}
+
 impl fmt::Display for Usecs {
     /// ISO 8601, UTC, to the second.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -258,5 +289,18 @@ mod tests {
             at(2026, 2, 1, 0, 0).period(TimeUnit::Months, 1)
         );
         assert_eq!(at(2026, 11, 23, 7, 45).minute_of_day(), 7 * 60 + 45);
+    }
+
+    #[test]
+    fn times_parse_as_they_are_displayed() {
+        let t = at(2026, 11, 23, 7, 45);
+        assert_eq!(t.to_string().parse::<Usecs>(), Ok(t));
+        assert_eq!("2026-11-23 07:45".parse::<Usecs>(), Ok(t));
+        assert_eq!("2026-11-23".parse::<Usecs>(), Ok(at(2026, 11, 23, 0, 0)));
+        assert_eq!("2026-11-23T07:45:09Z".parse::<Usecs>(), Ok(Usecs(t.0 + 9_000_000)));
+        assert_eq!(t.0.to_string().parse::<Usecs>(), Ok(t));
+        for bad in ["", "2026-13-01", "2026-11-23T24:00", "2026-11-23T07:45:60", "yesterday"] {
+            assert!(bad.parse::<Usecs>().is_err(), "{bad:?}");
+        }
     }
 }

@@ -11,6 +11,7 @@ use crate::backup::{self, BackupOptions};
 use crate::check::{self, CheckOptions, CheckReport};
 use crate::error::{BackupError, CheckError, InitError, OpenError, ReadError, RestoreError};
 use crate::gc::{GcError, GcOptions, GcReport};
+use crate::progress::Progress;
 use crate::protect::groups::{GroupFilter, GroupInfo};
 use crate::protect::policies::PolicyFilter;
 use crate::protect::runs::{self, RunFilter};
@@ -238,6 +239,12 @@ impl Engine {
     /// A group's runs, oldest first, with the seed's filters.
     pub fn runs(&self, group: GroupId, filter: &RunFilter) -> Result<Vec<Run>, ProtectError> {
         self.shared.protect.runs(group, filter)
+    }
+
+    /// The live counters of a run executing in this process (all its objects together);
+    /// `RunNotActive` once it has ended — its record then holds the final figures.
+    pub fn run_progress(&self, group: GroupId, run: RunId) -> Result<Arc<Progress>, ProtectError> {
+        self.shared.protect.run_progress(group, run)
     }
 
     /// Pauses a running run at its next chunk boundary.

@@ -69,6 +69,9 @@ pub enum OpenError {
     CorruptConfig { path: PathBuf, reason: String },
     #[error("repository format version {0} is not supported by this build")]
     UnsupportedVersion(u32),
+    /// Another process has the repository open (only one may at a time).
+    #[error("repository {} is in use by another process", .0.display())]
+    Busy(PathBuf),
     #[error(transparent)]
     Io(#[from] IoError),
     #[error(transparent)]

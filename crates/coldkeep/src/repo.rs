@@ -4,6 +4,7 @@
 //! <repo>/config     parameters and chunk key (written last at init: marks a complete repo)
 //! <repo>/catalog/   RocksDB: chunk index, packs, snapshots
 //! <repo>/packs/     immutable pack files, packs/<2 hex>/<id>.pack; packs/tmp/ unfinished
+//! <repo>/lock       flock(2)ed by the process that has the repository open
 //! ```
 
 use std::collections::HashMap;
@@ -40,6 +41,31 @@ impl Default for InitOptions {
 /// Mapped packs kept open for blob reads; bounded so that a long walk does not map everything.
 const OPEN_PACKS: usize = 32;
 
+/// The repository's `lock` file, held with an exclusive `flock` while the repository is open.
+/// The kernel releases it when the process ends, however it ends, so a crash never leaves a
+/// repository locked. (RocksDB holds a lock of its own; this one comes first and says plainly
+/// that another process is using the repository: [`OpenError::Busy`].)
+#[derive(Debug)]
+struct RepoLock(#[allow(dead_code)] std::fs::File);
+
+impl RepoLock {
+    /// The lock, or `None` when another process holds it.
+    fn acquire(root: &Path) -> Result<Option<Self>, IoError> {
+        let path = root.join("lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| IoError::new("open", &path, e))?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Some(Self(file))),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(IoError::new("lock", &path, e.into())),
+        }
+    }
+}
+
 /// An open repository.
 #[derive(Debug)]
 pub(crate) struct Repository {
@@ -51,6 +77,7 @@ pub(crate) struct Repository {
     open_packs: Mutex<HashMap<PackId, Arc<PackFile>>>,
     /// The backups running in this process (garbage collection waits for them).
     pub tickets: BackupTickets,
+    _lock: RepoLock,
 }
 
 /// A thread pool for one operation's workers: `threads` of them, one per core by default.
@@ -87,6 +114,9 @@ impl Repository {
             }
             Err(_) => return Err(InitError::AlreadyExists(root.to_owned())),
         }
+        // Another process initializing the same directory at the same moment got there first.
+        let lock =
+            RepoLock::acquire(root)?.ok_or_else(|| InitError::AlreadyExists(root.to_owned()))?;
         let packs = PackDir::create(&root.join("packs"))?;
         let kv = RocksKv::open(&root.join("catalog"), true)?;
         let mut repo_id = [0u8; 16];
@@ -100,7 +130,7 @@ impl Repository {
             pack_target_size: opts.pack_target_size,
         };
         config.write(root)?;
-        Ok(Self::assemble(root, config, chunker, Arc::new(kv), packs))
+        Ok(Self::assemble(root, config, chunker, Arc::new(kv), packs, lock))
     }
 
     pub fn open(root: &Path) -> Result<Self, OpenError> {
@@ -116,6 +146,7 @@ impl Repository {
         let chunker = Chunker::new(config.chunking.into()).map_err(|e| {
             OpenError::CorruptConfig { path: config_path.clone(), reason: e.to_string() }
         })?;
+        let lock = RepoLock::acquire(root)?.ok_or_else(|| OpenError::Busy(root.to_owned()))?;
         let packs = PackDir::open(&root.join("packs"))?;
         let kv = RocksKv::open(&root.join("catalog"), false)?;
         // We hold RocksDB's lock: no other process writes here, so unsealed packs are debris.
@@ -123,7 +154,7 @@ impl Repository {
         if removed > 0 {
             tracing::info!(removed, "removed unfinished packs left by an interrupted backup");
         }
-        Ok(Self::assemble(root, config, chunker, Arc::new(kv), packs))
+        Ok(Self::assemble(root, config, chunker, Arc::new(kv), packs, lock))
     }
 
     fn assemble(
@@ -132,6 +163,7 @@ impl Repository {
         chunker: Chunker,
         kv: Arc<dyn KvStore>,
         packs: PackDir,
+        lock: RepoLock,
     ) -> Self {
         Self {
             root: root.to_owned(),
@@ -141,6 +173,7 @@ impl Repository {
             packs,
             open_packs: Mutex::new(HashMap::new()),
             tickets: BackupTickets::new(),
+            _lock: lock,
         }
     }
 

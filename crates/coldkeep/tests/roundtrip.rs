@@ -172,3 +172,16 @@ fn a_vanished_or_unreadable_file_is_a_warning() {
     let missing = engine.backup(&tmp.path().join("absent"), &BackupOptions::default());
     assert!(matches!(missing, Err(coldkeep::BackupError::Source { .. })));
 }
+
+#[test]
+fn one_process_at_a_time_has_a_repository_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = dir.path().join("repo");
+    let engine = Engine::init(&repo, &InitOptions::default()).expect("init");
+    match Engine::open(&repo) {
+        Err(coldkeep::OpenError::Busy(path)) => assert_eq!(path, repo),
+        other => panic!("a second open must be refused as busy, got {other:?}"),
+    }
+    drop(engine);
+    Engine::open(&repo).expect("open once the first engine is gone");
+}

@@ -1,5 +1,8 @@
 //! Helpers shared by the tests that drive the real `coldkeep` binary.
 
+// Each test binary includes this module and uses only some of it.
+#![allow(dead_code)]
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -41,4 +44,24 @@ pub fn killed_after(repo: &Path, args: &[&str], delay: Duration) -> bool {
     child.kill().expect("SIGKILL"); // Child::kill sends SIGKILL on Unix
     child.wait().expect("reap child");
     running
+}
+
+/// Runs `coldkeep --repo <repo> --json <args>`, which must succeed, and parses its output.
+pub fn json(repo: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let out = coldkeep(repo, &all);
+    assert_ok(&out, &args.join(" "));
+    serde_json::from_slice(&out.stdout).expect("JSON output")
+}
+
+/// Runs `coldkeep --repo <repo> --json <args>`, which must fail with exit code 1, and returns
+/// its error message.
+pub fn refused(repo: &Path, args: &[&str]) -> String {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let out = coldkeep(repo, &all);
+    assert_eq!(out.status.code(), Some(1), "{} should have been refused", args.join(" "));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON error");
+    v["error"].as_str().expect("error message").to_owned()
 }

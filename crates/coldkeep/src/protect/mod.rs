@@ -47,7 +47,10 @@ pub enum ProtectError {
     /// The caller's `lastModificationTimeUsecs` is not the record's: someone changed it since.
     #[error("{what} {id} was last modified at {actual}, not at {expected}: reload it and retry")]
     Stale { what: &'static str, id: u64, expected: Usecs, actual: Usecs },
-    #[error("policy {policy} is used by protection groups {groups:?}")]
+    #[error(
+        "policy {policy} is used by protection groups {}",
+        groups.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    )]
     PolicyInUse { policy: PolicyId, groups: Vec<GroupId> },
     /// A retention, hold, lock or delete rule refused the change.
     #[error("refused: {0}")]

@@ -31,6 +31,8 @@ use coldkeep_catalog::BackupKind;
 #[derive(Debug)]
 pub(crate) struct ActiveRun {
     pub control: Arc<Control>,
+    /// Live counters of the run, all its objects together.
+    pub progress: Arc<Progress>,
     record: Mutex<Run>,
 }
 
@@ -142,6 +144,11 @@ impl Protection {
         }
         let run = self.run(group, id)?;
         Err(ProtectError::RunNotActive { group, run: id, status: run.status })
+    }
+
+    /// The live counters of a run executing in this process.
+    pub fn run_progress(&self, group: GroupId, id: RunId) -> Result<Arc<Progress>, ProtectError> {
+        Ok(Arc::clone(&self.active(group, id)?.progress))
     }
 
     /// Applies a control action to a run executing in this process.
@@ -302,7 +309,11 @@ pub(crate) fn start_run(
         .total_running_time_mins
         .map(|m| Instant::now() + Duration::from_secs(u64::from(m) * 60));
     let control = Arc::new(Control::new(run.options.start_suspended, deadline));
-    let active = Arc::new(ActiveRun { control, record: Mutex::new(run.clone()) });
+    let active = Arc::new(ActiveRun {
+        control,
+        progress: Arc::new(Progress::default()),
+        record: Mutex::new(run.clone()),
+    });
     p.active
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -349,7 +360,7 @@ fn execute(
                 format!("object={}", object.object),
             ],
             control: Some(Arc::clone(&active.control)),
-            progress: Some(Arc::new(Progress::default())),
+            progress: Some(Arc::clone(&active.progress)),
             ..BackupOptions::default()
         };
         let attempts_allowed = run.options.retries + 1;
