@@ -318,13 +318,19 @@ fn start_and_wait(backend: &Backend, request: &Request, bar: bool) -> Result<u8>
     let last = loop {
         let view = fetch(&as_json(Command::Run(show.clone())))?;
         if let Some(bar) = &bar {
-            let p = view.progress.unwrap_or_default();
+            // Live counters while it runs, the record's once it has ended.
+            let (files, read, new) = match view.progress {
+                Some(p) => (p.files, p.bytes_read, p.new_bytes),
+                None => {
+                    let st = view.run.stats();
+                    (st.files, st.bytes_read, st.bytes_new)
+                }
+            };
             bar.set_message(format!(
-                "{}: {} files, {} read, {} new",
+                "{}: {files} files, {} read, {} new",
                 view.run.status,
-                p.files,
-                view::bytes(p.bytes_read),
-                view::bytes(p.new_bytes)
+                view::bytes(read),
+                view::bytes(new)
             ));
         }
         if view.run.status.is_terminal() {

@@ -287,7 +287,9 @@ impl GroupArgs {
 
 #[derive(Subcommand, Debug, Clone, Serialize, Deserialize)]
 pub enum RunCmd {
-    /// Start a run of a group now.
+    /// Start a run of a group now. With a server (`coldkeep serve`) it returns at once;
+    /// without one the run executes in this process, which waits for it and meanwhile answers
+    /// other commands (pause, cancel...) about it.
     Start {
         group: GroupId,
         /// regular (incremental), full or log.

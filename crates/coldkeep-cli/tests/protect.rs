@@ -5,10 +5,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{assert_ok, coldkeep, json, refused};
+use common::{assert_ok, coldkeep, json, refused, spawn};
 use serde_json::Value;
 
 struct Fixture {
@@ -24,15 +24,7 @@ fn fixture() -> Fixture {
     let source = dir.path().join("src");
     std::fs::create_dir_all(source.join("sub")).expect("mkdir");
     std::fs::write(source.join("hello.txt"), b"hello\n").expect("write");
-    let mut x = 0x9E37_79B9_7F4A_7C15_u64;
-    let blob: Vec<u8> = (0..300_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x.to_le_bytes()[0]
-        })
-        .collect();
+    let blob = coldkeep_testing::Rng::new(7).bytes(300_000, false);
     std::fs::write(source.join("sub/blob.bin"), blob).expect("write");
     assert_ok(&coldkeep(&repo, &["init"]), "init");
     Fixture { _dir: dir, repo, source }
@@ -51,17 +43,6 @@ fn group(f: &Fixture, policy_flags: &[&str]) -> String {
     let group = json(&f.repo, &["group", "create", "g", "--policy", &policy, "--dir", src]);
     assert_eq!(group["objects"][0]["spec"]["path"], src, "paths are strings in JSON");
     id(&group)
-}
-
-fn spawn(repo: &Path, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_coldkeep"))
-        .arg("--repo")
-        .arg(repo)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn coldkeep")
 }
 
 /// Polls `run show` until `done` holds for the run's record (through whichever process has the

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 /// Runs `coldkeep --repo <repo> <args>` to completion.
@@ -28,17 +28,22 @@ pub fn assert_ok(out: &Output, what: &str) {
     );
 }
 
-/// Starts `coldkeep --repo <repo> <args>` and SIGKILLs it after `delay`; true if it was still
-/// running then.
-pub fn killed_after(repo: &Path, args: &[&str], delay: Duration) -> bool {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_coldkeep"))
+/// Starts `coldkeep --repo <repo> <args>`, its output piped.
+pub fn spawn(repo: &Path, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_coldkeep"))
         .arg("--repo")
         .arg(repo)
         .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn coldkeep");
+        .expect("spawn coldkeep")
+}
+
+/// Starts `coldkeep --repo <repo> <args>` and SIGKILLs it after `delay`; true if it was still
+/// running then.
+pub fn killed_after(repo: &Path, args: &[&str], delay: Duration) -> bool {
+    let mut child = spawn(repo, args);
     std::thread::sleep(delay);
     let running = child.try_wait().expect("poll child").is_none();
     child.kill().expect("SIGKILL"); // Child::kill sends SIGKILL on Unix
