@@ -319,12 +319,11 @@ fn start_and_wait(backend: &Backend, request: &Request, bar: bool) -> Result<u8>
         let view = fetch(&as_json(Command::Run(show.clone())))?;
         if let Some(bar) = &bar {
             // Live counters while it runs, the record's once it has ended.
-            let (files, read, new) = match view.progress {
-                Some(p) => (p.files, p.bytes_read, p.new_bytes),
-                None => {
-                    let st = view.run.stats();
-                    (st.files, st.bytes_read, st.bytes_new)
-                }
+            let (files, read, new) = if let Some(p) = view.progress {
+                (p.files, p.bytes_read, p.new_bytes)
+            } else {
+                let st = view.run.stats();
+                (st.files, st.bytes_read, st.bytes_new)
             };
             bar.set_message(format!(
                 "{}: {files} files, {} read, {} new",
