@@ -148,6 +148,9 @@ enum Command {
         /// Seconds between scheduler ticks (0: never schedule).
         #[arg(long, default_value_t = 60)]
         tick_secs: u64,
+        /// Runs executing at once; the others wait OnHold, highest priority first.
+        #[arg(long, default_value_t = 2)]
+        max_concurrent_runs: usize,
     },
     /// Back up a real directory twice into a temporary repository, restore it, verify it and
     /// print the dedup and speed figures.
@@ -277,8 +280,9 @@ fn dispatch(mut request: Request, cli: &Cli) -> Result<u8> {
             }
             return demo::run(&source, cli.json);
         }
-        Command::Serve { tick_secs } => {
-            return serve::serve(repo_path(cli)?, Duration::from_secs(*tick_secs));
+        Command::Serve { tick_secs, max_concurrent_runs } => {
+            let tick = Duration::from_secs(*tick_secs);
+            return serve::serve(repo_path(cli)?, tick, *max_concurrent_runs);
         }
         _ => {}
     }

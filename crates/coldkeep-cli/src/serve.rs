@@ -186,14 +186,16 @@ pub fn listen(engine: Arc<Engine>, repo: &Path) -> Result<Listening> {
     Ok(Listening(socket))
 }
 
-/// `coldkeep serve`: keeps the repository open, answers commands on its control socket and runs
-/// the scheduler every `tick` (never when zero), until the process is stopped. Stopping it, even
+/// `coldkeep serve`: keeps the repository open, answers commands on its control socket, runs
+/// the scheduler every `tick` (never when zero) and at most `max_concurrent_runs` runs at once,
+/// until the process is stopped. Stopping it, even
 /// with SIGKILL, is safe: runs it was executing are marked `Failed` when the repository is next
 /// opened.
-pub fn serve(repo: &Path, tick: Duration) -> Result<u8> {
+pub fn serve(repo: &Path, tick: Duration, max_concurrent_runs: usize) -> Result<u8> {
     let engine = Arc::new(
         Engine::open(repo).with_context(|| format!("opening repository {}", repo.display()))?,
     );
+    engine.set_max_concurrent_runs(max_concurrent_runs);
     let listening = listen(Arc::clone(&engine), repo)?;
     eprintln!("serving {} on {}", repo.display(), listening.0.display());
     loop {

@@ -82,24 +82,30 @@ impl Control {
         self.state.load(Ordering::SeqCst) == CANCELED
     }
 
+    /// Why the operation must stop now, if it must (canceled, or past the deadline); never
+    /// blocks.
+    pub fn stopped(&self) -> Option<Stop> {
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Some(Stop::TimedOut);
+        }
+        self.is_canceled().then_some(Stop::Canceled)
+    }
+
     /// Returns at once while running; blocks while paused; fails once canceled or past the
     /// deadline.
     pub fn checkpoint(&self) -> Result<(), Stop> {
         loop {
-            if self.deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(Stop::TimedOut);
+            if let Some(stop) = self.stopped() {
+                return Err(stop);
             }
-            match self.state.load(Ordering::Relaxed) {
-                RUNNING => return Ok(()),
-                CANCELED => return Err(Stop::Canceled),
-                _ => {
-                    let guard = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    if self.state.load(Ordering::SeqCst) == PAUSED {
-                        // Wakes on resume or cancel; the timeout re-checks the deadline.
-                        let wait = std::time::Duration::from_millis(200);
-                        drop(self.changed.wait_timeout(guard, wait));
-                    }
-                }
+            if self.state.load(Ordering::Relaxed) == RUNNING {
+                return Ok(());
+            }
+            let guard = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if self.state.load(Ordering::SeqCst) == PAUSED {
+                // Wakes on resume or cancel; the timeout re-checks the deadline.
+                let wait = std::time::Duration::from_millis(200);
+                drop(self.changed.wait_timeout(guard, wait));
             }
         }
     }

@@ -241,6 +241,13 @@ impl Engine {
         self.shared.protect.runs(group, filter)
     }
 
+    /// How many runs execute at once (2 by default; each uses every core). Runs beyond it wait
+    /// `OnHold`, and a free slot goes to the highest priority, then the oldest run. 0 holds
+    /// every new run until raised; runs already executing go on.
+    pub fn set_max_concurrent_runs(&self, limit: usize) {
+        self.shared.protect.admission.set_limit(limit);
+    }
+
     /// The live counters of a run executing in this process (all its objects together);
     /// `RunNotActive` once it has ended — its record then holds the final figures.
     pub fn run_progress(&self, group: GroupId, run: RunId) -> Result<Arc<Progress>, ProtectError> {

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use coldkeep::model::{
     DataLockConfig, DataLockMode, GroupId, GroupSpec, ObjectKind, ObjectSpec, PolicySpec,
-    Principal, Retention, RunRequest, RunStatus, RunType, RunUpdate, Schedule, TimeOfDay, TimeUnit,
-    Usecs, DAY,
+    Principal, Priority, Retention, Run, RunId, RunRequest, RunStatus, RunType, RunUpdate,
+    Schedule, TimeOfDay, TimeUnit, Usecs, DAY,
 };
 use coldkeep::{
     BackupOptions, Control, Engine, InitOptions, ManualClock, ProtectError, Refusal, RunFilter,
@@ -107,6 +107,53 @@ fn a_run_backs_up_every_object_in_the_background_and_is_listed_with_the_seed_fil
     let detailed =
         f.engine.runs(g, &RunFilter { include_object_details: true, ..Default::default() });
     assert_eq!(detailed.expect("runs")[0].objects.len(), 2);
+}
+
+/// Polls a run until `done` holds for it.
+fn await_status(f: &Fixture, g: GroupId, run: RunId, done: impl Fn(RunStatus) -> bool) -> Run {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = f.engine.run(g, run).expect("run");
+        if done(r.status) {
+            return r;
+        }
+        assert!(std::time::Instant::now() < deadline, "run {run} stuck at {}", r.status);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn runs_beyond_the_limit_wait_on_hold_and_go_by_priority() {
+    let f = fixture();
+    f.engine.set_max_concurrent_runs(0);
+    let start = |name: &str, seed: u64, priority: Priority| {
+        let g = group(&f, None, &[&source(&f.root, name, seed)]);
+        let mut request = RunRequest::new(RunType::Regular);
+        request.options.priority = priority;
+        (g, f.engine.start_run(g, request).expect("start").id)
+    };
+    let low_first = start("a", 1, Priority::Low);
+    let low_second = start("b", 2, Priority::Low);
+    let high = start("c", 3, Priority::High);
+    let dropped = start("d", 4, Priority::High);
+    for (g, r) in [low_first, low_second, high, dropped] {
+        await_status(&f, g, r, |s| s == RunStatus::OnHold);
+    }
+    // Canceled while it waits: it never starts and commits nothing.
+    f.engine.cancel_run(dropped.0, dropped.1).expect("cancel");
+    let canceled = await_status(&f, dropped.0, dropped.1, RunStatus::is_terminal);
+    assert_eq!(canceled.status, RunStatus::Canceled);
+    assert!(canceled.objects.iter().all(|o| o.snapshot.is_none()));
+
+    f.engine.set_max_concurrent_runs(1);
+    let snapshot = |(g, r): (GroupId, RunId)| {
+        let run = f.engine.wait_run(g, r).expect("wait");
+        assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.message);
+        run.objects[0].snapshot.expect("snapshot")
+    };
+    let (a, b, c) = (snapshot(low_first), snapshot(low_second), snapshot(high));
+    assert!(c < a && a < b, "high priority first, then the older run: {c} {a} {b}");
+    assert_eq!(f.engine.snapshots().expect("snapshots").len(), 3);
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! `coldkeep-schedule`); this module loads and stores records through the catalog, judges time
 //! by the [`TrustedClock`](coldkeep_retention::TrustedClock) and writes the audit log.
 
+pub(crate) mod admission;
 pub(crate) mod audit;
 pub(crate) mod clock;
 pub(crate) mod groups;
@@ -84,6 +85,8 @@ pub(crate) struct Protection {
     edits: Mutex<()>,
     /// The controls of the runs executing in this process.
     pub active: Mutex<HashMap<RunId, Arc<runs::ActiveRun>>>,
+    /// The slots runs execute in.
+    pub admission: admission::Admission,
 }
 
 impl Protection {
@@ -95,6 +98,7 @@ impl Protection {
             trusted,
             edits: Mutex::new(()),
             active: Mutex::new(HashMap::new()),
+            admission: admission::Admission::new(admission::DEFAULT_CONCURRENT_RUNS),
         })
     }
 

@@ -9,6 +9,7 @@
 //! reason. It is not resumed: the source may have changed since, the next scheduled run will
 //! cover it, and every chunk the interrupted run sealed is reused by deduplication.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,8 @@ pub(crate) struct ActiveRun {
     pub control: Arc<Control>,
     /// Live counters of the run, all its objects together.
     pub progress: Arc<Progress>,
+    /// Waiting for a slot to execute in (`OnHold`).
+    on_hold: AtomicBool,
     record: Mutex<Run>,
 }
 
@@ -52,6 +55,8 @@ impl ActiveRun {
                 RunStatus::Canceling
             } else if self.control.is_paused() {
                 RunStatus::Paused
+            } else if self.on_hold.load(Ordering::SeqCst) {
+                RunStatus::OnHold
             } else {
                 RunStatus::Running
             };
@@ -312,6 +317,7 @@ pub(crate) fn start_run(
     let active = Arc::new(ActiveRun {
         control,
         progress: Arc::new(Progress::default()),
+        on_hold: AtomicBool::new(false),
         record: Mutex::new(run.clone()),
     });
     p.active
@@ -344,6 +350,26 @@ fn execute(
     active: &ActiveRun,
 ) -> Result<(), ProtectError> {
     let p = &shared.protect;
+    active.on_hold.store(true, Ordering::SeqCst);
+    let run = active.update(p, |_| {})?;
+    let slot = p.admission.admit(run.id, run.options.priority, &active.control);
+    active.on_hold.store(false, Ordering::SeqCst);
+    let _slot = match slot {
+        Ok(slot) => slot,
+        Err(stop) => {
+            active.update(p, |r| {
+                for o in &mut r.objects {
+                    o.status = if stop == Stop::Canceled {
+                        RunStatus::Canceled
+                    } else {
+                        RunStatus::Failed
+                    };
+                    o.error = Some(format!("{stop:?} before it started"));
+                }
+            })?;
+            return finish(p, group, active, Some(stop));
+        }
+    };
     let run = active.update(p, |_| {})?;
     let mut stopped = None;
     for (i, object) in run.objects.iter().enumerate() {
