@@ -16,8 +16,14 @@
 #  * guest memory touched for the first time costs a hypervisor fault per page (here ~350 MB/s):
 #    PRETOUCH=1 (default) touches the free memory once before timing anything.
 #
+# Restores are the operation most at the mercy of the machine (every restored byte lands in a
+# page-cache page the hypervisor may have to fault in, docs/BENCHMARKS.md), so RESTORE_PAIRS=N
+# adds N more restores of the last round's snapshot, the tools alternating (same data, same
+# moment, fresh directories): op restore_B_pairs.
+#
 # Usage:  benches/e2e.sh                 # coldkeep + restic, 1 round
 #         ROUNDS=2 TOOLS="coldkeep" benches/e2e.sh
+#         RESTORE_PAIRS=5 benches/e2e.sh
 # Env:    DATA ($HOME/bench-data)  SCRATCH (/tmp/ck-e2e)  OUT (./bench-results)  ROUNDS (1)
 # Prereq: apt packages restic time rsync; a release build (done here).
 set -euo pipefail
@@ -27,6 +33,7 @@ DATA=${DATA:-$HOME/bench-data}
 SCRATCH=${SCRATCH:-/tmp/ck-e2e}
 OUT=${OUT:-$PWD/bench-results}
 ROUNDS=${ROUNDS:-1}
+RESTORE_PAIRS=${RESTORE_PAIRS:-0}
 COLD=${COLD:-0}
 SETTLE=${SETTLE:-360}
 PRETOUCH=${PRETOUCH:-1}
@@ -116,6 +123,14 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
+for pair in $(seq 1 "$RESTORE_PAIRS"); do
+  for tool in $TOOLS; do
+    target="$SCRATCH/pairs/$tool-$pair"
+    mkdir -p "$SCRATCH/pairs"
+    run_op "$tool" "$round" restore_B_pairs "$BYTES_B" "$(cmd "$tool" restore | sed "s|--target [^ ]*|--target $target|")"
+  done
+done
+
 echo
 { cat "$OUT/e2e-$STAMP.header"; echo
   awk -F'\t' 'NR==1{printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n|---|---|---|---:|---:|---:|---:|---:|\n",$1,$2,$3,$4,$5,$6,$7,$8; next}
@@ -125,8 +140,9 @@ echo
   echo "|---|---:|---:|---:|"
   median() { sort -n | awk '{v[NR]=$1} END{ if (NR==0) print ""; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2 }'; }
   col() { awk -F'\t' -v t="$1" -v op="$2" -v c="$3" '$1==t && $3==op {print $c}' "$TSV"; }
-  for op in backup1_A backup2_A_nochg backup3_B restore_B; do
+  for op in backup1_A backup2_A_nochg backup3_B restore_B restore_B_pairs; do
     ck=$(col coldkeep $op 4 | median); rs=$(col restic $op 4 | median)
+    [ -z "$ck" ] && [ -z "$rs" ] && continue
     rss=$(col coldkeep $op 7 | sort -n | tail -1)
     ckr=$(col coldkeep $op 8 | median); rsr=$(col restic $op 8 | median)
     if [ -n "$ck" ] && [ -n "$rs" ]; then

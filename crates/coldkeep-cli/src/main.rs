@@ -113,8 +113,16 @@ enum Command {
         #[arg(long, default_value = "")]
         path: String,
     },
-    /// Write a file from a snapshot to standard output.
-    Cat { snapshot: String, path: String },
+    /// Write a file from a snapshot to standard output, or with --offset / --length the
+    /// range of it (at most 8 MiB at once; only the chunks it overlaps are read).
+    Cat {
+        snapshot: String,
+        path: String,
+        #[arg(long)]
+        offset: Option<u64>,
+        #[arg(long)]
+        length: Option<u64>,
+    },
     /// Verify the repository; `--read-data` also re-hashes every stored byte.
     Check {
         #[arg(long)]
@@ -406,11 +414,17 @@ pub(crate) fn execute(engine: &Engine, command: &Command, s: &mut Session<'_>) -
             .with_context(|| format!("restoring snapshot {id} into {}", target.display()))?;
             s.print(&summary, || view::restore_summary(&summary, id, target))?;
         }
-        Command::Cat { snapshot, path } => {
+        Command::Cat { snapshot, path, offset: None, length: None } => {
             let id = parse_snapshot(engine, snapshot)?;
             let mut out = std::io::BufWriter::new(&mut *s.out);
             engine.cat(id, path.as_bytes(), &mut out)?;
             std::io::Write::flush(&mut out)?;
+        }
+        Command::Cat { snapshot, path, offset, length } => {
+            let id = parse_snapshot(engine, snapshot)?;
+            let (offset, len) = (offset.unwrap_or(0), length.unwrap_or(coldkeep::MAX_READ_LEN));
+            let slice = engine.read_file(id, path.as_bytes(), offset, len)?;
+            s.out.write_all(&slice.data)?;
         }
         Command::Check { read_data } => {
             let report = engine.check(CheckOptions { read_data: *read_data })?;

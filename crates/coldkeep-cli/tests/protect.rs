@@ -202,7 +202,16 @@ fn serve_answers_every_command_and_runs_in_the_background() {
     assert_eq!(snap["source"], f.source.to_str().expect("utf-8"));
     let cat = coldkeep(&f.repo, &["cat", "latest", "sub/blob.bin"]);
     assert_ok(&cat, "cat through the server");
-    assert_eq!(cat.stdout, std::fs::read(f.source.join("sub/blob.bin")).expect("read"));
+    let blob = std::fs::read(f.source.join("sub/blob.bin")).expect("read");
+    assert_eq!(cat.stdout, blob);
+    let range = coldkeep(
+        &f.repo,
+        &["cat", "latest", "sub/blob.bin", "--offset", "1000", "--length", "5000"],
+    );
+    assert_ok(&range, "cat a range");
+    assert_eq!(range.stdout, &blob[1000..6000]);
+    let why = refused(&f.repo, &["cat", "latest", "sub/blob.bin", "--length", "8388609"]);
+    assert!(why.contains("at most 8388608"), "{why}");
     let check = coldkeep(&f.repo, &["check", "--read-data"]);
     assert_ok(&check, "check through the server");
 

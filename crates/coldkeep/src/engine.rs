@@ -17,7 +17,7 @@ use crate::protect::policies::PolicyFilter;
 use crate::protect::runs::{self, RunFilter};
 use crate::protect::scheduler::{self, TickReport};
 use crate::protect::{Clock, ProtectError, Protection, SystemClock};
-use crate::read::{self, ListEntry};
+use crate::read::{self, FileSlice, ListEntry};
 use crate::repo::{InitOptions, Repository};
 use crate::restore::{self, RestoreOptions, RestoreSummary};
 use coldkeep_model::{
@@ -112,6 +112,25 @@ impl Engine {
     /// Every entry under `path` in a snapshot (`""` or `"/"` for all), parents first.
     pub fn list(&self, id: SnapshotId, path: &[u8]) -> Result<Vec<ListEntry>, ReadError> {
         read::list(&self.shared.repo, &read::snapshot(&self.shared.repo, id)?, path)
+    }
+
+    /// `len` bytes (at most [`MAX_READ_LEN`](crate::MAX_READ_LEN), 8 MiB) of the file at `path` in snapshot `id`,
+    /// from `offset` — the seed's download of a file by offset and length. Reads only the chunks
+    /// the range overlaps.
+    pub fn read_file(
+        &self,
+        id: SnapshotId,
+        path: &[u8],
+        offset: u64,
+        len: u64,
+    ) -> Result<FileSlice, ReadError> {
+        read::read_file(
+            &self.shared.repo,
+            &read::snapshot(&self.shared.repo, id)?,
+            path,
+            offset,
+            len,
+        )
     }
 
     /// Writes the content of the file at `path` in a snapshot to `out`; returns its size.

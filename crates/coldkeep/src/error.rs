@@ -37,6 +37,9 @@ pub enum DataError {
     /// A tree is structurally invalid (unsorted or duplicate names).
     #[error("tree {id} is invalid: {reason}")]
     InvalidTree { id: ChunkId, reason: String },
+    /// A chunk's plaintext is not as long as the file that references it says.
+    #[error("chunk {id} holds {actual} bytes where its file says {expected}")]
+    ChunkLength { id: ChunkId, expected: u64, actual: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -111,6 +114,9 @@ pub enum ReadError {
     PathNotFound(String),
     #[error("not a regular file: {0}")]
     NotAFile(String),
+    /// A ranged read asked for more than the download bound.
+    #[error("cannot read {requested} bytes at once: at most {max}")]
+    ReadTooLarge { requested: u64, max: u64 },
     #[error(transparent)]
     Data(#[from] DataError),
     #[error(transparent)]

@@ -54,7 +54,7 @@ pub use protect::policies::PolicyFilter;
 pub use protect::runs::RunFilter;
 pub use protect::scheduler::TickReport;
 pub use protect::{Clock, ManualClock, ProtectError, SystemClock};
-pub use read::ListEntry;
+pub use read::{FileSlice, ListEntry, MAX_READ_LEN};
 pub use repo::InitOptions;
 pub use restore::{RestoreOptions, RestoreSummary};
 pub use tree::{Meta, Node, NodeKind, Piece, Timestamp, Tree, Xattr};

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use coldkeep_catalog::{SnapshotId, SnapshotRecord};
 
-use crate::error::{IoError, ReadError};
+use crate::error::{DataError, IoError, ReadError};
 use crate::repo::Repository;
 use crate::tree::{components, Node, NodeKind, Piece, Tree};
 
@@ -97,6 +97,75 @@ fn list_tree(
     Ok(())
 }
 
+/// The most [`read_file`] returns at once: the seed's download bound, 8 MiB.
+pub const MAX_READ_LEN: u64 = 8 * 1024 * 1024;
+
+/// A byte range of a file in a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSlice {
+    /// The bytes from the requested offset: fewer than asked when the file ends first, none
+    /// when the offset is at or past its end.
+    pub data: Vec<u8>,
+    /// The whole file's size.
+    pub file_size: u64,
+    /// Stored chunks read to answer (holes and chunks outside the range are not read).
+    pub chunks_read: u32,
+}
+
+fn file_pieces(
+    repo: &Repository,
+    snap: &SnapshotRecord,
+    path: &[u8],
+) -> Result<(u64, Vec<Piece>), ReadError> {
+    match resolve(repo, snap, path)? {
+        Resolved::Node(Node { kind: NodeKind::File { size, pieces }, .. }) => Ok((size, pieces)),
+        _ => Err(ReadError::NotAFile(String::from_utf8_lossy(path).into_owned())),
+    }
+}
+
+/// `len` bytes of the file at `path` from `offset` (the seed's download by offset and length),
+/// reading only the chunks that overlap the range. `len` is at most [`MAX_READ_LEN`].
+pub(crate) fn read_file(
+    repo: &Repository,
+    snap: &SnapshotRecord,
+    path: &[u8],
+    offset: u64,
+    len: u64,
+) -> Result<FileSlice, ReadError> {
+    if len > MAX_READ_LEN {
+        return Err(ReadError::ReadTooLarge { requested: len, max: MAX_READ_LEN });
+    }
+    let (file_size, pieces) = file_pieces(repo, snap, path)?;
+    let end = offset.saturating_add(len).min(file_size);
+    let mut data = Vec::with_capacity(end.saturating_sub(offset) as usize);
+    let mut chunks_read = 0;
+    let mut piece_start = 0u64;
+    for piece in &pieces {
+        let piece_end = piece_start + piece.len();
+        let (from, to) = (offset.max(piece_start), end.min(piece_end));
+        if from < to {
+            let (a, b) = ((from - piece_start) as usize, (to - piece_start) as usize);
+            match piece {
+                Piece::Data { id, len } => {
+                    let blob = repo.load_blob(id)?;
+                    chunks_read += 1;
+                    if blob.len() as u64 != u64::from(*len) {
+                        let (expected, actual) = (u64::from(*len), blob.len() as u64);
+                        return Err(DataError::ChunkLength { id: *id, expected, actual }.into());
+                    }
+                    data.extend_from_slice(&blob[a..b]);
+                }
+                Piece::Hole { .. } => data.resize(data.len() + (b - a), 0),
+            }
+        }
+        if piece_end >= end {
+            break;
+        }
+        piece_start = piece_end;
+    }
+    Ok(FileSlice { data, file_size, chunks_read })
+}
+
 /// Writes the content of the file at `path` to `out`; returns its size.
 pub(crate) fn cat(
     repo: &Repository,
@@ -104,11 +173,7 @@ pub(crate) fn cat(
     path: &[u8],
     out: &mut dyn Write,
 ) -> Result<u64, ReadError> {
-    let Resolved::Node(Node { kind: NodeKind::File { size, pieces }, .. }) =
-        resolve(repo, snap, path)?
-    else {
-        return Err(ReadError::NotAFile(String::from_utf8_lossy(path).into_owned()));
-    };
+    let (size, pieces) = file_pieces(repo, snap, path)?;
     let io = |e| ReadError::Io(IoError::new("write", "<output>", e));
     let zeros = vec![0u8; 1 << 16];
     for piece in &pieces {
