@@ -29,7 +29,7 @@ use coldkeep::{
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use protect::{GroupCmd, PolicyCmd, RunCmd, RunView};
+use protect::{GroupCmd, ObjectCmd, PolicyCmd, RunCmd, RunView};
 use serve::Backend;
 use session::Session;
 
@@ -146,6 +146,9 @@ enum Command {
     /// Runs of a protection group: start, list, pause, resume, cancel, update retention.
     #[command(subcommand)]
     Run(RunCmd),
+    /// Protected objects: their snapshots, with the seed's filters.
+    #[command(subcommand)]
+    Object(ObjectCmd),
     /// The audit log of retention, legal-hold, DataLock and deletion changes.
     Audit,
     /// Run the scheduler once and wait for the runs it starts (for cron).
@@ -448,6 +451,7 @@ pub(crate) fn execute(engine: &Engine, command: &Command, s: &mut Session<'_>) -
         Command::Policy(cmd) => protect::policy(engine, cmd, s)?,
         Command::Group(cmd) => protect::group(engine, cmd, s)?,
         Command::Run(cmd) => protect::run(engine, cmd, s)?,
+        Command::Object(cmd) => protect::object(engine, cmd, s)?,
         Command::Audit => protect::audit(engine, s)?,
         Command::Tick => protect::tick(engine, s)?,
         Command::Init { .. } | Command::Demo { .. } | Command::Serve { .. } => {

@@ -17,7 +17,7 @@ use coldkeep::model::{
     ProtectionGroup, RegularBackup, Retention, RetryOptions, Run, RunId, RunOptions, RunRequest,
     RunStatus, RunType, RunUpdate, Schedule, TimeOfDay, TimeUnit, Usecs, Weekday,
 };
-use coldkeep::{Engine, GroupFilter, PolicyFilter, RunFilter, SnapshotStats};
+use coldkeep::{Engine, GroupFilter, ObjectSnapshotFilter, PolicyFilter, RunFilter, SnapshotStats};
 use serde::{Deserialize, Serialize};
 
 use crate::session::Session;
@@ -369,6 +369,32 @@ pub enum RunCmd {
     },
 }
 
+#[derive(Subcommand, Debug, Clone, Serialize, Deserialize)]
+pub enum ObjectCmd {
+    /// An object's snapshots that still exist, oldest first.
+    Snapshots {
+        object: ObjectId,
+        /// Snapshots taken at or after this time.
+        #[arg(long)]
+        from: Option<Usecs>,
+        /// Snapshots taken at or before this time.
+        #[arg(long)]
+        to: Option<Usecs>,
+        /// Snapshots of runs started at or after this time.
+        #[arg(long)]
+        run_from: Option<Usecs>,
+        /// Snapshots of runs started at or before this time.
+        #[arg(long)]
+        run_to: Option<Usecs>,
+        #[arg(long = "type", value_parser = parse_run_type)]
+        run_types: Vec<RunType>,
+        #[arg(long = "group")]
+        groups: Vec<GroupId>,
+        #[arg(long = "run")]
+        runs: Vec<RunId>,
+    },
+}
+
 // ---- parsers of the command-line forms ----
 
 fn parse_every(s: &str) -> Result<(TimeUnit, u32), String> {
@@ -670,6 +696,40 @@ pub fn run(engine: &Engine, cmd: &RunCmd, s: &mut Session<'_>) -> Result<()> {
             s.print(&changed, || changed.iter().map(run_line).collect::<Vec<_>>().join("\n"))
         }
     }
+}
+
+pub fn object(engine: &Engine, cmd: &ObjectCmd, s: &mut Session<'_>) -> Result<()> {
+    let ObjectCmd::Snapshots { object, from, to, run_from, run_to, run_types, groups, runs } = cmd;
+    let filter = ObjectSnapshotFilter {
+        from_time_usecs: *from,
+        to_time_usecs: *to,
+        run_start_from_time_usecs: *run_from,
+        run_start_to_time_usecs: *run_to,
+        run_types: run_types.clone(),
+        protection_group_ids: groups.clone(),
+        run_instance_ids: runs.clone(),
+    };
+    let snaps = engine.object_snapshots(*object, &filter)?;
+    s.print(&snaps, || {
+        snaps
+            .iter()
+            .map(|o| {
+                let expiry = o.expiry_time_usecs.map(|e| format!(", expires {e}"));
+                format!(
+                    "snapshot {} of object {}: group {} run {} ({}) at {}{}{}",
+                    o.snapshot,
+                    o.object,
+                    o.group,
+                    o.run,
+                    o.run_type,
+                    o.snapshot_time_usecs,
+                    expiry.unwrap_or_default(),
+                    if o.legal_hold { ", legal hold" } else { "" }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
 }
 
 pub fn audit(engine: &Engine, s: &mut Session<'_>) -> Result<()> {

@@ -87,6 +87,12 @@ fn policies_groups_and_runs_follow_the_seed_rules() {
         .any(|t| *t == format!("run={run_id}")));
 
     // Filters.
+    let of_object = json(&f.repo, &["object", "snapshots", "1", "--type", "regular"]);
+    assert_eq!(of_object[0]["run"].as_u64().map(|r| r.to_string()), Some(run_id.clone()));
+    assert_eq!(
+        json(&f.repo, &["object", "snapshots", "1", "--type", "full"]).as_array().map(Vec::len),
+        Some(0)
+    );
     assert_eq!(
         json(&f.repo, &["run", "list", &g, "--type", "full"]).as_array().map(Vec::len),
         Some(0)

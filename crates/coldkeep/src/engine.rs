@@ -13,6 +13,7 @@ use crate::error::{BackupError, CheckError, InitError, OpenError, ReadError, Res
 use crate::gc::{GcError, GcOptions, GcReport};
 use crate::progress::Progress;
 use crate::protect::groups::{GroupFilter, GroupInfo};
+use crate::protect::objects::{ObjectSnapshot, ObjectSnapshotFilter};
 use crate::protect::policies::PolicyFilter;
 use crate::protect::runs::{self, RunFilter};
 use crate::protect::scheduler::{self, TickReport};
@@ -21,8 +22,8 @@ use crate::read::{self, FileSlice, ListEntry};
 use crate::repo::{InitOptions, Repository};
 use crate::restore::{self, RestoreOptions, RestoreSummary};
 use coldkeep_model::{
-    AuditEntry, GroupId, GroupSpec, Policy, PolicyId, PolicySpec, Principal, ProtectionGroup, Run,
-    RunId, RunRequest, RunStatus, RunUpdate, Usecs,
+    AuditEntry, GroupId, GroupSpec, ObjectId, Policy, PolicyId, PolicySpec, Principal,
+    ProtectionGroup, Run, RunId, RunRequest, RunStatus, RunUpdate, Usecs,
 };
 
 /// Repository-wide figures.
@@ -236,6 +237,16 @@ impl Engine {
 
     pub fn groups(&self, filter: &GroupFilter) -> Result<Vec<GroupInfo>, ProtectError> {
         self.shared.protect.groups(filter)
+    }
+
+    /// The snapshots of a protected object that still exist, oldest first, with the seed's
+    /// filters (`GET /data-protect/objects/{id}/snapshots`).
+    pub fn object_snapshots(
+        &self,
+        object: ObjectId,
+        filter: &ObjectSnapshotFilter,
+    ) -> Result<Vec<ObjectSnapshot>, ProtectError> {
+        self.shared.protect.object_snapshots(object, filter)
     }
 
     /// Every retention, hold, lock and deletion change, oldest first.

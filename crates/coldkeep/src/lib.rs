@@ -50,6 +50,7 @@ pub use error::{
 pub use gc::{GcError, GcOptions, GcReport};
 pub use progress::Progress;
 pub use protect::groups::{GroupFilter, GroupInfo};
+pub use protect::objects::{ObjectSnapshot, ObjectSnapshotFilter};
 pub use protect::policies::PolicyFilter;
 pub use protect::runs::RunFilter;
 pub use protect::scheduler::TickReport;

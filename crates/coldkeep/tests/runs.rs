@@ -12,7 +12,8 @@ use coldkeep::model::{
     Schedule, TimeOfDay, TimeUnit, Usecs, DAY,
 };
 use coldkeep::{
-    BackupOptions, Control, Engine, InitOptions, ManualClock, ProtectError, Refusal, RunFilter,
+    BackupOptions, Control, Engine, InitOptions, ManualClock, ObjectSnapshotFilter as Filter,
+    ProtectError, Refusal, RunFilter,
 };
 use coldkeep_testing::{compare_trees, Compare, Dataset};
 
@@ -349,4 +350,47 @@ fn a_compliance_lock_holds_against_everyone_and_the_clock_until_it_ends() {
     f.clock.set(Usecs(until.0 + 1));
     let done = f.engine.update_runs(g, &[delete], &Principal::user("ops")).expect("after the lock");
     assert!(done[0].snapshots_deleted);
+}
+
+#[test]
+fn an_objects_snapshots_are_listed_with_the_seed_filters() {
+    let f = fixture();
+    let (a, b) = (source(&f.root, "a", 1), source(&f.root, "b", 2));
+    let g = group(&f, None, &[&a, &b]);
+    let objects: Vec<_> = f.engine.group(g).expect("group").objects.iter().map(|o| o.id).collect();
+    let run = |run_type: RunType| {
+        let started = f.engine.start_run(g, RunRequest::new(run_type)).expect("start");
+        let done = f.engine.wait_run(g, started.id).expect("wait");
+        assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.message);
+        f.clock.advance(DAY);
+        done
+    };
+    let (first, full, third) = (run(RunType::Regular), run(RunType::Full), run(RunType::Regular));
+    let snaps = |filter: Filter| -> Vec<_> {
+        let listed = f.engine.object_snapshots(objects[1], &filter).expect("object snapshots");
+        assert!(listed.iter().all(|s| s.object == objects[1] && s.group == g));
+        listed.into_iter().map(|s| s.run).collect()
+    };
+    assert_eq!(snaps(Filter::default()), [first.id, full.id, third.id]);
+    assert_eq!(snaps(Filter { run_types: vec![RunType::Full], ..Filter::default() }), [full.id]);
+    assert_eq!(snaps(Filter { run_instance_ids: vec![third.id], ..Filter::default() }), [third.id]);
+    let from =
+        Filter { run_start_from_time_usecs: Some(full.start_time_usecs), ..Filter::default() };
+    assert_eq!(snaps(from), [full.id, third.id]);
+    let to = Filter { run_start_to_time_usecs: Some(full.start_time_usecs), ..Filter::default() };
+    assert_eq!(snaps(to), [first.id, full.id]);
+    let other_group = Filter { protection_group_ids: vec![GroupId::new(99)], ..Filter::default() };
+    assert_eq!(snaps(other_group), []);
+    let listed = f.engine.object_snapshots(objects[1], &Filter::default()).expect("listed");
+    assert_eq!(listed[0].snapshot, first.objects[1].snapshot.expect("snapshot"));
+    assert_eq!(listed[0].expiry_time_usecs, first.retention.expiry);
+
+    // Deleted snapshots are no longer listed; an unknown object is an error.
+    let delete = RunUpdate { run: Some(first.id), delete_snapshots: true, ..RunUpdate::default() };
+    f.engine.update_runs(g, &[delete], &Principal::user("ops")).expect("delete");
+    assert_eq!(snaps(Filter::default()), [full.id, third.id]);
+    assert!(matches!(
+        f.engine.object_snapshots(coldkeep::model::ObjectId::new(999), &Filter::default()),
+        Err(ProtectError::ObjectNotFound(_))
+    ));
 }

@@ -9,6 +9,7 @@ pub(crate) mod admission;
 pub(crate) mod audit;
 pub(crate) mod clock;
 pub(crate) mod groups;
+pub(crate) mod objects;
 pub(crate) mod policies;
 pub(crate) mod runs;
 pub(crate) mod scheduler;
@@ -17,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use coldkeep_catalog::{Catalog, CatalogError};
-use coldkeep_model::{GroupId, PolicyError, PolicyId, RunId, Usecs};
+use coldkeep_model::{GroupId, ObjectId, PolicyError, PolicyId, RunId, Usecs};
 use coldkeep_retention::{Refusal, TrustedClock};
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -30,6 +31,8 @@ pub enum ProtectError {
     PolicyNotFound(PolicyId),
     #[error("protection group {0} not found")]
     GroupNotFound(GroupId),
+    #[error("object {0} is in no protection group and has no run")]
+    ObjectNotFound(ObjectId),
     #[error("run {run} of protection group {group} not found")]
     RunNotFound { group: GroupId, run: RunId },
     /// A group runs one run at a time.

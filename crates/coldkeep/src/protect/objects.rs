@@ -1,0 +1,120 @@
+//! Protected objects and their snapshots (the seed's `GET /data-protect/objects/{id}/snapshots`).
+//!
+//! An object's snapshots are found through the runs that made them: each run records, per
+//! object, the snapshot it committed, and carries the retention, hold and lock those snapshots
+//! are under. Object ids are allocated from one counter, so an id names one object across all
+//! groups, deleted ones included.
+
+use coldkeep_catalog::SnapshotId;
+use coldkeep_model::{
+    DataLock, GroupId, ObjectId, ProtectionGroup, Run, RunId, RunType, SnapshotRetention, Usecs,
+};
+use serde::Serialize;
+
+use super::{ProtectError, Protection};
+
+/// The seed's filters of an object's snapshots; `None` and empty lists match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectSnapshotFilter {
+    /// Snapshots taken at or after this time (`fromTimeUsecs`).
+    pub from_time_usecs: Option<Usecs>,
+    /// Snapshots taken at or before this time (`toTimeUsecs`).
+    pub to_time_usecs: Option<Usecs>,
+    /// Snapshots of runs started at or after this time (`runStartFromTimeUsecs`).
+    pub run_start_from_time_usecs: Option<Usecs>,
+    /// Snapshots of runs started at or before this time (`runStartToTimeUsecs`).
+    pub run_start_to_time_usecs: Option<Usecs>,
+    pub run_types: Vec<RunType>,
+    pub protection_group_ids: Vec<GroupId>,
+    pub run_instance_ids: Vec<RunId>,
+}
+
+/// One snapshot of an object, with the run that made it and what keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObjectSnapshot {
+    pub snapshot: SnapshotId,
+    pub object: ObjectId,
+    pub group: GroupId,
+    pub run: RunId,
+    pub run_type: RunType,
+    pub run_start_time_usecs: Usecs,
+    /// When the backup of this object started.
+    pub snapshot_time_usecs: Usecs,
+    pub expiry_time_usecs: Option<Usecs>,
+    pub legal_hold: bool,
+    pub data_lock: Option<DataLock>,
+}
+
+impl Protection {
+    /// The snapshots of `object` that still exist, oldest first.
+    pub fn object_snapshots(
+        &self,
+        object: ObjectId,
+        filter: &ObjectSnapshotFilter,
+    ) -> Result<Vec<ObjectSnapshot>, ProtectError> {
+        let groups: Vec<ProtectionGroup> = self
+            .catalog
+            .scan::<ProtectionGroup>(&[])?
+            .into_iter()
+            .filter(|g| {
+                filter.protection_group_ids.is_empty()
+                    || filter.protection_group_ids.contains(&g.id)
+            })
+            .collect();
+        let mut out = Vec::new();
+        let mut known = false;
+        for group in &groups {
+            known |= group.object(object).is_some();
+            for run in self.catalog.scan::<Run>(&group.id.key())? {
+                known |= run.objects.iter().any(|o| o.object == object);
+                if run.snapshots_deleted || !run_matches(&run, filter) {
+                    continue;
+                }
+                let made = run.objects.iter().filter(|o| o.object == object);
+                for snapshot in made.filter_map(|o| o.snapshot) {
+                    let Some(record) = self.catalog.snapshot(snapshot)? else { continue };
+                    let taken = Usecs(record.start_time_us);
+                    if filter.from_time_usecs.is_some_and(|t| taken < t)
+                        || filter.to_time_usecs.is_some_and(|t| taken > t)
+                    {
+                        continue;
+                    }
+                    out.push(entry(&run, object, snapshot, taken, run.retention));
+                }
+            }
+        }
+        if !known && filter.protection_group_ids.is_empty() {
+            return Err(ProtectError::ObjectNotFound(object));
+        }
+        out.sort_by_key(|s| s.snapshot);
+        Ok(out)
+    }
+}
+
+fn run_matches(run: &Run, f: &ObjectSnapshotFilter) -> bool {
+    (f.run_instance_ids.is_empty() || f.run_instance_ids.contains(&run.id))
+        && (f.run_types.is_empty() || f.run_types.contains(&run.run_type))
+        && f.run_start_from_time_usecs.is_none_or(|t| run.start_time_usecs >= t)
+        && f.run_start_to_time_usecs.is_none_or(|t| run.start_time_usecs <= t)
+}
+
+fn entry(
+    run: &Run,
+    object: ObjectId,
+    snapshot: SnapshotId,
+    taken: Usecs,
+    retention: SnapshotRetention,
+) -> ObjectSnapshot {
+    ObjectSnapshot {
+        snapshot,
+        object,
+        group: run.group,
+        run: run.id,
+        run_type: run.run_type,
+        run_start_time_usecs: run.start_time_usecs,
+        snapshot_time_usecs: taken,
+        expiry_time_usecs: retention.expiry,
+        legal_hold: retention.legal_hold,
+        data_lock: retention.data_lock,
+    }
+}
