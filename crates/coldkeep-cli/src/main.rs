@@ -95,6 +95,9 @@ enum Command {
         parent: Option<SnapshotId>,
         #[arg(long = "tag")]
         tags: Vec<String>,
+        /// The source is a disk image: fixed-size chunks, blocks of zeros kept as holes.
+        #[arg(long)]
+        disk_image: bool,
     },
     /// List snapshots.
     Snapshots,
@@ -380,13 +383,14 @@ impl Command {
 /// Runs one command against an open repository, writing to `s`; returns the exit code.
 pub(crate) fn execute(engine: &Engine, command: &Command, s: &mut Session<'_>) -> Result<u8> {
     match command {
-        Command::Backup { source, full, parent, tags } => {
+        Command::Backup { source, full, parent, tags, disk_image } => {
             let progress = Arc::new(Progress::default());
             let opts = BackupOptions {
                 kind: if *full { BackupKind::Full } else { BackupKind::Incremental },
                 parent: *parent,
                 tags: tags.clone(),
                 progress: Some(progress.clone()),
+                disk_image: *disk_image,
                 ..BackupOptions::default()
             };
             let snap = with_progress(s, "backup", &progress, || engine.backup(source, &opts))

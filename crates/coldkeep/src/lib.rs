@@ -33,7 +33,7 @@ mod tickets;
 mod tree;
 
 // The public API.
-pub use backup::BackupOptions;
+pub use backup::{BackupOptions, IMAGE_CHUNK_SIZE};
 pub use check::{CheckOptions, CheckReport, Problem};
 pub use coldkeep_catalog::{BackupKind, SnapshotId, SnapshotRecord, SnapshotStats, Warning};
 pub use coldkeep_chunker::{CdcParams, ChunkerConfig};

@@ -21,7 +21,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use coldkeep_catalog::{BackupKind, SnapshotDraft, SnapshotId, SnapshotRecord};
+use coldkeep_chunker::{Chunker, ChunkerConfig};
 
+use crate::config::ChunkingSpec;
 use crate::control::Control;
 use crate::error::BackupError;
 use crate::progress::Progress;
@@ -44,7 +46,15 @@ pub struct BackupOptions {
     pub progress: Option<Arc<Progress>>,
     /// Pause / resume / cancel / time limit, honoured at chunk boundaries.
     pub control: Option<Arc<Control>>,
+    /// Back the source up as a disk image: fixed-size chunks (the repository's size when it
+    /// chunks that way, else [`IMAGE_CHUNK_SIZE`]), so that a block changed in place changes one
+    /// chunk, and chunks of zeros kept as holes — neither stored nor written back on restore,
+    /// which leaves the restored image sparse.
+    pub disk_image: bool,
 }
+
+/// The chunk size of disk images in a repository that chunks by content.
+pub const IMAGE_CHUNK_SIZE: u32 = 256 * 1024;
 
 impl Default for BackupOptions {
     fn default() -> Self {
@@ -55,6 +65,7 @@ impl Default for BackupOptions {
             threads: None,
             progress: None,
             control: None,
+            disk_image: false,
         }
     }
 }
@@ -101,12 +112,23 @@ pub(crate) fn run(
     let warnings = Mutex::new(Vec::new());
     let pool = worker_pool(opts.threads, "backup", &source)?;
 
+    let image_chunker;
+    let chunker = if opts.disk_image && matches!(repo.config.chunking, ChunkingSpec::Cdc { .. }) {
+        image_chunker = Chunker::new(ChunkerConfig::Fixed(IMAGE_CHUNK_SIZE))
+            .expect("the image chunk size is valid");
+        &image_chunker
+    } else {
+        &repo.chunker
+    };
+
     let (packer, sealer) = packer::Packer::new(repo);
     let (walked, seal_result) = std::thread::scope(|scope| {
         // The receiver moves into the sealer: if sealing fails, the queue closes and workers stop.
         let sealer_thread = scope.spawn(|| packer::seal_all(repo, &sealer, &progress));
         let ctx = walk::Walk {
             repo,
+            chunker,
+            zeros_as_holes: opts.disk_image,
             known: &known,
             packer: &packer,
             progress: &progress,

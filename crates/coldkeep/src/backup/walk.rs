@@ -17,6 +17,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use coldkeep_catalog::Warning;
+use coldkeep_chunker::Chunker;
 use coldkeep_store::{BlobKind, ChunkId};
 use rayon::prelude::*;
 
@@ -34,6 +35,10 @@ const READ_WHOLE_LIMIT: u64 = 8 << 20;
 
 pub(super) struct Walk<'a> {
     pub repo: &'a Repository,
+    /// The repository's chunker, or a fixed-size one for a disk image.
+    pub chunker: &'a Chunker,
+    /// Chunks of zeros become holes: neither stored nor written back (disk images).
+    pub zeros_as_holes: bool,
     pub known: &'a KnownChunks,
     pub packer: &'a Packer<'a>,
     pub progress: &'a Progress,
@@ -272,9 +277,15 @@ impl Walk<'_> {
     ) -> Result<Vec<Piece>, BackupError> {
         let mut pieces = Vec::new();
         let mut pos = 0;
-        for (start, end) in data_extents(file, md) {
+        let mut extents = data_extents(file, md);
+        if self.zeros_as_holes {
+            // Image chunks start at multiples of the chunk size whatever the holes around them,
+            // so that a block changed in place changes one chunk in the next backup.
+            extents = align_extents(&extents, self.chunker.max_chunk_len() as u64, md.size());
+        }
+        for (start, end) in extents {
             if start > pos {
-                pieces.push(Piece::Hole { len: start - pos });
+                push_hole(&mut pieces, start - pos);
             }
             (&*file).seek(SeekFrom::Start(start)).map_err(|e| IoError::new("seek", abs, e))?;
             let n = self.read_extent(file.take(end - start), end - start, abs, &mut pieces)?;
@@ -285,7 +296,7 @@ impl Walk<'_> {
             }
         }
         if md.size() > pos {
-            pieces.push(Piece::Hole { len: md.size() - pos });
+            push_hole(&mut pieces, md.size() - pos);
         }
         Ok(pieces)
     }
@@ -298,10 +309,14 @@ impl Walk<'_> {
         abs: &Path,
         pieces: &mut Vec<Piece>,
     ) -> Result<u64, BackupError> {
-        let chunker = &self.repo.chunker;
+        let chunker = self.chunker;
         let io = |e| IoError::new("read", abs, e);
         let mut push = |chunk: &[u8]| -> Result<(), BackupError> {
             self.control.checkpoint().map_err(BackupError::Stopped)?;
+            if self.zeros_as_holes && chunk.iter().all(|b| *b == 0) {
+                push_hole(pieces, chunk.len() as u64);
+                return Ok(());
+            }
             let id = self.store(chunk, BlobKind::Data)?;
             pieces.push(Piece::Data { id, len: chunk.len() as u32 });
             Ok(())
@@ -321,6 +336,29 @@ impl Walk<'_> {
             push(chunk)?;
         }
         Ok(total)
+    }
+}
+
+/// `extents` widened to whole `chunk`-sized blocks of the file (the last one ends at `size`),
+/// overlapping ones merged. The hole bytes this reads are zeros, which become holes again.
+fn align_extents(extents: &[(u64, u64)], chunk: u64, size: u64) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(extents.len());
+    for &(start, end) in extents {
+        let (start, end) =
+            (start / chunk * chunk, end.div_ceil(chunk).saturating_mul(chunk).min(size));
+        match out.last_mut() {
+            Some((_, last_end)) if *last_end >= start => *last_end = (*last_end).max(end),
+            _ => out.push((start, end)),
+        }
+    }
+    out
+}
+
+/// Appends a hole, merged into the previous piece when that is a hole too.
+fn push_hole(pieces: &mut Vec<Piece>, len: u64) {
+    match pieces.last_mut() {
+        Some(Piece::Hole { len: previous }) => *previous += len,
+        _ => pieces.push(Piece::Hole { len }),
     }
 }
 
@@ -350,4 +388,19 @@ fn data_extents(file: &File, md: &Metadata) -> Vec<(u64, u64)> {
         pos = end;
     }
     extents
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_extents_widen_to_whole_chunks_and_merge() {
+        let extents = [(4096, 8192), (10_000, 12_000), (300_000, 300_100), (1_000_000, 1_000_500)];
+        assert_eq!(
+            align_extents(&extents, 65_536, 1_000_500),
+            [(0, 65_536), (262_144, 327_680), (983_040, 1_000_500)]
+        );
+        assert_eq!(align_extents(&[], 65_536, 0), []);
+    }
 }

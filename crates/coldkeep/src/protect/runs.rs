@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use coldkeep_catalog::{Batch, Catalog, CatalogError, Counter};
 use coldkeep_model::{
-    GroupId, ObjectRun, Principal, ProtectionGroup, Run, RunId, RunRequest, RunStats, RunStatus,
-    RunType, RunUpdate, SnapshotRetention, Usecs,
+    GroupId, ObjectKind, ObjectRun, Principal, ProtectionGroup, Run, RunId, RunRequest, RunStats,
+    RunStatus, RunType, RunUpdate, SnapshotRetention, Usecs,
 };
 use coldkeep_retention::{apply_update, initial_retention};
 
@@ -387,6 +387,7 @@ fn execute(
             ],
             control: Some(Arc::clone(&active.control)),
             progress: Some(Arc::clone(&active.progress)),
+            disk_image: spec.kind == ObjectKind::DiskImage,
             ..BackupOptions::default()
         };
         let attempts_allowed = run.options.retries + 1;
