@@ -37,7 +37,8 @@ impl ProtectionRecord for ProtectionGroup {
 
 impl ProtectionRecord for Run {
     const TABLE: Table = Table::Runs;
-    const VERSION: u8 = 1;
+    /// 2: objects record their capture time and a log run's time range.
+    const VERSION: u8 = 2;
     fn key(&self) -> Vec<u8> {
         run_key(self.group, self.id)
     }

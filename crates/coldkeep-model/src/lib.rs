@@ -20,7 +20,7 @@ pub use policy::{
     Policy, PolicyError, PolicySpec, RegularBackup, Retention, RetryOptions, Schedule,
 };
 pub use run::{
-    AuditEntry, DataLock, ObjectRun, Priority, Run, RunOptions, RunRequest, RunStats, RunStatus,
-    RunType, RunUpdate, SnapshotRetention,
+    AuditEntry, DataLock, LogRange, ObjectRun, Priority, Run, RunOptions, RunRequest, RunStats,
+    RunStatus, RunType, RunUpdate, SnapshotRetention,
 };
 pub use time::{TimeOfDay, TimeUnit, Usecs, Weekday, DAY, HOUR, MINUTE, WEEK};

@@ -188,6 +188,15 @@ impl RunStats {
     }
 }
 
+/// The span of time a log (`kLog`) backup of an object covers: from the previous capture of
+/// the object (any run type) to this one. Replaying its logs brings the object from the state
+/// at `from_usecs` to the state at `to_usecs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRange {
+    pub from_usecs: Usecs,
+    pub to_usecs: Usecs,
+}
+
 /// One object's part of a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectRun {
@@ -198,6 +207,28 @@ pub struct ObjectRun {
     pub warnings: Vec<String>,
     pub error: Option<String>,
     pub attempts: u32,
+    /// When the backup of this object began (trusted time): what its snapshot holds is the
+    /// object as of then.
+    pub captured_usecs: Option<Usecs>,
+    /// For a log run, the span of time its snapshot covers.
+    pub log_range: Option<LogRange>,
+}
+
+impl ObjectRun {
+    /// An object's part of a run that has not started.
+    pub fn new(object: ObjectId) -> Self {
+        Self {
+            object,
+            status: RunStatus::Accepted,
+            snapshot: None,
+            stats: RunStats::default(),
+            warnings: vec![],
+            error: None,
+            attempts: 0,
+            captured_usecs: None,
+            log_range: None,
+        }
+    }
 }
 
 /// A DataLock on a run's snapshots.

@@ -51,6 +51,10 @@ pub struct BackupOptions {
     /// chunk, and chunks of zeros kept as holes — neither stored nor written back on restore,
     /// which leaves the restored image sparse.
     pub disk_image: bool,
+    /// The source's files only ever grow (a database's WAL or archive directory, append-only
+    /// logs): of a file that grew since the parent snapshot, the parent's chunks are kept for
+    /// what it had and only the new tail is read.
+    pub append_only: bool,
 }
 
 /// The chunk size of disk images in a repository that chunks by content.
@@ -66,6 +70,7 @@ impl Default for BackupOptions {
             progress: None,
             control: None,
             disk_image: false,
+            append_only: false,
         }
     }
 }
@@ -129,6 +134,7 @@ pub(crate) fn run(
             repo,
             chunker,
             zeros_as_holes: opts.disk_image,
+            append_only: opts.append_only,
             known: &known,
             packer: &packer,
             progress: &progress,

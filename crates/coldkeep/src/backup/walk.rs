@@ -39,6 +39,8 @@ pub(super) struct Walk<'a> {
     pub chunker: &'a Chunker,
     /// Chunks of zeros become holes: neither stored nor written back (disk images).
     pub zeros_as_holes: bool,
+    /// Files only grow (log directories): of a file that grew, only the new tail is read.
+    pub append_only: bool,
     pub known: &'a KnownChunks,
     pub packer: &'a Packer<'a>,
     pub progress: &'a Progress,
@@ -220,7 +222,11 @@ impl Walk<'_> {
                 return Ok(None);
             }
         };
-        let pieces = match self.read_content(&file, abs, md) {
+        let read = match self.grown(md, prev) {
+            Some((from, prefix)) => self.read_tail(&file, abs, md, from, prefix),
+            None => self.read_content(&file, abs, md),
+        };
+        let pieces = match read {
             Ok(pieces) => pieces,
             Err(BackupError::Io(e)) => {
                 self.warn(rel, format!("not read: {}", e.source));
@@ -262,11 +268,42 @@ impl Walk<'_> {
                 == (md.mtime(), md.mtime_nsec() as u32)
             && (prev.meta.ctime.secs, prev.meta.ctime.nanos)
                 == (md.ctime(), md.ctime_nsec() as u32);
-        let present = pieces.iter().all(|p| match p {
+        (same && self.all_stored(pieces)).then(|| (prev.kind.clone(), prev.meta.xattrs.clone()))
+    }
+
+    fn all_stored(&self, pieces: &[Piece]) -> bool {
+        pieces.iter().all(|p| match p {
             Piece::Data { id, .. } => self.known.contains(id),
             Piece::Hole { .. } => true,
-        });
-        (same && present).then(|| (prev.kind.clone(), prev.meta.xattrs.clone()))
+        })
+    }
+
+    /// In an append-only source, a file that only grew since the parent (same inode, no
+    /// smaller): the parent's size and chunks, which stand for its content up to that size.
+    fn grown(&self, md: &Metadata, prev: Option<&Node>) -> Option<(u64, Vec<Piece>)> {
+        let prev = prev.filter(|_| self.append_only)?;
+        let NodeKind::File { size, pieces } = &prev.kind else {
+            return None;
+        };
+        let grew = prev.meta.inode == md.ino() && *size <= md.size() && self.all_stored(pieces);
+        grew.then(|| (*size, pieces.clone()))
+    }
+
+    /// `prefix` (the chunks of the file's first `from` bytes) followed by the chunks of the rest
+    /// of the file, which is all that is read.
+    fn read_tail(
+        &self,
+        file: &File,
+        abs: &Path,
+        md: &Metadata,
+        from: u64,
+        mut prefix: Vec<Piece>,
+    ) -> Result<Vec<Piece>, BackupError> {
+        (&*file).seek(SeekFrom::Start(from)).map_err(|e| IoError::new("seek", abs, e))?;
+        let len = md.size() - from;
+        let n = self.read_extent(file.take(len), len, abs, &mut prefix)?;
+        add(&self.progress.bytes_read, n);
+        Ok(prefix)
     }
 
     fn read_content(

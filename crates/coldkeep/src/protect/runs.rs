@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use coldkeep_catalog::{Batch, Catalog, CatalogError, Counter};
 use coldkeep_model::{
-    GroupId, ObjectKind, ObjectRun, Principal, ProtectionGroup, Run, RunId, RunRequest, RunStats,
-    RunStatus, RunType, RunUpdate, SnapshotRetention, Usecs,
+    GroupId, LogRange, ObjectId, ObjectKind, ObjectRun, Principal, ProtectionGroup, Run, RunId,
+    RunRequest, RunStats, RunStatus, RunType, RunUpdate, SnapshotRetention, Usecs,
 };
 use coldkeep_retention::{apply_update, initial_retention};
 
@@ -291,18 +291,7 @@ pub(crate) fn start_run(
         scheduled_time_usecs: scheduled,
         start_time_usecs: p.now()?,
         end_time_usecs: None,
-        objects: objects
-            .iter()
-            .map(|&object| ObjectRun {
-                object,
-                status: RunStatus::Accepted,
-                snapshot: None,
-                stats: RunStats::default(),
-                warnings: vec![],
-                error: None,
-                attempts: 0,
-            })
-            .collect(),
+        objects: objects.iter().map(|&object| ObjectRun::new(object)).collect(),
         message: None,
         retention: SnapshotRetention::default(),
         snapshots_deleted: false,
@@ -374,6 +363,20 @@ fn execute(
     let mut stopped = None;
     for (i, object) in run.objects.iter().enumerate() {
         let Some(spec) = group.object(object.object).map(|o| o.spec.clone()) else { continue };
+        if run.run_type == RunType::Log && spec.kind != ObjectKind::LogDirectory {
+            active.update(p, |r| {
+                r.objects[i].status = RunStatus::Skipped;
+                r.objects[i].error = Some("a kLog run backs up log directories only".into());
+            })?;
+            continue;
+        }
+        let captured = p.now()?;
+        let log_range = if run.run_type == RunType::Log {
+            let previous = previous_capture(p, group.id, object.object, run.id)?;
+            Some(LogRange { from_usecs: previous.unwrap_or(captured), to_usecs: captured })
+        } else {
+            None
+        };
         let opts = BackupOptions {
             kind: if run.run_type == RunType::Full {
                 BackupKind::Full
@@ -388,6 +391,7 @@ fn execute(
             control: Some(Arc::clone(&active.control)),
             progress: Some(Arc::clone(&active.progress)),
             disk_image: spec.kind == ObjectKind::DiskImage,
+            append_only: spec.kind == ObjectKind::LogDirectory,
             ..BackupOptions::default()
         };
         let attempts_allowed = run.options.retries + 1;
@@ -410,6 +414,8 @@ fn execute(
                 Ok(snap) => {
                     let s = &snap.stats;
                     o.snapshot = Some(snap.id);
+                    o.captured_usecs = Some(captured);
+                    o.log_range = log_range;
                     o.warnings = snap
                         .warnings
                         .iter()
@@ -448,6 +454,23 @@ fn execute(
         }
     }
     finish(p, group, active, stopped)
+}
+
+/// When `object` was last captured by a successful run of `group` other than `this`, if ever.
+fn previous_capture(
+    p: &Protection,
+    group: GroupId,
+    object: ObjectId,
+    this: RunId,
+) -> Result<Option<Usecs>, ProtectError> {
+    let runs = p.catalog.scan::<Run>(&group.key())?;
+    Ok(runs
+        .iter()
+        .filter(|r| r.id != this && !r.snapshots_deleted)
+        .flat_map(|r| &r.objects)
+        .filter(|o| o.object == object && o.status.is_success())
+        .filter_map(|o| o.captured_usecs)
+        .max())
 }
 
 /// The run's final status, and the retention of the snapshots it made.
@@ -490,6 +513,9 @@ fn finish(
                 )),
             ),
             None if !failed.is_empty() => (RunStatus::Failed, Some(failed.join("; "))),
+            None if r.objects.iter().all(|o| o.status == RunStatus::Skipped) => {
+                (RunStatus::Skipped, Some("no object of this group takes this run type".into()))
+            }
             None if r.warnings().next().is_some() => (RunStatus::SucceededWithWarning, None),
             None => (RunStatus::Succeeded, None),
         };
@@ -508,15 +534,7 @@ mod tests {
     fn runs_left_unfinished_by_a_crash_are_failed_with_the_reason() {
         let catalog = Catalog::new(Arc::new(MemKv::new()));
         let p = Protection::new(catalog, Arc::new(ManualClock::new(Usecs(1_000)))).expect("new");
-        let object = |status| ObjectRun {
-            object: ObjectId::new(1),
-            status,
-            snapshot: None,
-            stats: RunStats::default(),
-            warnings: vec![],
-            error: None,
-            attempts: 1,
-        };
+        let object = |status| ObjectRun { status, ..ObjectRun::new(ObjectId::new(1)) };
         let run = |id, status: RunStatus| Run {
             id: RunId::new(id),
             group: GroupId::new(1),
