@@ -393,6 +393,16 @@ pub enum ObjectCmd {
         #[arg(long = "run")]
         runs: Vec<RunId>,
     },
+    /// Full and incremental snapshots of an object between two times, and the time ranges the
+    /// log directories protected with it cover.
+    RestorePoints {
+        object: ObjectId,
+        /// 2026-11-23T07:45:00Z, 2026-11-23, or µs since the epoch.
+        #[arg(long)]
+        from: Usecs,
+        #[arg(long)]
+        to: Usecs,
+    },
 }
 
 // ---- parsers of the command-line forms ----
@@ -699,37 +709,53 @@ pub fn run(engine: &Engine, cmd: &RunCmd, s: &mut Session<'_>) -> Result<()> {
 }
 
 pub fn object(engine: &Engine, cmd: &ObjectCmd, s: &mut Session<'_>) -> Result<()> {
-    let ObjectCmd::Snapshots { object, from, to, run_from, run_to, run_types, groups, runs } = cmd;
-    let filter = ObjectSnapshotFilter {
-        from_time_usecs: *from,
-        to_time_usecs: *to,
-        run_start_from_time_usecs: *run_from,
-        run_start_to_time_usecs: *run_to,
-        run_types: run_types.clone(),
-        protection_group_ids: groups.clone(),
-        run_instance_ids: runs.clone(),
-    };
-    let snaps = engine.object_snapshots(*object, &filter)?;
-    s.print(&snaps, || {
-        snaps
-            .iter()
-            .map(|o| {
-                let expiry = o.expiry_time_usecs.map(|e| format!(", expires {e}"));
-                format!(
-                    "snapshot {} of object {}: group {} run {} ({}) at {}{}{}",
-                    o.snapshot,
-                    o.object,
-                    o.group,
-                    o.run,
-                    o.run_type,
-                    o.snapshot_time_usecs,
-                    expiry.unwrap_or_default(),
-                    if o.legal_hold { ", legal hold" } else { "" }
-                )
+    match cmd {
+        ObjectCmd::Snapshots { object, from, to, run_from, run_to, run_types, groups, runs } => {
+            let filter = ObjectSnapshotFilter {
+                from_time_usecs: *from,
+                to_time_usecs: *to,
+                run_start_from_time_usecs: *run_from,
+                run_start_to_time_usecs: *run_to,
+                run_types: run_types.clone(),
+                protection_group_ids: groups.clone(),
+                run_instance_ids: runs.clone(),
+            };
+            let snaps = engine.object_snapshots(*object, &filter)?;
+            s.print(&snaps, || {
+                snaps.iter().map(object_snapshot_line).collect::<Vec<_>>().join("\n")
             })
-            .collect::<Vec<_>>()
-            .join("\n")
-    })
+        }
+        ObjectCmd::RestorePoints { object, from, to } => {
+            let points = engine.restore_points(*object, *from, *to)?;
+            s.print(&points, || {
+                let bases = points.full_snapshots.iter().map(|p| {
+                    let (t, snap, run) = (p.run_type, p.snapshot, p.run);
+                    format!("{t} snapshot {snap} (run {run}) as of {}", p.captured_usecs)
+                });
+                let logs = points.log_ranges.iter().map(|l| {
+                    let (snap, run, object) = (l.snapshot, l.run, l.object);
+                    let (a, b) = (l.range.from_usecs, l.range.to_usecs);
+                    format!("kLog snapshot {snap} (run {run}, object {object}) covers {a} .. {b}")
+                });
+                bases.chain(logs).collect::<Vec<_>>().join("\n")
+            })
+        }
+    }
+}
+
+fn object_snapshot_line(o: &coldkeep::ObjectSnapshot) -> String {
+    let expiry = o.expiry_time_usecs.map(|e| format!(", expires {e}"));
+    format!(
+        "snapshot {} of object {}: group {} run {} ({}) at {}{}{}",
+        o.snapshot,
+        o.object,
+        o.group,
+        o.run,
+        o.run_type,
+        o.snapshot_time_usecs,
+        expiry.unwrap_or_default(),
+        if o.legal_hold { ", legal hold" } else { "" }
+    )
 }
 
 pub fn audit(engine: &Engine, s: &mut Session<'_>) -> Result<()> {

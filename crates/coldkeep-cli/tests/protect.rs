@@ -93,6 +93,11 @@ fn policies_groups_and_runs_follow_the_seed_rules() {
         json(&f.repo, &["object", "snapshots", "1", "--type", "full"]).as_array().map(Vec::len),
         Some(0)
     );
+    let span = ["--from", "2000-01-01", "--to", "2100-01-01"];
+    let points = json(&f.repo, &[&["object", "restore-points", "1"][..], &span].concat());
+    let base = points["full_snapshots"][0]["run"].as_u64().map(|r| r.to_string());
+    assert_eq!(base, Some(run_id.clone()));
+    assert_eq!(points["log_ranges"].as_array().map(Vec::len), Some(0));
     assert_eq!(
         json(&f.repo, &["run", "list", &g, "--type", "full"]).as_array().map(Vec::len),
         Some(0)

@@ -13,7 +13,7 @@ use crate::error::{BackupError, CheckError, InitError, OpenError, ReadError, Res
 use crate::gc::{GcError, GcOptions, GcReport};
 use crate::progress::Progress;
 use crate::protect::groups::{GroupFilter, GroupInfo};
-use crate::protect::objects::{ObjectSnapshot, ObjectSnapshotFilter};
+use crate::protect::objects::{ObjectSnapshot, ObjectSnapshotFilter, RestorePoints};
 use crate::protect::policies::PolicyFilter;
 use crate::protect::runs::{self, RunFilter};
 use crate::protect::scheduler::{self, TickReport};
@@ -247,6 +247,18 @@ impl Engine {
         filter: &ObjectSnapshotFilter,
     ) -> Result<Vec<ObjectSnapshot>, ProtectError> {
         self.shared.protect.object_snapshots(object, filter)
+    }
+
+    /// What `object` can be restored to between `from` and `to`: its full and incremental
+    /// snapshots, and the time ranges the log directories protected with it cover (the seed's
+    /// `POST /data-protect/snapshots/restore-points`).
+    pub fn restore_points(
+        &self,
+        object: ObjectId,
+        from: Usecs,
+        to: Usecs,
+    ) -> Result<RestorePoints, ProtectError> {
+        self.shared.protect.restore_points(object, from, to)
     }
 
     /// Every retention, hold, lock and deletion change, oldest first.

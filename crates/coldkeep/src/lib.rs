@@ -50,7 +50,9 @@ pub use error::{
 pub use gc::{GcError, GcOptions, GcReport};
 pub use progress::Progress;
 pub use protect::groups::{GroupFilter, GroupInfo};
-pub use protect::objects::{ObjectSnapshot, ObjectSnapshotFilter};
+pub use protect::objects::{
+    LogTimeRange, ObjectSnapshot, ObjectSnapshotFilter, RestorePoint, RestorePoints,
+};
 pub use protect::policies::PolicyFilter;
 pub use protect::runs::RunFilter;
 pub use protect::scheduler::TickReport;

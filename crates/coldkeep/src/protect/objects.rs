@@ -7,7 +7,8 @@
 
 use coldkeep_catalog::SnapshotId;
 use coldkeep_model::{
-    DataLock, GroupId, ObjectId, ProtectionGroup, Run, RunId, RunType, SnapshotRetention, Usecs,
+    DataLock, GroupId, LogRange, ObjectId, ObjectKind, ProtectionGroup, Run, RunId, RunType,
+    SnapshotRetention, Usecs,
 };
 use serde::Serialize;
 
@@ -45,7 +46,94 @@ pub struct ObjectSnapshot {
     pub data_lock: Option<DataLock>,
 }
 
+/// A log snapshot and the span of time it covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogTimeRange {
+    /// The log directory object.
+    pub object: ObjectId,
+    pub snapshot: SnapshotId,
+    pub run: RunId,
+    pub range: LogRange,
+}
+
+/// What an object can be brought back to between two times (the seed's
+/// `POST /data-protect/snapshots/restore-points`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RestorePoints {
+    /// The object's full and incremental snapshots captured in the span, oldest first.
+    pub full_snapshots: Vec<RestorePoint>,
+    /// The log snapshots of the log directories protected with it (same group) whose ranges
+    /// meet the span, oldest first: between two points, they reach any time they cover.
+    pub log_ranges: Vec<LogTimeRange>,
+}
+
+/// A full or incremental snapshot and the time it holds the object as of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RestorePoint {
+    pub snapshot: SnapshotId,
+    pub run: RunId,
+    pub run_type: RunType,
+    pub captured_usecs: Usecs,
+}
+
 impl Protection {
+    /// The restore points of `object` between `from` and `to` (inclusive).
+    pub fn restore_points(
+        &self,
+        object: ObjectId,
+        from: Usecs,
+        to: Usecs,
+    ) -> Result<RestorePoints, ProtectError> {
+        let mut points = RestorePoints::default();
+        let groups = self.catalog.scan::<ProtectionGroup>(&[])?;
+        let mut known = false;
+        for group in groups.iter().filter(|g| g.object(object).is_some()) {
+            known = true;
+            let logs: Vec<ObjectId> = group
+                .objects
+                .iter()
+                .filter(|o| o.spec.kind == ObjectKind::LogDirectory)
+                .map(|o| o.id)
+                .collect();
+            for run in self.catalog.scan::<Run>(&group.id.key())? {
+                if run.snapshots_deleted || !run.status.is_success() {
+                    continue;
+                }
+                for o in run.objects.iter().filter(|o| o.status.is_success()) {
+                    let (Some(snapshot), Some(captured)) = (o.snapshot, o.captured_usecs) else {
+                        continue;
+                    };
+                    match o.log_range {
+                        Some(range)
+                            if logs.contains(&o.object)
+                                && range.to_usecs >= from
+                                && range.from_usecs <= to =>
+                        {
+                            let log =
+                                LogTimeRange { object: o.object, snapshot, run: run.id, range };
+                            points.log_ranges.push(log);
+                        }
+                        None if o.object == object && (from..=to).contains(&captured) => {
+                            points.full_snapshots.push(RestorePoint {
+                                snapshot,
+                                run: run.id,
+                                run_type: run.run_type,
+                                captured_usecs: captured,
+                            });
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        if !known {
+            return Err(ProtectError::ObjectNotFound(object));
+        }
+        points.full_snapshots.sort_by_key(|p| p.captured_usecs);
+        points.log_ranges.sort_by_key(|l| l.range.to_usecs);
+        Ok(points)
+    }
+
     /// The snapshots of `object` that still exist, oldest first.
     pub fn object_snapshots(
         &self,
