@@ -107,14 +107,26 @@ enum Command {
         #[arg(default_value = "")]
         path: String,
     },
-    /// Restore a snapshot (or a path inside it) into an empty or new directory.
+    /// Restore a snapshot (or a path inside it) into an empty or new directory; or, with
+    /// --at, an object as it was at a point in time (its newest base before then, and the log
+    /// directory protected with it into --logs-target, for the database to replay).
     Restore {
-        snapshot: String,
+        #[arg(required_unless_present = "at")]
+        snapshot: Option<String>,
         #[arg(long, short = 't')]
         target: PathBuf,
         /// Only this path inside the snapshot.
         #[arg(long, default_value = "")]
         path: String,
+        /// Point in time (2026-11-23T07:45:00Z, or µs since the epoch).
+        #[arg(long, requires_all = ["object", "logs_target"], conflicts_with = "snapshot")]
+        at: Option<coldkeep::model::Usecs>,
+        /// With --at: the protected object to recover.
+        #[arg(long)]
+        object: Option<coldkeep::model::ObjectId>,
+        /// With --at: where the log segments go.
+        #[arg(long)]
+        logs_target: Option<PathBuf>,
     },
     /// Write a file from a snapshot to standard output, or with --offset / --length the
     /// range of it (at most 8 MiB at once; only the chunks it overlaps are read).
@@ -371,7 +383,12 @@ impl Command {
     fn absolutize(&mut self) -> Result<()> {
         match self {
             Self::Backup { source, .. } => *source = std::path::absolute(&*source)?,
-            Self::Restore { target, .. } => *target = std::path::absolute(&*target)?,
+            Self::Restore { target, logs_target, .. } => {
+                *target = std::path::absolute(&*target)?;
+                if let Some(logs) = logs_target {
+                    *logs = std::path::absolute(&*logs)?;
+                }
+            }
             Self::Group(GroupCmd::Create { objects, .. }) => objects.absolutize()?,
             Self::Group(GroupCmd::Update { add, .. }) => add.absolutize()?,
             _ => {}
@@ -411,7 +428,33 @@ pub(crate) fn execute(engine: &Engine, command: &Command, s: &mut Session<'_>) -
                 entries.iter().map(view::Entry::line).collect::<Vec<_>>().join("\n")
             })?;
         }
-        Command::Restore { snapshot, target, path } => {
+        Command::Restore {
+            at: Some(at),
+            object: Some(object),
+            logs_target: Some(logs),
+            target,
+            ..
+        } => {
+            let opts = RestoreOptions::default();
+            let done = engine.recover_point_in_time(*object, *at, target, logs, &opts)?;
+            s.print(&done, || {
+                let p = &done.plan;
+                format!(
+                    "object {object} as of {at}: base snapshot {} ({} as of {}) into {}, logs snapshot {} (covering {} .. {}) into {}",
+                    p.base.snapshot,
+                    p.base.run_type,
+                    p.base.captured_usecs,
+                    target.display(),
+                    p.logs.snapshot,
+                    p.logs.range.from_usecs,
+                    p.logs.range.to_usecs,
+                    logs.display()
+                )
+            })?;
+        }
+        Command::Restore { snapshot, target, path, .. } => {
+            let snapshot =
+                snapshot.as_deref().context("which snapshot? (or --at for a point in time)")?;
             let id = parse_snapshot(engine, snapshot)?;
             let progress = Arc::new(Progress::default());
             let opts = RestoreOptions { threads: None, progress: Some(progress.clone()) };

@@ -98,6 +98,13 @@ fn policies_groups_and_runs_follow_the_seed_rules() {
     let base = points["full_snapshots"][0]["run"].as_u64().map(|r| r.to_string());
     assert_eq!(base, Some(run_id.clone()));
     assert_eq!(points["log_ranges"].as_array().map(Vec::len), Some(0));
+    let (t, l) = (f.repo.with_extension("pitr"), f.repo.with_extension("logs"));
+    let (t, l) = (t.to_str().expect("utf-8"), l.to_str().expect("utf-8"));
+    let why = refused(
+        &f.repo,
+        &["restore", "--at", "2100-01-01", "--object", "1", "-t", t, "--logs-target", l],
+    );
+    assert!(why.contains("no log snapshot reaches"), "{why}");
     assert_eq!(
         json(&f.repo, &["run", "list", &g, "--type", "full"]).as_array().map(Vec::len),
         Some(0)

@@ -9,11 +9,15 @@ use serde::Serialize;
 
 use crate::backup::{self, BackupOptions};
 use crate::check::{self, CheckOptions, CheckReport};
-use crate::error::{BackupError, CheckError, InitError, OpenError, ReadError, RestoreError};
+use crate::error::{
+    BackupError, CheckError, InitError, OpenError, ReadError, RecoveryError, RestoreError,
+};
 use crate::gc::{GcError, GcOptions, GcReport};
 use crate::progress::Progress;
 use crate::protect::groups::{GroupFilter, GroupInfo};
-use crate::protect::objects::{ObjectSnapshot, ObjectSnapshotFilter, RestorePoints};
+use crate::protect::objects::{
+    ObjectSnapshot, ObjectSnapshotFilter, PointInTimePlan, RestorePoints,
+};
 use crate::protect::policies::PolicyFilter;
 use crate::protect::runs::{self, RunFilter};
 use crate::protect::scheduler::{self, TickReport};
@@ -38,6 +42,14 @@ pub struct RepoStats {
     pub unique_bytes: u64,
     /// Logical bytes of all snapshots added up (what restoring every snapshot would write).
     pub logical_bytes: u64,
+}
+
+/// What a point-in-time recovery restored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PointInTimeRecovery {
+    pub plan: PointInTimePlan,
+    pub base: RestoreSummary,
+    pub logs: RestoreSummary,
 }
 
 /// A coldkeep repository, open for backup, restore and inspection.
@@ -259,6 +271,26 @@ impl Engine {
         to: Usecs,
     ) -> Result<RestorePoints, ProtectError> {
         self.shared.protect.restore_points(object, from, to)
+    }
+
+    /// Point-in-time recovery of `object` to `at`: restores its newest full or incremental
+    /// snapshot at or before `at` into `target`, and into `logs_target` the log directory
+    /// protected with it as first captured at or after `at` — every log segment the database
+    /// replays to reach `at` (PostgreSQL: `restore_command` from there, `recovery_target_time`
+    /// `at`). Both targets must be empty or absent.
+    pub fn recover_point_in_time(
+        &self,
+        object: ObjectId,
+        at: Usecs,
+        target: &Path,
+        logs_target: &Path,
+        opts: &RestoreOptions,
+    ) -> Result<PointInTimeRecovery, RecoveryError> {
+        let plan =
+            self.restore_points(object, Usecs(i64::MIN), Usecs(i64::MAX))?.plan(object, at)?;
+        let base = self.restore(plan.base.snapshot, b"", target, opts)?;
+        let logs = self.restore(plan.logs.snapshot, b"", logs_target, opts)?;
+        Ok(PointInTimeRecovery { plan, base, logs })
     }
 
     /// Every retention, hold, lock and deletion change, oldest first.

@@ -177,3 +177,13 @@ impl From<KvError> for OpenError {
         Self::Catalog(e.into())
     }
 }
+
+/// Errors of a point-in-time recovery: no plan reaches the time, or a restore failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecoveryError {
+    #[error(transparent)]
+    Plan(#[from] crate::protect::ProtectError),
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
+}

@@ -43,15 +43,17 @@ pub use coldkeep_retention::Refusal;
 pub use coldkeep_store::{ChunkId, PackId};
 pub use config::{CONFIG_MAGIC, REPO_VERSION};
 pub use control::{Control, Stop};
-pub use engine::{Engine, RepoStats};
+pub use engine::{Engine, PointInTimeRecovery, RepoStats};
 pub use error::{
-    BackupError, CheckError, DataError, InitError, IoError, OpenError, ReadError, RestoreError,
+    BackupError, CheckError, DataError, InitError, IoError, OpenError, ReadError, RecoveryError,
+    RestoreError,
 };
 pub use gc::{GcError, GcOptions, GcReport};
 pub use progress::Progress;
 pub use protect::groups::{GroupFilter, GroupInfo};
 pub use protect::objects::{
-    LogTimeRange, ObjectSnapshot, ObjectSnapshotFilter, RestorePoint, RestorePoints,
+    LogTimeRange, ObjectSnapshot, ObjectSnapshotFilter, PointInTimePlan, RestorePoint,
+    RestorePoints,
 };
 pub use protect::policies::PolicyFilter;
 pub use protect::runs::RunFilter;

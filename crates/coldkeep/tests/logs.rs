@@ -10,7 +10,7 @@ use coldkeep::model::{
     GroupId, GroupSpec, LogBackup, LogRange, ObjectKind, ObjectSpec, PolicySpec, Retention, Run,
     RunRequest, RunStatus, RunType, Schedule, TimeOfDay, TimeUnit, Usecs, MINUTE,
 };
-use coldkeep::{Engine, InitOptions, ManualClock, RestoreOptions};
+use coldkeep::{Engine, InitOptions, ManualClock, ProtectError, RecoveryError, RestoreOptions};
 use coldkeep_testing::{compare_trees, Compare, Dataset, Rng};
 
 fn t0() -> Usecs {
@@ -109,6 +109,35 @@ fn log_runs_read_only_what_was_appended_and_cover_the_time_since_the_last_captur
     let late = late.expect("points");
     assert!(late.full_snapshots.is_empty());
     assert_eq!(late.log_ranges.len(), 1, "only the range that reaches past 09:20");
+
+    // Point in time 09:20: the base of 09:00, and the logs as captured at 09:30.
+    let at = Usecs(t0().0 + 20 * MINUTE);
+    let (data_target, wal_target) = (dir.path().join("pitr-data"), dir.path().join("pitr-wal"));
+    let opts = RestoreOptions::default();
+    let pitr =
+        engine.recover_point_in_time(data_id, at, &data_target, &wal_target, &opts).expect("pitr");
+    assert_eq!((pitr.plan.base.run, pitr.plan.logs.run), (base.id, log2.id));
+    assert_eq!(compare_trees(&data, &data_target, Compare::default()), Vec::<String>::new());
+    assert_eq!(compare_trees(&wal, &wal_target, Compare::default()), Vec::<String>::new());
+    // Before the first base, or past the last log capture: refused, nothing restored.
+    let nowhere = dir.path().join("nowhere");
+    let before =
+        engine.recover_point_in_time(data_id, Usecs(t0().0 - 1), &nowhere, &nowhere, &opts);
+    assert!(matches!(before, Err(RecoveryError::Plan(ProtectError::NoRestorePoint { .. }))));
+    let after = engine.recover_point_in_time(
+        data_id,
+        Usecs(t0().0 + 31 * MINUTE),
+        &nowhere,
+        &nowhere,
+        &opts,
+    );
+    match after {
+        Err(RecoveryError::Plan(ProtectError::LogsDoNotReach { covered_until, .. })) => {
+            assert_eq!(covered_until, Some(second_range.to_usecs));
+        }
+        other => panic!("expected LogsDoNotReach, got {other:?}"),
+    }
+    assert!(!nowhere.exists());
 }
 
 #[test]

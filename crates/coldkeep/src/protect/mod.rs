@@ -31,6 +31,13 @@ pub enum ProtectError {
     PolicyNotFound(PolicyId),
     #[error("protection group {0} not found")]
     GroupNotFound(GroupId),
+    /// A point-in-time recovery to a time before the object's first full or incremental
+    /// snapshot.
+    #[error("object {object} has no full or incremental snapshot at or before {at}")]
+    NoRestorePoint { object: ObjectId, at: Usecs },
+    /// A point-in-time recovery to a time no log run has reached yet.
+    #[error("no log snapshot reaches {at} (logs are covered until {})", covered_until.map_or_else(|| "never".to_owned(), |t| t.to_string()))]
+    LogsDoNotReach { at: Usecs, covered_until: Option<Usecs> },
     #[error("object {0} is in no protection group and has no run")]
     ObjectNotFound(ObjectId),
     #[error("run {run} of protection group {group} not found")]

@@ -206,3 +206,34 @@ fn entry(
         data_lock: retention.data_lock,
     }
 }
+
+/// What a point-in-time recovery restores: the newest base at or before the time, and the
+/// first log snapshot captured at or after it (its log directory holds every segment written
+/// up to its capture, so the database can replay up to the time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PointInTimePlan {
+    pub at_usecs: Usecs,
+    pub base: RestorePoint,
+    pub logs: LogTimeRange,
+}
+
+impl RestorePoints {
+    /// The base and the logs that reach `at`, or why there are none.
+    pub fn plan(&self, object: ObjectId, at: Usecs) -> Result<PointInTimePlan, ProtectError> {
+        let base = self
+            .full_snapshots
+            .iter()
+            .rev()
+            .find(|p| p.captured_usecs <= at)
+            .ok_or(ProtectError::NoRestorePoint { object, at })?;
+        let logs = self
+            .log_ranges
+            .iter()
+            .find(|l| l.range.to_usecs >= at && l.range.to_usecs >= base.captured_usecs)
+            .ok_or_else(|| ProtectError::LogsDoNotReach {
+                at,
+                covered_until: self.log_ranges.last().map(|l| l.range.to_usecs),
+            })?;
+        Ok(PointInTimePlan { at_usecs: at, base: base.clone(), logs: logs.clone() })
+    }
+}
