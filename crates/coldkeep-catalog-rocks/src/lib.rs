@@ -35,7 +35,8 @@ impl RocksKv {
     pub fn open(path: &Path, create: bool) -> Result<Self, KvError> {
         let mut opts = Options::default();
         opts.create_if_missing(create);
-        opts.create_missing_column_families(create);
+        // A table added by a newer build appears, empty, in a repository made by an older one.
+        opts.create_missing_column_families(true);
         // The catalog is small next to the packs: keep RocksDB's own logs from growing.
         opts.set_log_level(LogLevel::Warn);
         opts.set_keep_log_file_num(2);

@@ -25,11 +25,13 @@ pub enum Table {
     Runs,
     /// Sequence number → audit entry.
     Audit,
+    /// Recovery id → recovery task.
+    Recoveries,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 8] = [
+    pub const ALL: [Table; 9] = [
         Table::Meta,
         Table::Chunks,
         Table::Packs,
@@ -38,6 +40,7 @@ impl Table {
         Table::Groups,
         Table::Runs,
         Table::Audit,
+        Table::Recoveries,
     ];
 
     /// A stable name (used as the RocksDB column family name).
@@ -51,6 +54,7 @@ impl Table {
             Table::Groups => "groups",
             Table::Runs => "runs",
             Table::Audit => "audit",
+            Table::Recoveries => "recoveries",
         }
     }
 }

@@ -5,7 +5,9 @@
 //! Records are stored through one generic path ([`ProtectionRecord`]): each type names its
 //! table, record version and key, so put / get / scan are written once.
 
-use coldkeep_model::{AuditEntry, GroupId, Policy, ProtectionGroup, Run, RunId, RunType, Usecs};
+use coldkeep_model::{
+    AuditEntry, GroupId, Policy, ProtectionGroup, Recovery, Run, RunId, RunType, Usecs,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -44,6 +46,14 @@ impl ProtectionRecord for Run {
     }
 }
 
+impl ProtectionRecord for Recovery {
+    const TABLE: Table = Table::Recoveries;
+    const VERSION: u8 = 1;
+    fn key(&self) -> Vec<u8> {
+        self.id.key().to_vec()
+    }
+}
+
 impl ProtectionRecord for AuditEntry {
     const TABLE: Table = Table::Audit;
     const VERSION: u8 = 1;
@@ -65,6 +75,7 @@ pub enum Counter {
     Run,
     Object,
     Audit,
+    Recovery,
 }
 
 impl Counter {
@@ -75,6 +86,7 @@ impl Counter {
             Self::Run => b"next_run_id",
             Self::Object => b"next_object_id",
             Self::Audit => b"next_audit_seq",
+            Self::Recovery => b"next_recovery_id",
         }
     }
 }

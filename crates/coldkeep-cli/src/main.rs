@@ -29,7 +29,7 @@ use coldkeep::{
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use protect::{GroupCmd, ObjectCmd, PolicyCmd, RunCmd, RunView};
+use protect::{GroupCmd, ObjectCmd, PolicyCmd, RecoveryCmd, RunCmd, RunView};
 use serve::Backend;
 use session::Session;
 
@@ -164,6 +164,9 @@ enum Command {
     /// Protected objects: their snapshots, with the seed's filters.
     #[command(subcommand)]
     Object(ObjectCmd),
+    /// Recoveries: restore files, download an archive, recover to a point in time.
+    #[command(subcommand)]
+    Recovery(RecoveryCmd),
     /// The audit log of retention, legal-hold, DataLock and deletion changes.
     Audit,
     /// Run the scheduler once and wait for the runs it starts (for cron).
@@ -328,6 +331,15 @@ fn dispatch(mut request: Request, cli: &Cli) -> Result<u8> {
             return start_and_wait(&backend, &request, *wait && std::io::stderr().is_terminal());
         }
     }
+    // Likewise a recovery executes where it is created: without a server, this process waits
+    // for it and answers other commands (cancel...) meanwhile.
+    let _listening = match (&mut request.command, &backend) {
+        (Command::Recovery(cmd), Backend::Local(engine, path)) if cmd.creates() => {
+            cmd.wait();
+            Some(serve::listen(Arc::clone(engine), path)?)
+        }
+        _ => None,
+    };
     let code = backend.call(&request, &mut stdout, interactive)?;
     std::io::Write::flush(&mut stdout)?;
     Ok(code)
@@ -391,6 +403,7 @@ impl Command {
             }
             Self::Group(GroupCmd::Create { objects, .. }) => objects.absolutize()?,
             Self::Group(GroupCmd::Update { add, .. }) => add.absolutize()?,
+            Self::Recovery(cmd) => cmd.absolutize()?,
             _ => {}
         }
         Ok(())
@@ -457,7 +470,8 @@ pub(crate) fn execute(engine: &Engine, command: &Command, s: &mut Session<'_>) -
                 snapshot.as_deref().context("which snapshot? (or --at for a point in time)")?;
             let id = parse_snapshot(engine, snapshot)?;
             let progress = Arc::new(Progress::default());
-            let opts = RestoreOptions { threads: None, progress: Some(progress.clone()) };
+            let opts =
+                RestoreOptions { progress: Some(progress.clone()), ..RestoreOptions::default() };
             let summary = with_progress(s, "restore", &progress, || {
                 engine.restore(id, path.as_bytes(), target, &opts)
             })
@@ -499,6 +513,7 @@ pub(crate) fn execute(engine: &Engine, command: &Command, s: &mut Session<'_>) -
         Command::Group(cmd) => protect::group(engine, cmd, s)?,
         Command::Run(cmd) => protect::run(engine, cmd, s)?,
         Command::Object(cmd) => protect::object(engine, cmd, s)?,
+        Command::Recovery(cmd) => return protect::recovery(engine, cmd, s),
         Command::Audit => protect::audit(engine, s)?,
         Command::Tick => protect::tick(engine, s)?,
         Command::Init { .. } | Command::Demo { .. } | Command::Serve { .. } => {

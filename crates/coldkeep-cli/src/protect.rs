@@ -14,10 +14,14 @@ use clap::{Args, Subcommand, ValueEnum};
 use coldkeep::model::{
     BackupPolicy, BlackoutWindow, DataLockConfig, DataLockMode, ExtendedRetention, GroupId,
     GroupSpec, LogBackup, ObjectId, ObjectKind, ObjectSpec, Policy, PolicyId, PolicySpec, Priority,
-    ProtectionGroup, RegularBackup, Retention, RetryOptions, Run, RunId, RunOptions, RunRequest,
-    RunStatus, RunType, RunUpdate, Schedule, TimeOfDay, TimeUnit, Usecs, Weekday,
+    ProtectionGroup, Recovery, RecoveryId, RecoveryParams, RegularBackup, Retention, RetryOptions,
+    Run, RunId, RunOptions, RunRequest, RunStatus, RunType, RunUpdate, Schedule, TimeOfDay,
+    TimeUnit, Usecs, Weekday,
 };
-use coldkeep::{Engine, GroupFilter, ObjectSnapshotFilter, PolicyFilter, RunFilter, SnapshotStats};
+use coldkeep::{
+    Engine, GroupFilter, ObjectSnapshotFilter, PolicyFilter, RecoveryFilter, RecoveryRequest,
+    RunFilter, SnapshotId, SnapshotStats,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::session::Session;
@@ -986,4 +990,201 @@ mod tests {
         assert!(spec.backup.regular.retention.data_lock.is_none());
         assert!(spec.backup.log.is_none());
     }
+}
+
+#[derive(Subcommand, Debug, Clone, Serialize, Deserialize)]
+pub enum RecoveryCmd {
+    /// Restore chosen files and folders of a snapshot under a directory (RecoverFiles).
+    Files {
+        snapshot: SnapshotId,
+        #[arg(required = true)]
+        paths: Vec<String>,
+        #[arg(long, short = 't')]
+        target: PathBuf,
+        /// Replace what exists at a destination (default: leave it and skip).
+        #[arg(long)]
+        overwrite: bool,
+        #[arg(long, default_value = "recover files")]
+        name: String,
+        /// Wait for the recovery to end (always, without a server).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Write chosen files and folders of a snapshot as a tar archive (DownloadFilesAndFolders).
+    Download {
+        snapshot: SnapshotId,
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// The archive to create.
+        #[arg(long, short = 'o')]
+        output: PathBuf,
+        #[arg(long, default_value = "download files and folders")]
+        name: String,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Recover an object to a point in time (PointInTime).
+    PointInTime {
+        #[arg(long)]
+        object: ObjectId,
+        #[arg(long)]
+        at: Usecs,
+        #[arg(long, short = 't')]
+        target: PathBuf,
+        #[arg(long)]
+        logs_target: PathBuf,
+        #[arg(long, default_value = "point in time")]
+        name: String,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// List recoveries.
+    List {
+        #[arg(long = "id")]
+        ids: Vec<RecoveryId>,
+        #[arg(long = "status", value_parser = parse_run_status)]
+        statuses: Vec<RunStatus>,
+        #[arg(long)]
+        from: Option<Usecs>,
+        #[arg(long)]
+        to: Option<Usecs>,
+    },
+    Show {
+        id: RecoveryId,
+    },
+    Cancel {
+        id: RecoveryId,
+    },
+}
+
+impl RecoveryCmd {
+    /// Whether this command creates a recovery, and so executes one where it runs.
+    pub fn creates(&self) -> bool {
+        matches!(self, Self::Files { .. } | Self::Download { .. } | Self::PointInTime { .. })
+    }
+
+    /// Makes a creating command wait for its recovery.
+    pub fn wait(&mut self) {
+        if let Self::Files { wait, .. }
+        | Self::Download { wait, .. }
+        | Self::PointInTime { wait, .. } = self
+        {
+            *wait = true;
+        }
+    }
+
+    /// Paths made absolute against the caller's directory.
+    pub fn absolutize(&mut self) -> Result<()> {
+        match self {
+            Self::Files { target, .. } => *target = std::path::absolute(&*target)?,
+            Self::Download { output, .. } => *output = std::path::absolute(&*output)?,
+            Self::PointInTime { target, logs_target, .. } => {
+                *target = std::path::absolute(&*target)?;
+                *logs_target = std::path::absolute(&*logs_target)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// A recovery as shown: the record, and its live counters while it executes.
+#[derive(Debug, Serialize)]
+struct RecoveryView {
+    recovery: Recovery,
+    progress: Option<SnapshotStats>,
+}
+
+fn bytes_of(p: &std::path::Path) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    p.as_os_str().as_bytes().to_vec()
+}
+
+pub fn recovery(engine: &Engine, cmd: &RecoveryCmd, s: &mut Session<'_>) -> Result<u8> {
+    let show = |s: &mut Session<'_>, (recovery, progress): (Recovery, Option<SnapshotStats>)| {
+        let view = RecoveryView { recovery, progress };
+        s.print(&view, || recovery_line(&view.recovery))
+    };
+    let paths = |p: &[String]| p.iter().map(|p| p.as_bytes().to_vec()).collect::<Vec<_>>();
+    let (name, params, wait) = match cmd {
+        RecoveryCmd::Files { snapshot, paths: p, target, overwrite, name, wait } => (
+            name,
+            RecoveryParams::RecoverFiles {
+                snapshot: *snapshot,
+                paths: paths(p),
+                target: bytes_of(target),
+                overwrite_existing: *overwrite,
+            },
+            *wait,
+        ),
+        RecoveryCmd::Download { snapshot, paths: p, output, name, wait } => (
+            name,
+            RecoveryParams::DownloadFilesAndFolders {
+                snapshot: *snapshot,
+                paths: paths(p),
+                output: bytes_of(output),
+            },
+            *wait,
+        ),
+        RecoveryCmd::PointInTime { object, at, target, logs_target, name, wait } => (
+            name,
+            RecoveryParams::PointInTime {
+                object: *object,
+                at: *at,
+                target: bytes_of(target),
+                logs_target: bytes_of(logs_target),
+            },
+            *wait,
+        ),
+        RecoveryCmd::List { ids, statuses, from, to } => {
+            let filter = RecoveryFilter {
+                ids: ids.clone(),
+                start_time_usecs: *from,
+                end_time_usecs: *to,
+                status: statuses.clone(),
+                recovery_actions: vec![],
+            };
+            let list = engine.recoveries(&filter)?;
+            s.print(&list, || list.iter().map(recovery_line).collect::<Vec<_>>().join("\n"))?;
+            return Ok(0);
+        }
+        RecoveryCmd::Show { id } => {
+            show(s, engine.recovery(*id)?)?;
+            return Ok(0);
+        }
+        RecoveryCmd::Cancel { id } => {
+            let r = engine.cancel_recovery(*id)?;
+            show(s, (r, None))?;
+            return Ok(0);
+        }
+    };
+    let created = engine.create_recovery(RecoveryRequest { name: name.clone(), params })?;
+    if !wait {
+        show(s, (created, None))?;
+        return Ok(0);
+    }
+    let done = engine.wait_recovery(created.id)?;
+    let ok = done.status.is_success();
+    show(s, (done, None))?;
+    Ok(if ok { 0 } else { 4 })
+}
+
+fn recovery_line(r: &Recovery) -> String {
+    let mut line = format!(
+        "recovery {} {:?} ({:?}): {} started {}, {} files, {}",
+        r.id,
+        r.name,
+        r.params.action(),
+        r.status,
+        r.start_time_usecs,
+        r.stats.files,
+        bytes(r.stats.bytes)
+    );
+    if r.stats.skipped > 0 {
+        line.push_str(&format!(", {} skipped (existed)", r.stats.skipped));
+    }
+    if let Some(m) = &r.message {
+        line.push_str(&format!(" — {m}"));
+    }
+    line
 }

@@ -63,6 +63,10 @@ counter_id!(
     /// A protected object (a directory tree, a log directory or a disk image).
     ObjectId
 );
+counter_id!(
+    /// A recovery task.
+    RecoveryId
+);
 
 /// Who asks for a change: recorded in the audit log, and checked by the rules that need a right.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

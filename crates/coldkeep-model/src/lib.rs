@@ -10,15 +10,17 @@
 mod group;
 mod ids;
 mod policy;
+mod recovery;
 mod run;
 mod time;
 
 pub use group::{GroupSpec, ObjectKind, ObjectSpec, ProtectedObject, ProtectionGroup};
-pub use ids::{GroupId, ObjectId, PolicyId, Principal, RunId, SnapshotId};
+pub use ids::{GroupId, ObjectId, PolicyId, Principal, RecoveryId, RunId, SnapshotId};
 pub use policy::{
     BackupPolicy, BlackoutWindow, DataLockConfig, DataLockMode, ExtendedRetention, LogBackup,
     Policy, PolicyError, PolicySpec, RegularBackup, Retention, RetryOptions, Schedule,
 };
+pub use recovery::{path_of, Recovery, RecoveryAction, RecoveryParams, RecoveryStats};
 pub use run::{
     AuditEntry, DataLock, LogRange, ObjectRun, Priority, Run, RunOptions, RunRequest, RunStats,
     RunStatus, RunType, RunUpdate, SnapshotRetention,

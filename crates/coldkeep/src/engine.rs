@@ -4,11 +4,13 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use coldkeep_catalog::{SnapshotId, SnapshotRecord};
+use coldkeep_catalog::{SnapshotId, SnapshotRecord, SnapshotStats};
 use serde::Serialize;
 
+use crate::archive::ArchiveError;
 use crate::backup::{self, BackupOptions};
 use crate::check::{self, CheckOptions, CheckReport};
+use crate::control::Control;
 use crate::error::{
     BackupError, CheckError, InitError, OpenError, ReadError, RecoveryError, RestoreError,
 };
@@ -19,6 +21,7 @@ use crate::protect::objects::{
     ObjectSnapshot, ObjectSnapshotFilter, PointInTimePlan, RestorePoints,
 };
 use crate::protect::policies::PolicyFilter;
+use crate::protect::recoveries::{self, RecoveryFilter, RecoveryRequest};
 use crate::protect::runs::{self, RunFilter};
 use crate::protect::scheduler::{self, TickReport};
 use crate::protect::{Clock, ProtectError, Protection, SystemClock};
@@ -27,7 +30,7 @@ use crate::repo::{InitOptions, Repository};
 use crate::restore::{self, RestoreOptions, RestoreSummary};
 use coldkeep_model::{
     AuditEntry, GroupId, GroupSpec, ObjectId, Policy, PolicyId, PolicySpec, Principal,
-    ProtectionGroup, Run, RunId, RunRequest, RunStatus, RunUpdate, Usecs,
+    ProtectionGroup, Recovery, RecoveryId, Run, RunId, RunRequest, RunStatus, RunUpdate, Usecs,
 };
 
 /// Repository-wide figures.
@@ -82,6 +85,7 @@ impl Engine {
         let repo = Repository::open(path)?;
         let protect = Protection::new(repo.catalog.clone(), Arc::new(SystemClock))?;
         runs::fail_interrupted(&protect)?;
+        recoveries::fail_interrupted(&protect)?;
         Ok(Self { shared: Arc::new(Shared { repo, protect }) })
     }
 
@@ -291,6 +295,67 @@ impl Engine {
         let base = self.restore(plan.base.snapshot, b"", target, opts)?;
         let logs = self.restore(plan.logs.snapshot, b"", logs_target, opts)?;
         Ok(PointInTimeRecovery { plan, base, logs })
+    }
+
+    // ---- recoveries ----
+
+    /// Creates a recovery (the seed's `POST /data-protect/recoveries` and
+    /// `/recoveries/download-files-folders`) and executes it in the background; returns its
+    /// record at once (`Accepted`).
+    pub fn create_recovery(&self, request: RecoveryRequest) -> Result<Recovery, ProtectError> {
+        recoveries::create(&self.shared, request)
+    }
+
+    /// A recovery's record, and its live counters while it executes in this process.
+    pub fn recovery(
+        &self,
+        id: RecoveryId,
+    ) -> Result<(Recovery, Option<SnapshotStats>), ProtectError> {
+        let record = self.shared.protect.recovery(id)?;
+        let live = self.shared.protect.recovery_progress(id).map(|p| p.stats());
+        let live = live.filter(|_| !record.status.is_terminal());
+        Ok((record, live))
+    }
+
+    /// Recoveries, oldest first, with the seed's filters.
+    pub fn recoveries(&self, filter: &RecoveryFilter) -> Result<Vec<Recovery>, ProtectError> {
+        self.shared.protect.recoveries(filter)
+    }
+
+    /// Cancels a recovery executing in this process (`Canceling`, then `Canceled`).
+    pub fn cancel_recovery(&self, id: RecoveryId) -> Result<Recovery, ProtectError> {
+        self.shared.protect.cancel_recovery(id)
+    }
+
+    /// Waits until a recovery has ended and returns its final record.
+    pub fn wait_recovery(&self, id: RecoveryId) -> Result<Recovery, ProtectError> {
+        loop {
+            let r = self.shared.protect.recovery(id)?;
+            if r.status.is_terminal() {
+                return Ok(r);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// Writes `paths` of a snapshot to `out` as a tar archive, as a stream (what a
+    /// DownloadFilesAndFolders recovery writes to its output).
+    pub fn download_files(
+        &self,
+        id: SnapshotId,
+        paths: &[Vec<u8>],
+        out: &mut dyn Write,
+    ) -> Result<(), ArchiveError> {
+        let repo = &self.shared.repo;
+        let snap = read::snapshot(repo, id)?;
+        crate::archive::write_tar(
+            repo,
+            &snap,
+            paths,
+            out,
+            &Progress::default(),
+            &Control::default(),
+        )
     }
 
     /// Every retention, hold, lock and deletion change, oldest first.

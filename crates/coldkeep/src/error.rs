@@ -143,6 +143,9 @@ pub enum RestoreError {
     /// A path on the way to a write is a symlink: following it could leave the target.
     #[error("refusing to write through symlink {}", .0.display())]
     SymlinkEscape(PathBuf),
+    /// Canceled (or out of time) through its control; what was written stays.
+    #[error("restore stopped: {0:?}")]
+    Stopped(crate::control::Stop),
     #[error(transparent)]
     Io(#[from] IoError),
 }

@@ -16,6 +16,7 @@
 //! Everything a user needs is re-exported here; the workspace's other crates are implementation.
 //! See `docs/ARCHITECTURE.md` for how the pieces fit and which invariants hold them together.
 
+mod archive;
 mod backup;
 mod check;
 mod config;
@@ -33,6 +34,7 @@ mod tickets;
 mod tree;
 
 // The public API.
+pub use archive::ArchiveError;
 pub use backup::{BackupOptions, IMAGE_CHUNK_SIZE};
 pub use check::{CheckOptions, CheckReport, Problem};
 pub use coldkeep_catalog::{BackupKind, SnapshotId, SnapshotRecord, SnapshotStats, Warning};
@@ -56,6 +58,7 @@ pub use protect::objects::{
     RestorePoints,
 };
 pub use protect::policies::PolicyFilter;
+pub use protect::recoveries::{RecoveryFilter, RecoveryRequest};
 pub use protect::runs::RunFilter;
 pub use protect::scheduler::TickReport;
 pub use protect::{Clock, ManualClock, ProtectError, SystemClock};

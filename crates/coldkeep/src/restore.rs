@@ -28,6 +28,7 @@ use coldkeep_catalog::{ChunkLocation, SnapshotRecord};
 use coldkeep_store::{Access, BlobEntry, ChunkId, PackFile, PackId};
 use rayon::prelude::*;
 
+use crate::control::Control;
 use crate::error::{IoError, RestoreError};
 use crate::fsmeta;
 use crate::progress::{add, Progress};
@@ -42,6 +43,8 @@ pub struct RestoreOptions {
     pub threads: Option<usize>,
     /// Counters to poll while the restore runs (`files`, `bytes`).
     pub progress: Option<Arc<Progress>>,
+    /// Cancel (or a time limit), honoured between packs and frames; pause waits there.
+    pub control: Option<Arc<Control>>,
 }
 
 /// What a restore did.
@@ -113,6 +116,7 @@ pub(crate) fn run(
     let selected = resolve(repo, snap, sub_path)?;
     let created_target = prepare_target(target)?;
     let progress = opts.progress.clone().unwrap_or_default();
+    let control = opts.control.clone().unwrap_or_default();
     let pool = worker_pool(opts.threads, "restore", target)?;
 
     let started = std::time::Instant::now();
@@ -141,8 +145,15 @@ pub(crate) fn run(
         tracing::debug!(elapsed = ?started.elapsed(), packs = blobs.len(), "large files created, blobs grouped");
         // One pack at a time (its blobs in parallel): only one pack is ever mapped, whereas
         // nested parallel loops would let work stealing start many packs at once.
-        let out = Output { files: &plan.files, progress: &progress, warnings: &warnings, as_root };
+        let out = Output {
+            files: &plan.files,
+            progress: &progress,
+            warnings: &warnings,
+            as_root,
+            control: &control,
+        };
         for (pack, jobs) in &blobs {
+            control.checkpoint().map_err(RestoreError::Stopped)?;
             write_pack(repo, *pack, jobs, &out)?;
         }
         tracing::debug!(elapsed = ?started.elapsed(), "content written");
@@ -197,6 +208,7 @@ struct Output<'a> {
     progress: &'a Progress,
     warnings: &'a Warnings,
     as_root: bool,
+    control: &'a Control,
 }
 
 /// The target must be an empty directory or not exist (it is then created). Returns whether it
@@ -359,6 +371,7 @@ fn write_pack(
     // One task per frame: a frame of grouped small blobs is decompressed once for all of them.
     let frames: Vec<&[BlobJob]> = jobs.chunk_by(|a, b| a.entry.frame == b.entry.frame).collect();
     frames.par_iter().try_for_each(|jobs| {
+        out.control.checkpoint().map_err(RestoreError::Stopped)?;
         let key = Some(&repo.config.chunk_key);
         let plain = pack.read_frame(&jobs[0].entry.frame).map_err(crate::error::DataError::from)?;
         for job in *jobs {

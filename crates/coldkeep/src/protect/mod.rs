@@ -11,6 +11,7 @@ pub(crate) mod clock;
 pub(crate) mod groups;
 pub(crate) mod objects;
 pub(crate) mod policies;
+pub(crate) mod recoveries;
 pub(crate) mod runs;
 pub(crate) mod scheduler;
 
@@ -18,7 +19,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use coldkeep_catalog::{Catalog, CatalogError};
-use coldkeep_model::{GroupId, ObjectId, PolicyError, PolicyId, RunId, Usecs};
+use coldkeep_model::{
+    GroupId, ObjectId, PolicyError, PolicyId, RecoveryId, RunId, RunStatus, Usecs,
+};
 use coldkeep_retention::{Refusal, TrustedClock};
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -38,6 +41,19 @@ pub enum ProtectError {
     /// A point-in-time recovery to a time no log run has reached yet.
     #[error("no log snapshot reaches {at} (logs are covered until {})", covered_until.map_or_else(|| "never".to_owned(), |t| t.to_string()))]
     LogsDoNotReach { at: Usecs, covered_until: Option<Usecs> },
+    #[error("recovery {0} does not exist")]
+    RecoveryNotFound(RecoveryId),
+    /// Cancel asked of a recovery that is not executing in this process.
+    #[error("recovery {id} cannot be canceled: it is {status}")]
+    RecoveryNotActive { id: RecoveryId, status: RunStatus },
+    #[error(transparent)]
+    Restore(#[from] crate::error::RestoreError),
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
+    #[error(transparent)]
+    Read(#[from] crate::error::ReadError),
+    #[error(transparent)]
+    Io(#[from] crate::error::IoError),
     #[error("object {0} is in no protection group and has no run")]
     ObjectNotFound(ObjectId),
     #[error("run {run} of protection group {group} not found")]
@@ -97,6 +113,8 @@ pub(crate) struct Protection {
     pub active: Mutex<HashMap<RunId, Arc<runs::ActiveRun>>>,
     /// The slots runs execute in.
     pub admission: admission::Admission,
+    /// The recoveries executing in this process.
+    pub recoveries: recoveries::ActiveRecoveries,
 }
 
 impl Protection {
@@ -109,6 +127,7 @@ impl Protection {
             edits: Mutex::new(()),
             active: Mutex::new(HashMap::new()),
             admission: admission::Admission::new(admission::DEFAULT_CONCURRENT_RUNS),
+            recoveries: Mutex::new(HashMap::new()),
         })
     }
 

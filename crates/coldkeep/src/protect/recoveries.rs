@@ -1,0 +1,334 @@
+//! Recoveries: durable tasks that restore files, build a download archive or recover an object to
+//! a point in time, in the background, cancelable, their status and counters in the catalog.
+//!
+//! A recovery's record is written when it is accepted, when it starts and when it ends; while
+//! it runs, [`Engine::recovery`](crate::Engine::recovery) adds its live counters. A recovery
+//! still marked unfinished when the repository is opened was cut short by the process ending:
+//! it is marked `Failed` with the reason, never left `Running`.
+//!
+//! Files recovered into a directory that already has content are restored into a staging
+//! directory inside the target first (so the restore keeps its guarantees: nothing written
+//! through a symlink, nothing outside the target) and then moved into place with `rename`,
+//! which never follows a symlink at the destination: an existing entry is replaced
+//! (`overwrite_existing`) or left alone and counted as skipped.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use coldkeep_catalog::{Batch, Catalog, CatalogError, Counter};
+use coldkeep_model::{
+    path_of, Recovery, RecoveryAction, RecoveryId, RecoveryParams, RecoveryStats, RunStatus, Usecs,
+};
+
+use super::{ProtectError, Protection};
+use crate::archive::{write_tar, ArchiveError};
+use crate::control::{Control, Stop};
+use crate::engine::Shared;
+use crate::error::{IoError, RestoreError};
+use crate::progress::Progress;
+use crate::read::{resolve, snapshot, Resolved};
+use crate::restore::{self, RestoreOptions};
+use crate::tree::{components, NodeKind};
+
+/// What a caller gives to create a recovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryRequest {
+    pub name: String,
+    pub params: RecoveryParams,
+}
+
+/// The seed's `GET /data-protect/recoveries` filters; `None` and empty lists match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryFilter {
+    pub ids: Vec<RecoveryId>,
+    /// Recoveries started at or after this time.
+    pub start_time_usecs: Option<Usecs>,
+    /// Recoveries started at or before this time.
+    pub end_time_usecs: Option<Usecs>,
+    pub status: Vec<RunStatus>,
+    pub recovery_actions: Vec<RecoveryAction>,
+}
+
+/// A recovery executing in this process.
+#[derive(Debug)]
+pub(crate) struct ActiveRecovery {
+    control: Arc<Control>,
+    pub progress: Arc<Progress>,
+}
+
+/// The recoveries executing in this process.
+pub(crate) type ActiveRecoveries = Mutex<HashMap<RecoveryId, Arc<ActiveRecovery>>>;
+
+/// Marks every recovery left unfinished by an earlier process as `Failed`, with the reason.
+pub(crate) fn fail_interrupted(p: &Protection) -> Result<(), CatalogError> {
+    let now = p.now()?;
+    let mut batch = Batch::new();
+    for mut r in p.catalog.scan::<Recovery>(&[])? {
+        if !r.status.is_terminal() {
+            r.message = Some(format!(
+                "interrupted: the process stopped while the recovery was {}; what it had \
+                 written stays where it was written",
+                r.status
+            ));
+            r.status = RunStatus::Failed;
+            r.end_time_usecs = Some(now);
+            Catalog::stage(&mut batch, &r);
+        }
+    }
+    if !batch.is_empty() {
+        p.catalog.write(batch)?;
+    }
+    Ok(())
+}
+
+impl Protection {
+    pub fn recovery(&self, id: RecoveryId) -> Result<Recovery, ProtectError> {
+        self.catalog.get(&id.key())?.ok_or(ProtectError::RecoveryNotFound(id))
+    }
+
+    pub fn recoveries(&self, f: &RecoveryFilter) -> Result<Vec<Recovery>, ProtectError> {
+        Ok(self
+            .catalog
+            .scan::<Recovery>(&[])?
+            .into_iter()
+            .filter(|r| {
+                (f.ids.is_empty() || f.ids.contains(&r.id))
+                    && f.start_time_usecs.is_none_or(|t| r.start_time_usecs >= t)
+                    && f.end_time_usecs.is_none_or(|t| r.start_time_usecs <= t)
+                    && (f.status.is_empty() || f.status.contains(&r.status))
+                    && (f.recovery_actions.is_empty()
+                        || f.recovery_actions.contains(&r.params.action()))
+            })
+            .collect())
+    }
+
+    fn active_recovery(&self, id: RecoveryId) -> Option<Arc<ActiveRecovery>> {
+        let active = self.recoveries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        active.get(&id).cloned()
+    }
+
+    /// Live counters of a recovery executing in this process.
+    pub fn recovery_progress(&self, id: RecoveryId) -> Option<Arc<Progress>> {
+        self.active_recovery(id).map(|a| Arc::clone(&a.progress))
+    }
+
+    /// Cancels a recovery executing in this process; it stops between packs (or archive
+    /// entries) and is recorded `Canceled`.
+    pub fn cancel_recovery(&self, id: RecoveryId) -> Result<Recovery, ProtectError> {
+        let current = self.recovery(id)?;
+        let Some(active) = self.active_recovery(id).filter(|a| a.control.cancel()) else {
+            return Err(ProtectError::RecoveryNotActive { id, status: current.status });
+        };
+        drop(active);
+        let mut r = self.recovery(id)?;
+        if !r.status.is_terminal() {
+            r.status = RunStatus::Canceling;
+            self.catalog.put(&r)?;
+        }
+        Ok(r)
+    }
+}
+
+fn validate(shared: &Shared, request: &RecoveryRequest) -> Result<(), ProtectError> {
+    let invalid = |why: String| Err(ProtectError::InvalidRequest(why));
+    if request.name.trim().is_empty() {
+        return invalid("a recovery needs a name".into());
+    }
+    match &request.params {
+        RecoveryParams::RecoverFiles { snapshot: id, paths, target, .. } => {
+            snapshot(&shared.repo, *id)?;
+            if paths.is_empty() || !path_of(target).is_absolute() {
+                return invalid("RecoverFiles needs paths and an absolute target".into());
+            }
+        }
+        RecoveryParams::DownloadFilesAndFolders { snapshot: id, paths, output } => {
+            snapshot(&shared.repo, *id)?;
+            let output = path_of(output);
+            if paths.is_empty() || !output.is_absolute() || output.symlink_metadata().is_ok() {
+                return invalid(
+                    "DownloadFilesAndFolders needs paths and a new absolute output".into(),
+                );
+            }
+        }
+        RecoveryParams::PointInTime { target, logs_target, .. } => {
+            if !path_of(target).is_absolute() || !path_of(logs_target).is_absolute() {
+                return invalid("PointInTime needs absolute targets".into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Records a recovery as `Accepted` and executes it on a background thread.
+pub(crate) fn create(
+    shared: &Arc<Shared>,
+    request: RecoveryRequest,
+) -> Result<Recovery, ProtectError> {
+    validate(shared, &request)?;
+    let p = &shared.protect;
+    let record = Recovery {
+        id: RecoveryId::new(p.catalog.allocate(Counter::Recovery)?),
+        name: request.name,
+        params: request.params,
+        status: RunStatus::Accepted,
+        start_time_usecs: p.now()?,
+        end_time_usecs: None,
+        stats: RecoveryStats::default(),
+        warnings: vec![],
+        message: None,
+    };
+    p.catalog.put(&record)?;
+    let active = Arc::new(ActiveRecovery {
+        control: Arc::new(Control::default()),
+        progress: Arc::new(Progress::default()),
+    });
+    p.recoveries
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(record.id, Arc::clone(&active));
+    let (shared, mut running) = (Arc::clone(shared), record.clone());
+    std::thread::Builder::new()
+        .name(format!("recovery-{}", record.id))
+        .spawn(move || {
+            let p = &shared.protect;
+            running.status = RunStatus::Running;
+            let outcome = p.catalog.put(&running).map_err(ProtectError::from).and_then(|()| {
+                let (id, params) = (running.id, &running.params);
+                execute(&shared, id, params, &active, &mut running.stats, &mut running.warnings)
+            });
+            let progress = active.progress.stats();
+            running.stats.files = running.stats.files.max(progress.files);
+            running.stats.bytes = running.stats.bytes.max(progress.bytes);
+            (running.status, running.message) = match outcome {
+                Ok(()) if running.warnings.is_empty() => (RunStatus::Succeeded, None),
+                Ok(()) => (RunStatus::SucceededWithWarning, None),
+                Err(e) if canceled(&e) => (RunStatus::Canceled, Some("canceled".into())),
+                Err(e) => (RunStatus::Failed, Some(e.to_string())),
+            };
+            running.end_time_usecs = p.now().ok();
+            if let Err(e) = p.catalog.put(&running) {
+                tracing::error!(recovery = %running.id, error = %e, "recovery could not record its end");
+            }
+            p.recoveries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&running.id);
+        })
+        .map_err(|e| ProtectError::InvalidRequest(format!("cannot start a recovery thread: {e}")))?;
+    Ok(record)
+}
+
+fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> ProtectError + 'a {
+    move |e| ProtectError::Io(IoError::new(op, path, e))
+}
+
+/// Whether an error is the recovery's control stopping it.
+fn canceled(e: &ProtectError) -> bool {
+    matches!(
+        e,
+        ProtectError::Restore(RestoreError::Stopped(Stop::Canceled))
+            | ProtectError::Archive(ArchiveError::Stopped(Stop::Canceled))
+    )
+}
+
+fn execute(
+    shared: &Shared,
+    id: RecoveryId,
+    params: &RecoveryParams,
+    active: &ActiveRecovery,
+    stats: &mut RecoveryStats,
+    warnings: &mut Vec<String>,
+) -> Result<(), ProtectError> {
+    let opts = RestoreOptions {
+        progress: Some(Arc::clone(&active.progress)),
+        control: Some(Arc::clone(&active.control)),
+        ..RestoreOptions::default()
+    };
+    match params {
+        RecoveryParams::RecoverFiles { snapshot: snap_id, paths, target, overwrite_existing } => {
+            let snap = snapshot(&shared.repo, *snap_id)?;
+            let target = path_of(target);
+            std::fs::create_dir_all(target).map_err(io_err("create", target))?;
+            let staging = target.join(format!(".coldkeep-recovery-{id}"));
+            let result = (|| {
+                for (i, path) in paths.iter().enumerate() {
+                    let stage = staging.join(i.to_string());
+                    let summary = restore::run(&shared.repo, &snap, path, &stage, &opts)?;
+                    warnings.extend(summary.warnings);
+                    // What the restore made, and where it goes.
+                    let name = components(path).last().map(<[u8]>::to_vec);
+                    let is_dir = match resolve(&shared.repo, &snap, path)? {
+                        Resolved::Root(_) => true,
+                        Resolved::Node(node) => matches!(node.kind, NodeKind::Dir { .. }),
+                    };
+                    let (from, to) = match (&name, is_dir) {
+                        (Some(n), true) => (stage.clone(), target.join(path_of(n))),
+                        (Some(n), false) => (stage.join(path_of(n)), target.join(path_of(n))),
+                        (None, _) => (stage.clone(), target.to_owned()),
+                    };
+                    place(&from, &to, *overwrite_existing, stats)?;
+                }
+                Ok(())
+            })();
+            let _ = std::fs::remove_dir_all(&staging);
+            result
+        }
+        RecoveryParams::DownloadFilesAndFolders { snapshot: id, paths, output } => {
+            let snap = snapshot(&shared.repo, *id)?;
+            let output = path_of(output);
+            let file = std::fs::File::options()
+                .write(true)
+                .create_new(true)
+                .open(output)
+                .map_err(io_err("create", output))?;
+            let mut out = std::io::BufWriter::new(file);
+            Ok(write_tar(&shared.repo, &snap, paths, &mut out, &active.progress, &active.control)?)
+        }
+        RecoveryParams::PointInTime { object, at, target, logs_target } => {
+            let plan = shared
+                .protect
+                .restore_points(*object, Usecs(i64::MIN), Usecs(i64::MAX))?
+                .plan(*object, *at)?;
+            for (snap, dir) in [(plan.base.snapshot, target), (plan.logs.snapshot, logs_target)] {
+                let snap = snapshot(&shared.repo, snap)?;
+                let summary = restore::run(&shared.repo, &snap, b"", path_of(dir), &opts)?;
+                warnings.extend(summary.warnings);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Moves `from` (restored into staging) to `to`: into place when nothing is there; merged into
+/// an existing directory entry by entry; otherwise replacing what is there when `overwrite`,
+/// else leaving it and counting it skipped. Never follows a symlink at `to`.
+fn place(
+    from: &Path,
+    to: &Path,
+    overwrite: bool,
+    stats: &mut RecoveryStats,
+) -> Result<(), ProtectError> {
+    let existing = match std::fs::symlink_metadata(to) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return std::fs::rename(from, to).map_err(io_err("move into place", to));
+        }
+        other => other.map_err(io_err("inspect", to))?,
+    };
+    let incoming = std::fs::symlink_metadata(from).map_err(io_err("inspect", from))?;
+    if existing.is_dir() && incoming.is_dir() {
+        for entry in std::fs::read_dir(from).map_err(io_err("list", from))? {
+            let name = entry.map_err(io_err("list", from))?.file_name();
+            place(&from.join(&name), &to.join(&name), overwrite, stats)?;
+        }
+        return Ok(());
+    }
+    if !overwrite {
+        stats.skipped += 1;
+        return Ok(());
+    }
+    if existing.is_dir() {
+        std::fs::remove_dir_all(to).map_err(io_err("replace", to))?;
+    }
+    std::fs::rename(from, to).map_err(io_err("replace", to))
+}
