@@ -27,11 +27,15 @@ pub enum Table {
     Audit,
     /// Recovery id → recovery task.
     Recoveries,
+    /// (snapshot id, sequence number) → indexed file.
+    Files,
+    /// (name trigram, file key) → nothing: the posting lists of the name search.
+    FileGrams,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 11] = [
         Table::Meta,
         Table::Chunks,
         Table::Packs,
@@ -41,6 +45,8 @@ impl Table {
         Table::Runs,
         Table::Audit,
         Table::Recoveries,
+        Table::Files,
+        Table::FileGrams,
     ];
 
     /// A stable name (used as the RocksDB column family name).
@@ -55,6 +61,8 @@ impl Table {
             Table::Runs => "runs",
             Table::Audit => "audit",
             Table::Recoveries => "recoveries",
+            Table::Files => "files",
+            Table::FileGrams => "file_grams",
         }
     }
 }

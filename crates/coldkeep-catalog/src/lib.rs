@@ -10,6 +10,7 @@
 //! ([`Catalog::commit_snapshot`]).
 
 pub mod conformance;
+mod file_index;
 mod kv;
 mod protection;
 pub mod record;
@@ -17,6 +18,7 @@ mod snapshot;
 
 use std::sync::{Arc, Mutex};
 
+pub use file_index::{file_key, grams, key_snapshot, FileKey, Gram};
 pub use kv::{Batch, KvError, KvPair, KvStore, MemKv, Op, Table};
 pub use protection::{run_key, Condemned, Counter, ProtectionRecord};
 pub use record::RecordError;
@@ -36,14 +38,18 @@ pub enum CatalogError {
     Corrupted { table: &'static str, key: String, reason: RecordError },
 }
 
+/// Bytes as lowercase hex (keys in messages, search cookies).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::with_capacity(2 * bytes.len()), |mut out, b| {
+        use std::fmt::Write;
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
 impl CatalogError {
     fn corrupted(table: Table, key: &[u8], reason: RecordError) -> Self {
-        let key = key.iter().fold(String::new(), |mut hex, b| {
-            use std::fmt::Write;
-            let _ = write!(hex, "{b:02x}");
-            hex
-        });
-        Self::Corrupted { table: table.name(), key, reason }
+        Self::Corrupted { table: table.name(), key: hex(key), reason }
     }
 }
 

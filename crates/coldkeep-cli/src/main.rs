@@ -161,6 +161,28 @@ enum Command {
     /// Runs of a protection group: start, list, pause, resume, cancel, update retention.
     #[command(subcommand)]
     Run(RunCmd),
+    /// Search the file index: names by substring, or by glob with `*` and `?`.
+    Search {
+        pattern: String,
+        #[arg(long = "group")]
+        groups: Vec<coldkeep::model::GroupId>,
+        #[arg(long = "object")]
+        objects: Vec<coldkeep::model::ObjectId>,
+        /// Only snapshots taken at or after this time.
+        #[arg(long)]
+        from: Option<coldkeep::model::Usecs>,
+        /// Only snapshots taken at or before this time.
+        #[arg(long)]
+        to: Option<coldkeep::model::Usecs>,
+        /// Results per page.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Continue after the page that returned this cookie.
+        #[arg(long)]
+        cookie: Option<String>,
+    },
+    /// Add a snapshot to the file index (runs index theirs; `latest` for the newest).
+    Index { snapshot: String },
     /// Protected objects: their snapshots, with the seed's filters.
     #[command(subcommand)]
     Object(ObjectCmd),
@@ -508,6 +530,26 @@ pub(crate) fn execute(engine: &Engine, command: &Command, s: &mut Session<'_>) -
             };
             let report = engine.gc(opts)?;
             s.print(&report, || view::gc_summary(&report))?;
+        }
+        Command::Search { pattern, groups, objects, from, to, limit, cookie } => {
+            let query = coldkeep::FileSearch {
+                pattern: pattern.clone(),
+                group_ids: groups.clone(),
+                object_ids: objects.clone(),
+                from_time_usecs: *from,
+                to_time_usecs: *to,
+                page_size: *limit,
+                cookie: cookie.clone(),
+            };
+            let found = engine.search_files(&query)?;
+            s.print(&found, || view::search_summary(&found))?;
+        }
+        Command::Index { snapshot } => {
+            let id = parse_snapshot(engine, snapshot)?;
+            let added = engine.index_snapshot(id)?;
+            s.print(&serde_json::json!({ "snapshot": id, "entries_indexed": added }), || {
+                format!("snapshot {id}: {added} entries indexed")
+            })?;
         }
         Command::Policy(cmd) => protect::policy(engine, cmd, s)?,
         Command::Group(cmd) => protect::group(engine, cmd, s)?,

@@ -240,3 +240,24 @@ pub fn gc_summary(r: &coldkeep::GcReport) -> String {
         bytes(r.bytes_freed)
     )
 }
+
+pub fn search_summary(r: &coldkeep::FileSearchResult) -> String {
+    let mut lines: Vec<String> = r
+        .files
+        .iter()
+        .map(|f| {
+            let kind = if f.is_dir { "dir " } else { "file" };
+            format!(
+                "{kind} {:>12}  snapshot {:>4}  {}",
+                f.size,
+                f.snapshot,
+                String::from_utf8_lossy(&f.path)
+            )
+        })
+        .collect();
+    lines.push(match &r.cookie {
+        Some(c) => format!("{} of {} matches; next page: --cookie {c}", r.files.len(), r.count),
+        None => format!("{} matches", r.count),
+    });
+    lines.join("\n")
+}

@@ -86,6 +86,13 @@ fn policies_groups_and_runs_follow_the_seed_rules() {
         .iter()
         .any(|t| *t == format!("run={run_id}")));
 
+    // The run indexed its snapshot: its files are found by name.
+    let found = json(&f.repo, &["search", "HELLO"]);
+    assert_eq!(found["count"], 1);
+    assert_eq!(found["files"][0]["path"], "hello.txt");
+    assert_eq!(json(&f.repo, &["search", "*.bin"])["files"][0]["path"], "sub/blob.bin");
+    assert_eq!(json(&f.repo, &["index", "latest"])["entries_indexed"], 0, "indexed once");
+
     // Filters.
     let of_object = json(&f.repo, &["object", "snapshots", "1", "--type", "regular"]);
     assert_eq!(of_object[0]["run"].as_u64().map(|r| r.to_string()), Some(run_id.clone()));

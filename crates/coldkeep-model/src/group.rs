@@ -34,7 +34,7 @@ pub struct ObjectSpec {
 
 /// A path's bytes: in human-readable formats (JSON) a string when it is UTF-8; in binary ones
 /// (the catalog's bincode) exactly as a `Vec<u8>`, so stored records are unchanged.
-mod path_bytes {
+pub(crate) mod path_bytes {
     use serde::de::{Error, SeqAccess, Visitor};
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 

@@ -12,6 +12,7 @@ mod ids;
 mod policy;
 mod recovery;
 mod run;
+mod search;
 mod time;
 
 pub use group::{GroupSpec, ObjectKind, ObjectSpec, ProtectedObject, ProtectionGroup};
@@ -25,4 +26,5 @@ pub use run::{
     AuditEntry, DataLock, LogRange, ObjectRun, Priority, Run, RunOptions, RunRequest, RunStats,
     RunStatus, RunType, RunUpdate, SnapshotRetention,
 };
+pub use search::IndexedFile;
 pub use time::{TimeOfDay, TimeUnit, Usecs, Weekday, DAY, HOUR, MINUTE, WEEK};

@@ -28,6 +28,7 @@ use crate::protect::{Clock, ProtectError, Protection, SystemClock};
 use crate::read::{self, FileSlice, ListEntry};
 use crate::repo::{InitOptions, Repository};
 use crate::restore::{self, RestoreOptions, RestoreSummary};
+use crate::search::{self, FileSearch, FileSearchResult};
 use coldkeep_model::{
     AuditEntry, GroupId, GroupSpec, ObjectId, Policy, PolicyId, PolicySpec, Principal,
     ProtectionGroup, Recovery, RecoveryId, Run, RunId, RunRequest, RunStatus, RunUpdate, Usecs,
@@ -148,6 +149,18 @@ impl Engine {
             offset,
             len,
         )
+    }
+
+    /// Adds a snapshot's files and directories to the file index (runs index every snapshot
+    /// they make); returns how many entries were added, 0 when it was indexed already.
+    pub fn index_snapshot(&self, id: SnapshotId) -> Result<u64, ReadError> {
+        search::index_snapshot(&self.shared.repo, &read::snapshot(&self.shared.repo, id)?)
+    }
+
+    /// Files and directories of indexed snapshots whose names match, with the seed's filters,
+    /// a page at a time (the seed's indexed-file search).
+    pub fn search_files(&self, query: &FileSearch) -> Result<FileSearchResult, ReadError> {
+        search::search(&self.shared.repo, query)
     }
 
     /// Writes the content of the file at `path` in a snapshot to `out`; returns its size.

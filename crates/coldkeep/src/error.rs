@@ -114,6 +114,9 @@ pub enum ReadError {
     PathNotFound(String),
     #[error("not a regular file: {0}")]
     NotAFile(String),
+    /// A search cookie that this repository did not hand out.
+    #[error("not a search cookie: {0:?}")]
+    BadCookie(String),
     /// A ranged read asked for more than the download bound.
     #[error("cannot read {requested} bytes at once: at most {max}")]
     ReadTooLarge { requested: u64, max: u64 },

@@ -30,6 +30,7 @@ mod protect;
 mod read;
 mod repo;
 mod restore;
+mod search;
 mod tickets;
 mod tree;
 
@@ -65,4 +66,5 @@ pub use protect::{Clock, ManualClock, ProtectError, SystemClock};
 pub use read::{FileSlice, ListEntry, MAX_READ_LEN};
 pub use repo::InitOptions;
 pub use restore::{RestoreOptions, RestoreSummary};
+pub use search::{FileSearch, FileSearchResult};
 pub use tree::{Meta, Node, NodeKind, Piece, Timestamp, Tree, Xattr};

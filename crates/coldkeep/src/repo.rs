@@ -77,6 +77,8 @@ pub(crate) struct Repository {
     open_packs: Mutex<HashMap<PackId, Arc<PackFile>>>,
     /// The backups running in this process (garbage collection waits for them).
     pub tickets: BackupTickets,
+    /// Serializes the file index's trigram counts (see `search`).
+    pub index_lock: Mutex<()>,
     _lock: RepoLock,
 }
 
@@ -173,6 +175,7 @@ impl Repository {
             packs,
             open_packs: Mutex::new(HashMap::new()),
             tickets: BackupTickets::new(),
+            index_lock: Mutex::new(()),
             _lock: lock,
         }
     }

@@ -399,7 +399,12 @@ fn execute(
         let result = loop {
             attempts += 1;
             active.update(p, |r| r.objects[i].status = RunStatus::Running)?;
-            match backup::run(&shared.repo, spec.path(), &opts) {
+            match backup::run(&shared.repo, spec.path(), &opts).map(|snap| {
+                // Runs make their snapshots searchable; a snapshot that cannot be indexed is
+                // still a good snapshot (`Engine::index_snapshot` can try again).
+                let indexed = crate::search::index_snapshot(&shared.repo, &snap);
+                (snap, indexed.err().map(|e| format!("not indexed: {e}")))
+            }) {
                 Err(e @ BackupError::Stopped(_)) => break Err(e),
                 Err(e) if attempts < attempts_allowed => {
                     tracing::warn!(run = %run.id, object = %object.object, error = %e, "retrying");
@@ -411,7 +416,7 @@ fn execute(
             let o = &mut r.objects[i];
             o.attempts = attempts;
             match &result {
-                Ok(snap) => {
+                Ok((snap, not_indexed)) => {
                     let s = &snap.stats;
                     o.snapshot = Some(snap.id);
                     o.captured_usecs = Some(captured);
@@ -420,6 +425,7 @@ fn execute(
                         .warnings
                         .iter()
                         .map(|w| format!("{}: {}", String::from_utf8_lossy(&w.path), w.message))
+                        .chain(not_indexed.clone())
                         .collect();
                     o.status = if o.warnings.is_empty() {
                         RunStatus::Succeeded
