@@ -19,8 +19,8 @@ use coldkeep::model::{
     TimeUnit, Usecs, Weekday,
 };
 use coldkeep::{
-    Engine, GroupFilter, ObjectSnapshotFilter, PolicyFilter, RecoveryFilter, RecoveryRequest,
-    RunFilter, SnapshotId, SnapshotStats,
+    Engine, GroupFilter, ObjectSnapshotFilter, PolicyFilter, ProtectedObjectSearch, RecoveryFilter,
+    RecoveryRequest, RunFilter, SnapshotId, SnapshotStats,
 };
 use serde::{Deserialize, Serialize};
 
@@ -397,6 +397,24 @@ pub enum ObjectCmd {
         #[arg(long = "run")]
         runs: Vec<RunId>,
     },
+    /// Protected objects whose name, path or group name matches (`*` all, `pre*` a prefix,
+    /// else a substring), with their latest snapshot and last run.
+    Search {
+        #[arg(default_value = "*")]
+        search: String,
+        #[arg(long = "object")]
+        objects: Vec<ObjectId>,
+        #[arg(long = "group")]
+        groups: Vec<GroupId>,
+        #[arg(long = "run")]
+        runs: Vec<RunId>,
+        /// Only objects with a snapshot taken at or after this time.
+        #[arg(long)]
+        from: Option<Usecs>,
+        /// Only objects with a snapshot taken at or before this time.
+        #[arg(long)]
+        to: Option<Usecs>,
+    },
     /// Full and incremental snapshots of an object between two times, and the time ranges the
     /// log directories protected with it cover.
     RestorePoints {
@@ -727,6 +745,37 @@ pub fn object(engine: &Engine, cmd: &ObjectCmd, s: &mut Session<'_>) -> Result<(
             let snaps = engine.object_snapshots(*object, &filter)?;
             s.print(&snaps, || {
                 snaps.iter().map(object_snapshot_line).collect::<Vec<_>>().join("\n")
+            })
+        }
+        ObjectCmd::Search { search, objects, groups, runs, from, to } => {
+            let query = ProtectedObjectSearch {
+                search_string: search.clone(),
+                object_ids: objects.clone(),
+                protection_group_ids: groups.clone(),
+                snapshot_from_time_usecs: *from,
+                snapshot_to_time_usecs: *to,
+                run_instance_ids: runs.clone(),
+            };
+            let found = engine.search_protected_objects(&query)?;
+            s.print(&found, || {
+                let line = |o: &coldkeep::ProtectedObjectInfo| {
+                    let latest = o.latest_snapshot.as_ref().map_or_else(
+                        || "no snapshot".to_owned(),
+                        |l| format!("latest snapshot {} at {}", l.snapshot, l.snapshot_time_usecs),
+                    );
+                    let last = o.last_run.map(|(r, st)| format!(", last run {r} {st}"));
+                    format!(
+                        "object {} {:?} ({:?} {}) in group {} {:?}: {latest}{}",
+                        o.object.id,
+                        o.object.spec.name,
+                        o.object.spec.kind,
+                        o.object.spec.path().display(),
+                        o.group,
+                        o.group_name,
+                        last.unwrap_or_default()
+                    )
+                };
+                found.iter().map(line).collect::<Vec<_>>().join("\n")
             })
         }
         ObjectCmd::RestorePoints { object, from, to } => {

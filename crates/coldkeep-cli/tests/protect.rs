@@ -86,6 +86,12 @@ fn policies_groups_and_runs_follow_the_seed_rules() {
         .iter()
         .any(|t| *t == format!("run={run_id}")));
 
+    let objects = json(&f.repo, &["object", "search", "src"]);
+    assert_eq!(
+        objects[0]["latest_snapshot"]["run"].as_u64().map(|r| r.to_string()),
+        Some(run_id.clone())
+    );
+
     // The run indexed its snapshot: its files are found by name.
     let found = json(&f.repo, &["search", "HELLO"]);
     assert_eq!(found["count"], 1);

@@ -18,7 +18,8 @@ use crate::gc::{GcError, GcOptions, GcReport};
 use crate::progress::Progress;
 use crate::protect::groups::{GroupFilter, GroupInfo};
 use crate::protect::objects::{
-    ObjectSnapshot, ObjectSnapshotFilter, PointInTimePlan, RestorePoints,
+    ObjectSnapshot, ObjectSnapshotFilter, PointInTimePlan, ProtectedObjectInfo,
+    ProtectedObjectSearch, RestorePoints,
 };
 use crate::protect::policies::PolicyFilter;
 use crate::protect::recoveries::{self, RecoveryFilter, RecoveryRequest};
@@ -308,6 +309,15 @@ impl Engine {
         let base = self.restore(plan.base.snapshot, b"", target, opts)?;
         let logs = self.restore(plan.logs.snapshot, b"", logs_target, opts)?;
         Ok(PointInTimeRecovery { plan, base, logs })
+    }
+
+    /// Protected objects matching a search, each with its latest snapshot and last run (the
+    /// seed's `GET /data-protect/search/protected-objects`).
+    pub fn search_protected_objects(
+        &self,
+        query: &ProtectedObjectSearch,
+    ) -> Result<Vec<ProtectedObjectInfo>, ProtectError> {
+        self.shared.protect.search_protected_objects(query)
     }
 
     // ---- recoveries ----

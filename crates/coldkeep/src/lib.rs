@@ -55,8 +55,8 @@ pub use gc::{GcError, GcOptions, GcReport};
 pub use progress::Progress;
 pub use protect::groups::{GroupFilter, GroupInfo};
 pub use protect::objects::{
-    LogTimeRange, ObjectSnapshot, ObjectSnapshotFilter, PointInTimePlan, RestorePoint,
-    RestorePoints,
+    LogTimeRange, ObjectSnapshot, ObjectSnapshotFilter, PointInTimePlan, ProtectedObjectInfo,
+    ProtectedObjectSearch, RestorePoint, RestorePoints,
 };
 pub use protect::policies::PolicyFilter;
 pub use protect::recoveries::{RecoveryFilter, RecoveryRequest};

@@ -394,3 +394,41 @@ fn an_objects_snapshots_are_listed_with_the_seed_filters() {
         Err(ProtectError::ObjectNotFound(_))
     ));
 }
+
+#[test]
+fn protected_objects_are_found_with_their_latest_snapshot_and_last_run() {
+    let f = fixture();
+    let (a, b) = (source(&f.root, "alpha", 1), source(&f.root, "beta", 2));
+    let g = group(&f, None, &[&a, &b]);
+    let ids: Vec<_> = f.engine.group(g).expect("group").objects.iter().map(|o| o.id).collect();
+    let first = f.engine.start_run(g, RunRequest::new(RunType::Regular)).expect("start");
+    let first = f.engine.wait_run(g, first.id).expect("wait");
+    f.clock.advance(DAY);
+    let mut only_alpha = RunRequest::new(RunType::Full);
+    only_alpha.objects = Some(vec![ids[0]]);
+    let second = f.engine.start_run(g, only_alpha).expect("start");
+    let second = f.engine.wait_run(g, second.id).expect("wait");
+
+    let search =
+        |q: coldkeep::ProtectedObjectSearch| f.engine.search_protected_objects(&q).expect("search");
+    let all = search(coldkeep::ProtectedObjectSearch::default());
+    assert_eq!(all.len(), 2);
+    let alpha = &all[0];
+    assert_eq!(alpha.object.id, ids[0]);
+    assert_eq!(alpha.latest_snapshot.as_ref().map(|s| s.run), Some(second.id), "the newest");
+    assert_eq!(alpha.last_run, Some((second.id, RunStatus::Succeeded)));
+    assert_eq!(all[1].latest_snapshot.as_ref().map(|s| s.run), Some(first.id));
+    assert_eq!(all[1].last_run, Some((first.id, RunStatus::Succeeded)));
+
+    let by = |s: &str| {
+        search(coldkeep::ProtectedObjectSearch { search_string: s.into(), ..Default::default() })
+    };
+    assert_eq!(by("BETA").len(), 1, "substring of the path, any case");
+    assert_eq!(by("g*").len(), 2, "prefix of the group name");
+    assert_eq!(by("gamma").len(), 0);
+    let of_run = search(coldkeep::ProtectedObjectSearch {
+        run_instance_ids: vec![second.id],
+        ..Default::default()
+    });
+    assert_eq!(of_run.iter().map(|o| o.object.id).collect::<Vec<_>>(), [ids[0]]);
+}

@@ -237,3 +237,105 @@ impl RestorePoints {
         Ok(PointInTimePlan { at_usecs: at, base: base.clone(), logs: logs.clone() })
     }
 }
+
+/// The seed's `GET /data-protect/search/protected-objects` query. Empty lists and `None` match
+/// everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProtectedObjectSearch {
+    /// Matched, case-insensitively, against object names and paths and group names: `""` or
+    /// `*` for all, `prefix*` for names that start so, anything else as a substring.
+    pub search_string: String,
+    pub object_ids: Vec<ObjectId>,
+    pub protection_group_ids: Vec<GroupId>,
+    /// Only objects with a successful snapshot taken at or after this time.
+    pub snapshot_from_time_usecs: Option<Usecs>,
+    /// Only objects with a successful snapshot taken at or before this time.
+    pub snapshot_to_time_usecs: Option<Usecs>,
+    /// Only objects that these runs backed up.
+    pub run_instance_ids: Vec<RunId>,
+}
+
+/// A protected object as found: where it is protected, its latest snapshot and how its last
+/// run went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProtectedObjectInfo {
+    pub object: coldkeep_model::ProtectedObject,
+    pub group: GroupId,
+    pub group_name: String,
+    pub latest_snapshot: Option<ObjectSnapshot>,
+    /// The last run that included the object, and the object's status in it.
+    pub last_run: Option<(RunId, coldkeep_model::RunStatus)>,
+}
+
+fn search_matches(search: &str, texts: &[&str]) -> bool {
+    let search = search.to_lowercase();
+    if search.is_empty() || search == "*" {
+        return true;
+    }
+    texts.iter().any(|t| {
+        let t = t.to_lowercase();
+        match search.strip_suffix('*') {
+            Some(prefix) => t.starts_with(prefix),
+            None => t.contains(&search),
+        }
+    })
+}
+
+impl Protection {
+    /// Protected objects matching `q`, each with its latest snapshot and last run.
+    pub fn search_protected_objects(
+        &self,
+        q: &ProtectedObjectSearch,
+    ) -> Result<Vec<ProtectedObjectInfo>, ProtectError> {
+        let mut found = Vec::new();
+        for group in self.catalog.scan::<ProtectionGroup>(&[])? {
+            if !q.protection_group_ids.is_empty() && !q.protection_group_ids.contains(&group.id) {
+                continue;
+            }
+            let runs = self.catalog.scan::<Run>(&group.id.key())?;
+            for object in &group.objects {
+                let path = object.spec.path().to_string_lossy();
+                let texts = [object.spec.name.as_str(), path.as_ref(), group.name.as_str()];
+                if !(q.object_ids.is_empty() || q.object_ids.contains(&object.id))
+                    || !search_matches(&q.search_string, &texts)
+                {
+                    continue;
+                }
+                let mine = |r: &Run| r.objects.iter().find(|o| o.object == object.id).cloned();
+                let last_run = runs.iter().rev().find_map(|r| mine(r).map(|o| (r.id, o.status)));
+                if !q.run_instance_ids.is_empty()
+                    && !runs.iter().any(|r| q.run_instance_ids.contains(&r.id) && mine(r).is_some())
+                {
+                    continue;
+                }
+                let mut latest = None;
+                for run in runs.iter().rev().filter(|r| !r.snapshots_deleted) {
+                    let Some(o) = mine(run).filter(|o| o.status.is_success()) else { continue };
+                    let Some(snapshot) = o.snapshot else { continue };
+                    let Some(record) = self.catalog.snapshot(snapshot)? else { continue };
+                    let taken = Usecs(record.start_time_us);
+                    if q.snapshot_from_time_usecs.is_some_and(|t| taken < t)
+                        || q.snapshot_to_time_usecs.is_some_and(|t| taken > t)
+                    {
+                        continue;
+                    }
+                    latest = Some(entry(run, object.id, snapshot, taken, run.retention));
+                    break;
+                }
+                let wants_snapshot =
+                    q.snapshot_from_time_usecs.is_some() || q.snapshot_to_time_usecs.is_some();
+                if wants_snapshot && latest.is_none() {
+                    continue;
+                }
+                found.push(ProtectedObjectInfo {
+                    object: object.clone(),
+                    group: group.id,
+                    group_name: group.name.clone(),
+                    latest_snapshot: latest,
+                    last_run,
+                });
+            }
+        }
+        Ok(found)
+    }
+}
