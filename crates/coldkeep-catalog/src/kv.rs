@@ -31,11 +31,13 @@ pub enum Table {
     Files,
     /// (name trigram, file key) → nothing: the posting lists of the name search.
     FileGrams,
+    /// Source id → source registration.
+    Sources,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 12] = [
         Table::Meta,
         Table::Chunks,
         Table::Packs,
@@ -47,6 +49,7 @@ impl Table {
         Table::Recoveries,
         Table::Files,
         Table::FileGrams,
+        Table::Sources,
     ];
 
     /// A stable name (used as the RocksDB column family name).
@@ -63,6 +66,7 @@ impl Table {
             Table::Recoveries => "recoveries",
             Table::Files => "files",
             Table::FileGrams => "file_grams",
+            Table::Sources => "sources",
         }
     }
 }

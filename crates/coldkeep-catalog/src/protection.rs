@@ -6,7 +6,8 @@
 //! table, record version and key, so put / get / scan are written once.
 
 use coldkeep_model::{
-    AuditEntry, GroupId, Policy, ProtectionGroup, Recovery, Run, RunId, RunType, Usecs,
+    AuditEntry, GroupId, Policy, ProtectionGroup, Recovery, Run, RunId, RunType,
+    SourceRegistration, Usecs,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -54,6 +55,14 @@ impl ProtectionRecord for Recovery {
     }
 }
 
+impl ProtectionRecord for SourceRegistration {
+    const TABLE: Table = Table::Sources;
+    const VERSION: u8 = 1;
+    fn key(&self) -> Vec<u8> {
+        self.id.key().to_vec()
+    }
+}
+
 impl ProtectionRecord for AuditEntry {
     const TABLE: Table = Table::Audit;
     const VERSION: u8 = 1;
@@ -76,6 +85,7 @@ pub enum Counter {
     Object,
     Audit,
     Recovery,
+    Source,
 }
 
 impl Counter {
@@ -87,6 +97,7 @@ impl Counter {
             Self::Object => b"next_object_id",
             Self::Audit => b"next_audit_seq",
             Self::Recovery => b"next_recovery_id",
+            Self::Source => b"next_source_id",
         }
     }
 }

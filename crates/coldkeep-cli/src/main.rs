@@ -29,7 +29,7 @@ use coldkeep::{
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use protect::{GroupCmd, ObjectCmd, PolicyCmd, RecoveryCmd, RunCmd, RunView};
+use protect::{GroupCmd, ObjectCmd, PolicyCmd, RecoveryCmd, RunCmd, RunView, SourceCmd};
 use serve::Backend;
 use session::Session;
 
@@ -186,6 +186,9 @@ enum Command {
     /// Protected objects: their snapshots, with the seed's filters.
     #[command(subcommand)]
     Object(ObjectCmd),
+    /// Source registrations: host paths, log directories and disk images, enumerated.
+    #[command(subcommand)]
+    Source(SourceCmd),
     /// Recoveries: restore files, download an archive, recover to a point in time.
     #[command(subcommand)]
     Recovery(RecoveryCmd),
@@ -426,6 +429,7 @@ impl Command {
             Self::Group(GroupCmd::Create { objects, .. }) => objects.absolutize()?,
             Self::Group(GroupCmd::Update { add, .. }) => add.absolutize()?,
             Self::Recovery(cmd) => cmd.absolutize()?,
+            Self::Source(cmd) => cmd.absolutize()?,
             _ => {}
         }
         Ok(())
@@ -555,6 +559,7 @@ pub(crate) fn execute(engine: &Engine, command: &Command, s: &mut Session<'_>) -
         Command::Group(cmd) => protect::group(engine, cmd, s)?,
         Command::Run(cmd) => protect::run(engine, cmd, s)?,
         Command::Object(cmd) => protect::object(engine, cmd, s)?,
+        Command::Source(cmd) => protect::source(engine, cmd, s)?,
         Command::Recovery(cmd) => return protect::recovery(engine, cmd, s),
         Command::Audit => protect::audit(engine, s)?,
         Command::Tick => protect::tick(engine, s)?,

@@ -15,8 +15,8 @@ use coldkeep::model::{
     BackupPolicy, BlackoutWindow, DataLockConfig, DataLockMode, ExtendedRetention, GroupId,
     GroupSpec, LogBackup, ObjectId, ObjectKind, ObjectSpec, Policy, PolicyId, PolicySpec, Priority,
     ProtectionGroup, Recovery, RecoveryId, RecoveryParams, RegularBackup, Retention, RetryOptions,
-    Run, RunId, RunOptions, RunRequest, RunStatus, RunType, RunUpdate, Schedule, TimeOfDay,
-    TimeUnit, Usecs, Weekday,
+    Run, RunId, RunOptions, RunRequest, RunStatus, RunType, RunUpdate, Schedule, SourceId,
+    SourceRegistration, SourceSpec, TimeOfDay, TimeUnit, Usecs, Weekday,
 };
 use coldkeep::{
     Engine, GroupFilter, ObjectSnapshotFilter, PolicyFilter, ProtectedObjectSearch, RecoveryFilter,
@@ -1236,4 +1236,124 @@ fn recovery_line(r: &Recovery) -> String {
         line.push_str(&format!(" — {m}"));
     }
     line
+}
+
+/// The kinds of source and object, on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+pub enum KindArg {
+    /// A directory tree (a host path).
+    Dir,
+    /// A directory of append-only logs.
+    LogDir,
+    /// A disk image, or a directory of them.
+    Image,
+}
+
+impl From<KindArg> for ObjectKind {
+    fn from(k: KindArg) -> Self {
+        match k {
+            KindArg::Dir => ObjectKind::DirectoryTree,
+            KindArg::LogDir => ObjectKind::LogDirectory,
+            KindArg::Image => ObjectKind::DiskImage,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug, Clone, Serialize, Deserialize)]
+pub enum SourceCmd {
+    /// Register a source and enumerate its objects.
+    Register {
+        name: String,
+        path: PathBuf,
+        #[arg(long, value_enum, default_value_t = KindArg::Dir)]
+        kind: KindArg,
+    },
+    /// List registered sources.
+    List {
+        #[arg(long = "id")]
+        ids: Vec<SourceId>,
+    },
+    Show {
+        id: SourceId,
+    },
+    /// Change a source's name or path, and enumerate it again.
+    Update {
+        id: SourceId,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// Refuse the update unless the source was last modified at this time (µs), as read.
+        #[arg(long)]
+        if_modified_at: Option<i64>,
+    },
+    /// Enumerate a source's objects again.
+    Refresh {
+        id: SourceId,
+    },
+    /// Delete a source no protection group protects anything of.
+    Delete {
+        id: SourceId,
+    },
+}
+
+impl SourceCmd {
+    /// Paths made absolute against the caller's directory.
+    pub fn absolutize(&mut self) -> Result<()> {
+        match self {
+            Self::Register { path, .. } | Self::Update { path: Some(path), .. } => {
+                *path = std::path::absolute(&*path)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+pub fn source(engine: &Engine, cmd: &SourceCmd, s: &mut Session<'_>) -> Result<()> {
+    let show = |s: &mut Session<'_>, src: &SourceRegistration| s.print(src, || source_text(src));
+    match cmd {
+        SourceCmd::Register { name, path, kind } => {
+            let spec =
+                SourceSpec { name: name.clone(), kind: (*kind).into(), path: bytes_of(path) };
+            show(s, &engine.register_source(spec)?)
+        }
+        SourceCmd::List { ids } => {
+            let all = engine.sources(ids)?;
+            s.print(&all, || all.iter().map(source_text).collect::<Vec<_>>().join("\n"))
+        }
+        SourceCmd::Show { id } => show(s, &engine.source(*id)?),
+        SourceCmd::Update { id, name, path, if_modified_at } => {
+            let current = engine.source(*id)?;
+            let mut spec = current.spec.clone();
+            if let Some(n) = name {
+                spec.name.clone_from(n);
+            }
+            if let Some(p) = path {
+                spec.path = bytes_of(p);
+            }
+            let expected = if_modified_at.map_or(current.last_modification_time_usecs, Usecs);
+            show(s, &engine.update_source(*id, spec, Some(expected))?)
+        }
+        SourceCmd::Refresh { id } => show(s, &engine.refresh_source(*id)?),
+        SourceCmd::Delete { id } => {
+            engine.delete_source(*id)?;
+            s.print(&serde_json::json!({ "deleted_source": id }), || format!("deleted source {id}"))
+        }
+    }
+}
+
+fn source_text(src: &SourceRegistration) -> String {
+    let mut out = format!(
+        "source {} {:?} ({:?} {}), refreshed {}",
+        src.id,
+        src.spec.name,
+        src.spec.kind,
+        coldkeep::model::path_of(&src.spec.path).display(),
+        src.last_refresh_time_usecs
+    );
+    for o in &src.objects {
+        out.push_str(&format!("\n  {:?} {}", o.kind, coldkeep::model::path_of(&o.path).display()));
+    }
+    out
 }

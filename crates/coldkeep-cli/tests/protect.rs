@@ -45,6 +45,16 @@ fn group(f: &Fixture, policy_flags: &[&str]) -> String {
     id(&group)
 }
 
+/// Waits until a process answers on the repository's control socket (polling with commands
+/// before then would open the repository, and could keep the starting process from it).
+fn wait_for_socket(repo: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !repo.join("control.sock").exists() {
+        assert!(Instant::now() < deadline, "nobody listened");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Polls `run show` until `done` holds for the run's record (through whichever process has the
 /// repository open).
 fn wait_for(repo: &Path, group: &str, run: &str, done: impl Fn(&Value) -> bool) -> Value {
@@ -91,6 +101,15 @@ fn policies_groups_and_runs_follow_the_seed_rules() {
         objects[0]["latest_snapshot"]["run"].as_u64().map(|r| r.to_string()),
         Some(run_id.clone())
     );
+
+    // A source registered over the protected tree lists it, and stays while it is protected.
+    let parent = f.source.parent().expect("parent").to_str().expect("utf-8").to_owned();
+    let source = json(&f.repo, &["source", "register", "host", &parent]);
+    let found: Vec<_> =
+        source["objects"].as_array().expect("objects").iter().map(|o| o["name"].clone()).collect();
+    assert!(found.contains(&"src".into()), "{found:?}");
+    let why = refused(&f.repo, &["source", "delete", &id(&source)]);
+    assert!(why.contains("protected by protection groups"), "{why}");
 
     // The run indexed its snapshot: its files are found by name.
     let found = json(&f.repo, &["search", "HELLO"]);
@@ -181,6 +200,7 @@ fn a_run_is_paused_resumed_and_canceled_from_another_process() {
 
     // Started suspended: the starting process executes the run and answers on its socket.
     let child = spawn(&f.repo, &["--json", "run", "start", &g, "--suspended"]);
+    wait_for_socket(&f.repo);
     let paused = wait_for(&f.repo, &g, "1", |r| r["status"] == "Paused");
     assert!(f.repo.join("control.sock").exists());
     assert_eq!(paused["objects"][0]["snapshot"], Value::Null);
@@ -194,6 +214,7 @@ fn a_run_is_paused_resumed_and_canceled_from_another_process() {
 
     // Canceled while paused: nothing committed, the waiting process exits 4.
     let child = spawn(&f.repo, &["--json", "run", "start", &g, "--suspended", "--type", "full"]);
+    wait_for_socket(&f.repo);
     wait_for(&f.repo, &g, "2", |r| r["status"] == "Paused");
     json(&f.repo, &["run", "cancel", &g, "2"]);
     let out = child.wait_with_output().expect("wait");
@@ -210,11 +231,7 @@ fn serve_answers_every_command_and_runs_in_the_background() {
     let f = fixture();
     let g = group(&f, &["--retain", "7d"]);
     let mut server = spawn(&f.repo, &["serve", "--tick-secs", "0"]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !f.repo.join("control.sock").exists() {
-        assert!(Instant::now() < deadline, "the server never listened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_socket(&f.repo);
 
     // `run start` returns at once; the server executes the run.
     let started = json(&f.repo, &["run", "start", &g]);

@@ -67,6 +67,10 @@ counter_id!(
     /// A recovery task.
     RecoveryId
 );
+counter_id!(
+    /// A registered source.
+    SourceId
+);
 
 /// Who asks for a change: recorded in the audit log, and checked by the rules that need a right.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -13,10 +13,11 @@ mod policy;
 mod recovery;
 mod run;
 mod search;
+mod source;
 mod time;
 
 pub use group::{GroupSpec, ObjectKind, ObjectSpec, ProtectedObject, ProtectionGroup};
-pub use ids::{GroupId, ObjectId, PolicyId, Principal, RecoveryId, RunId, SnapshotId};
+pub use ids::{GroupId, ObjectId, PolicyId, Principal, RecoveryId, RunId, SnapshotId, SourceId};
 pub use policy::{
     BackupPolicy, BlackoutWindow, DataLockConfig, DataLockMode, ExtendedRetention, LogBackup,
     Policy, PolicyError, PolicySpec, RegularBackup, Retention, RetryOptions, Schedule,
@@ -27,4 +28,5 @@ pub use run::{
     RunStatus, RunType, RunUpdate, SnapshotRetention,
 };
 pub use search::IndexedFile;
+pub use source::{DiscoveredObject, SourceRegistration, SourceSpec};
 pub use time::{TimeOfDay, TimeUnit, Usecs, Weekday, DAY, HOUR, MINUTE, WEEK};

@@ -32,7 +32,8 @@ use crate::restore::{self, RestoreOptions, RestoreSummary};
 use crate::search::{self, FileSearch, FileSearchResult};
 use coldkeep_model::{
     AuditEntry, GroupId, GroupSpec, ObjectId, Policy, PolicyId, PolicySpec, Principal,
-    ProtectionGroup, Recovery, RecoveryId, Run, RunId, RunRequest, RunStatus, RunUpdate, Usecs,
+    ProtectionGroup, Recovery, RecoveryId, Run, RunId, RunRequest, RunStatus, RunUpdate, SourceId,
+    SourceRegistration, SourceSpec, Usecs,
 };
 
 /// Repository-wide figures.
@@ -318,6 +319,44 @@ impl Engine {
         query: &ProtectedObjectSearch,
     ) -> Result<Vec<ProtectedObjectInfo>, ProtectError> {
         self.shared.protect.search_protected_objects(query)
+    }
+
+    // ---- sources ----
+
+    /// Registers a source and enumerates its objects (the seed's
+    /// `POST /data-protect/sources/registrations`).
+    pub fn register_source(&self, spec: SourceSpec) -> Result<SourceRegistration, ProtectError> {
+        self.shared.protect.register_source(spec)
+    }
+
+    pub fn source(&self, id: SourceId) -> Result<SourceRegistration, ProtectError> {
+        self.shared.protect.source(id)
+    }
+
+    /// Registered sources with these ids; all of them when `ids` is empty.
+    pub fn sources(&self, ids: &[SourceId]) -> Result<Vec<SourceRegistration>, ProtectError> {
+        self.shared.protect.sources(ids)
+    }
+
+    /// Replaces a source's specification (refused when `if_last_modified` is stale) and
+    /// enumerates it again.
+    pub fn update_source(
+        &self,
+        id: SourceId,
+        spec: SourceSpec,
+        if_last_modified: Option<Usecs>,
+    ) -> Result<SourceRegistration, ProtectError> {
+        self.shared.protect.update_source(id, spec, if_last_modified)
+    }
+
+    /// Enumerates a source's objects again.
+    pub fn refresh_source(&self, id: SourceId) -> Result<SourceRegistration, ProtectError> {
+        self.shared.protect.refresh_source(id)
+    }
+
+    /// Deletes a source; refused (`SourceInUse`) while a group protects anything under it.
+    pub fn delete_source(&self, id: SourceId) -> Result<(), ProtectError> {
+        self.shared.protect.delete_source(id)
     }
 
     // ---- recoveries ----

@@ -14,13 +14,14 @@ pub(crate) mod policies;
 pub(crate) mod recoveries;
 pub(crate) mod runs;
 pub(crate) mod scheduler;
+pub(crate) mod sources;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use coldkeep_catalog::{Catalog, CatalogError};
 use coldkeep_model::{
-    GroupId, ObjectId, PolicyError, PolicyId, RecoveryId, RunId, RunStatus, Usecs,
+    GroupId, ObjectId, PolicyError, PolicyId, RecoveryId, RunId, RunStatus, SourceId, Usecs,
 };
 use coldkeep_retention::{Refusal, TrustedClock};
 
@@ -41,6 +42,13 @@ pub enum ProtectError {
     /// A point-in-time recovery to a time no log run has reached yet.
     #[error("no log snapshot reaches {at} (logs are covered until {})", covered_until.map_or_else(|| "never".to_owned(), |t| t.to_string()))]
     LogsDoNotReach { at: Usecs, covered_until: Option<Usecs> },
+    #[error("source {0} is not registered")]
+    SourceNotFound(SourceId),
+    #[error(
+        "source {id} is protected by protection groups {}",
+        groups.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    )]
+    SourceInUse { id: SourceId, groups: Vec<GroupId> },
     #[error("recovery {0} does not exist")]
     RecoveryNotFound(RecoveryId),
     /// Cancel asked of a recovery that is not executing in this process.
