@@ -111,6 +111,20 @@ impl Catalog {
             .collect()
     }
 
+    /// Removes a file and its postings from the index (its snapshot is gone). The trigram
+    /// counts are left as they are: they only order a search's work.
+    pub fn stage_unindex_file(batch: &mut Batch, key: &FileKey, file: &IndexedFile) {
+        batch.delete(Table::Files, key.to_vec());
+        for gram in grams(file.name()) {
+            batch.delete(Table::FileGrams, [&gram[..], key].concat());
+        }
+    }
+
+    /// Removes a snapshot's "indexed" mark.
+    pub fn stage_unindex_mark(batch: &mut Batch, snapshot: SnapshotId) {
+        batch.delete(Table::Meta, indexed_mark(snapshot));
+    }
+
     /// Every indexed file, in key order (the search's fallback when a pattern has no trigram).
     pub fn indexed_files(
         &self,

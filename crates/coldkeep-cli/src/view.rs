@@ -229,7 +229,7 @@ pub fn gc_summary(r: &coldkeep::GcReport) -> String {
     format!(
         "{} runs expired ({} snapshots removed)
 {} packs condemned ({} repacked), {} deleted, {} resurrected, {} orphans deleted
-{} freed",
+{} freed, {} file index entries purged",
         r.runs_expired,
         r.snapshots_removed,
         r.packs_condemned,
@@ -237,7 +237,8 @@ pub fn gc_summary(r: &coldkeep::GcReport) -> String {
         r.packs_deleted,
         r.packs_resurrected,
         r.orphan_packs_deleted,
-        bytes(r.bytes_freed)
+        bytes(r.bytes_freed),
+        r.index_entries_purged
     )
 }
 

@@ -28,7 +28,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use coldkeep_catalog::{Batch, Catalog, CatalogError, Condemned};
+use coldkeep_catalog::{Batch, Catalog, CatalogError, Condemned, SnapshotId};
 use coldkeep_model::{Principal, Run, Usecs};
 use coldkeep_retention::is_expired;
 use coldkeep_store::{Access, BlobEntry, ChunkId, PackFile, PackId, PackWriter, StoreError};
@@ -65,6 +65,8 @@ pub struct GcReport {
     pub packs_resurrected: u64,
     pub orphan_packs_deleted: u64,
     pub bytes_freed: u64,
+    /// Entries of the file index whose snapshots are gone.
+    pub index_entries_purged: u64,
 }
 
 /// Errors of garbage collection. A failed collection can simply be run again.
@@ -100,7 +102,40 @@ pub(crate) fn run(shared: &Shared, opts: GcOptions) -> Result<GcReport, GcError>
     sweep(repo, &live, now, opts.grace, &mut report)?;
     condemn(repo, &live, now, opts.repack_below, &mut report)?;
     remove_orphans(repo, &mut report)?;
+    purge_index(repo, &mut report)?;
     Ok(report)
+}
+
+/// Step 5: the file index entries of snapshots that no longer exist (a search already leaves
+/// them out; this gives their space back).
+fn purge_index(repo: &Repository, report: &mut GcReport) -> Result<(), GcError> {
+    let mut alive: HashMap<SnapshotId, bool> = HashMap::new();
+    let mut batch = Batch::new();
+    for item in repo.catalog.indexed_files() {
+        let (key, file) = item?;
+        let snapshot = coldkeep_catalog::key_snapshot(&key);
+        let exists = if let Some(e) = alive.get(&snapshot) {
+            *e
+        } else {
+            let e = repo.catalog.snapshot(snapshot)?.is_some();
+            if !e {
+                Catalog::stage_unindex_mark(&mut batch, snapshot);
+            }
+            alive.insert(snapshot, e);
+            e
+        };
+        if !exists {
+            Catalog::stage_unindex_file(&mut batch, &key, &file);
+            report.index_entries_purged += 1;
+            if report.index_entries_purged.is_multiple_of(20_000) {
+                repo.catalog.write(std::mem::take(&mut batch))?;
+            }
+        }
+    }
+    if !batch.is_empty() {
+        repo.catalog.write(batch)?;
+    }
+    Ok(())
 }
 
 /// Step 1: snapshots of expired runs.

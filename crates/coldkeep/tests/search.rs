@@ -95,6 +95,11 @@ fn names_are_found_by_pattern_and_filters_and_paged_with_a_cookie() {
     let delete = RunUpdate { run: Some(ra.id), delete_snapshots: true, ..RunUpdate::default() };
     engine.update_runs(ga, &[delete], &Principal::user("ops")).expect("delete");
     assert_eq!(names(&engine, &query("readme")), ["README.md"]);
+    // Garbage collection gives the deleted snapshot's index entries back.
+    let purged = engine.gc(coldkeep::GcOptions::default()).expect("gc").index_entries_purged;
+    assert!(purged > 40, "{purged}");
+    assert_eq!(names(&engine, &query("readme")), ["README.md"]);
+    assert_eq!(engine.gc(coldkeep::GcOptions::default()).expect("gc").index_entries_purged, 0);
 
     // A CLI-style backup is searchable once indexed.
     let snap = engine.backup(&a, &BackupOptions::default()).expect("backup").id;
