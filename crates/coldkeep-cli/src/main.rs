@@ -168,12 +168,9 @@ enum Command {
         groups: Vec<coldkeep::model::GroupId>,
         #[arg(long = "object")]
         objects: Vec<coldkeep::model::ObjectId>,
-        /// Only snapshots taken at or after this time.
-        #[arg(long)]
-        from: Option<coldkeep::model::Usecs>,
-        /// Only snapshots taken at or before this time.
-        #[arg(long)]
-        to: Option<coldkeep::model::Usecs>,
+        /// When the snapshots were taken.
+        #[command(flatten)]
+        span: protect::TimeRange,
         /// Results per page.
         #[arg(long, default_value_t = 100)]
         limit: usize,
@@ -535,13 +532,13 @@ pub(crate) fn execute(engine: &Engine, command: &Command, s: &mut Session<'_>) -
             let report = engine.gc(opts)?;
             s.print(&report, || view::gc_summary(&report))?;
         }
-        Command::Search { pattern, groups, objects, from, to, limit, cookie } => {
+        Command::Search { pattern, groups, objects, span, limit, cookie } => {
             let query = coldkeep::FileSearch {
                 pattern: pattern.clone(),
                 group_ids: groups.clone(),
                 object_ids: objects.clone(),
-                from_time_usecs: *from,
-                to_time_usecs: *to,
+                from_time_usecs: span.from,
+                to_time_usecs: span.to,
                 page_size: *limit,
                 cookie: cookie.clone(),
             };

@@ -328,12 +328,9 @@ pub enum RunCmd {
         run_types: Vec<RunType>,
         #[arg(long = "status", value_parser = parse_run_status)]
         statuses: Vec<RunStatus>,
-        /// Only runs started at or after this time (2026-11-23T07:45:00Z, 2026-11-23, or µs).
-        #[arg(long)]
-        from: Option<Usecs>,
-        /// Only runs started at or before this time.
-        #[arg(long)]
-        to: Option<Usecs>,
+        /// When they started (runs), were taken (snapshots) or began (recoveries).
+        #[command(flatten)]
+        span: TimeRange,
         /// The newest N runs.
         #[arg(long)]
         max: Option<usize>,
@@ -378,12 +375,9 @@ pub enum ObjectCmd {
     /// An object's snapshots that still exist, oldest first.
     Snapshots {
         object: ObjectId,
-        /// Snapshots taken at or after this time.
-        #[arg(long)]
-        from: Option<Usecs>,
-        /// Snapshots taken at or before this time.
-        #[arg(long)]
-        to: Option<Usecs>,
+        /// When they started (runs), were taken (snapshots) or began (recoveries).
+        #[command(flatten)]
+        span: TimeRange,
         /// Snapshots of runs started at or after this time.
         #[arg(long)]
         run_from: Option<Usecs>,
@@ -408,12 +402,9 @@ pub enum ObjectCmd {
         groups: Vec<GroupId>,
         #[arg(long = "run")]
         runs: Vec<RunId>,
-        /// Only objects with a snapshot taken at or after this time.
-        #[arg(long)]
-        from: Option<Usecs>,
-        /// Only objects with a snapshot taken at or before this time.
-        #[arg(long)]
-        to: Option<Usecs>,
+        /// When they started (runs), were taken (snapshots) or began (recoveries).
+        #[command(flatten)]
+        span: TimeRange,
     },
     /// Full and incremental snapshots of an object between two times, and the time ranges the
     /// log directories protected with it cover.
@@ -425,6 +416,18 @@ pub enum ObjectCmd {
         #[arg(long)]
         to: Usecs,
     },
+}
+
+/// A span of time on the command line: `--from` and `--to`, each 2026-11-23T07:45:00Z,
+/// 2026-11-23, or µs since the epoch, both inclusive.
+#[derive(Args, Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct TimeRange {
+    /// From this time on.
+    #[arg(long)]
+    pub from: Option<Usecs>,
+    /// Up to this time.
+    #[arg(long)]
+    pub to: Option<Usecs>,
 }
 
 // ---- parsers of the command-line forms ----
@@ -685,11 +688,11 @@ pub fn run(engine: &Engine, cmd: &RunCmd, s: &mut Session<'_>) -> Result<()> {
             let run = engine.start_run(*group, request)?;
             show(s, run)
         }
-        RunCmd::List { group, runs, run_types, statuses, from, to, max, objects } => {
+        RunCmd::List { group, runs, run_types, statuses, span, max, objects } => {
             let filter = RunFilter {
                 run_ids: runs.clone(),
-                start_time_usecs: *from,
-                end_time_usecs: *to,
+                start_time_usecs: span.from,
+                end_time_usecs: span.to,
                 run_types: run_types.clone(),
                 statuses: statuses.clone(),
                 max_count: *max,
@@ -732,10 +735,10 @@ pub fn run(engine: &Engine, cmd: &RunCmd, s: &mut Session<'_>) -> Result<()> {
 
 pub fn object(engine: &Engine, cmd: &ObjectCmd, s: &mut Session<'_>) -> Result<()> {
     match cmd {
-        ObjectCmd::Snapshots { object, from, to, run_from, run_to, run_types, groups, runs } => {
+        ObjectCmd::Snapshots { object, span, run_from, run_to, run_types, groups, runs } => {
             let filter = ObjectSnapshotFilter {
-                from_time_usecs: *from,
-                to_time_usecs: *to,
+                from_time_usecs: span.from,
+                to_time_usecs: span.to,
                 run_start_from_time_usecs: *run_from,
                 run_start_to_time_usecs: *run_to,
                 run_types: run_types.clone(),
@@ -747,13 +750,13 @@ pub fn object(engine: &Engine, cmd: &ObjectCmd, s: &mut Session<'_>) -> Result<(
                 snaps.iter().map(object_snapshot_line).collect::<Vec<_>>().join("\n")
             })
         }
-        ObjectCmd::Search { search, objects, groups, runs, from, to } => {
+        ObjectCmd::Search { search, objects, groups, runs, span } => {
             let query = ProtectedObjectSearch {
                 search_string: search.clone(),
                 object_ids: objects.clone(),
                 protection_group_ids: groups.clone(),
-                snapshot_from_time_usecs: *from,
-                snapshot_to_time_usecs: *to,
+                snapshot_from_time_usecs: span.from,
+                snapshot_to_time_usecs: span.to,
                 run_instance_ids: runs.clone(),
             };
             let found = engine.search_protected_objects(&query)?;
@@ -1093,10 +1096,8 @@ pub enum RecoveryCmd {
         ids: Vec<RecoveryId>,
         #[arg(long = "status", value_parser = parse_run_status)]
         statuses: Vec<RunStatus>,
-        #[arg(long)]
-        from: Option<Usecs>,
-        #[arg(long)]
-        to: Option<Usecs>,
+        #[command(flatten)]
+        span: TimeRange,
     },
     Show {
         id: RecoveryId,
@@ -1185,11 +1186,11 @@ pub fn recovery(engine: &Engine, cmd: &RecoveryCmd, s: &mut Session<'_>) -> Resu
             },
             *wait,
         ),
-        RecoveryCmd::List { ids, statuses, from, to } => {
+        RecoveryCmd::List { ids, statuses, span } => {
             let filter = RecoveryFilter {
                 ids: ids.clone(),
-                start_time_usecs: *from,
-                end_time_usecs: *to,
+                start_time_usecs: span.from,
+                end_time_usecs: span.to,
                 status: statuses.clone(),
                 recovery_actions: vec![],
             };
