@@ -22,7 +22,9 @@ pub use file_index::{file_key, grams, key_snapshot, FileKey, Gram};
 pub use kv::{Batch, KvError, KvPair, KvStore, MemKv, Op, Table};
 pub use protection::{run_key, Condemned, Counter, ProtectionRecord};
 pub use record::RecordError;
-pub use snapshot::{BackupKind, SnapshotDraft, SnapshotId, SnapshotRecord, SnapshotStats, Warning};
+pub use snapshot::{
+    BackupKind, RootMeta, SnapshotDraft, SnapshotId, SnapshotRecord, SnapshotStats, Warning,
+};
 
 use coldkeep_store::{BlobEntry, ChunkId, PackId, SealedPack};
 use serde::{Deserialize, Serialize};
@@ -69,7 +71,8 @@ pub struct PackRecord {
 
 pub(crate) const CHUNK_VERSION: u8 = 2;
 const PACK_VERSION: u8 = 1;
-const SNAPSHOT_VERSION: u8 = 1;
+/// 2: the source directory's own metadata (`root_meta`).
+const SNAPSHOT_VERSION: u8 = 2;
 const NEXT_SNAPSHOT_KEY: &[u8] = b"next_snapshot_id";
 
 /// Typed access to the catalog tables.

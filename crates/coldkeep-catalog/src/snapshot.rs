@@ -45,6 +45,17 @@ pub struct SnapshotStats {
     pub stored_bytes: u64,
 }
 
+/// The backed-up directory's own metadata, applied to a restore target that the restore
+/// creates (its entries' metadata is in the trees).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootMeta {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime_secs: i64,
+    pub mtime_nanos: u32,
+}
+
 /// A snapshot before the catalog gives it an id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotDraft {
@@ -56,6 +67,8 @@ pub struct SnapshotDraft {
     pub source: Vec<u8>,
     /// The tree blob of the source directory.
     pub root: ChunkId,
+    /// The source directory's own metadata; `None` when the source is a single file.
+    pub root_meta: Option<RootMeta>,
     pub parent: Option<SnapshotId>,
     pub kind: BackupKind,
     pub stats: SnapshotStats,
@@ -72,6 +85,13 @@ impl SnapshotDraft {
             hostname: "h".into(),
             source: b"/src".to_vec(),
             root: ChunkId::from_bytes([1; 32]),
+            root_meta: Some(RootMeta {
+                mode: 0o750,
+                uid: 1,
+                gid: 2,
+                mtime_secs: 3,
+                mtime_nanos: 4,
+            }),
             parent: None,
             kind: BackupKind::Full,
             stats: SnapshotStats::default(),
@@ -90,6 +110,7 @@ pub struct SnapshotRecord {
     pub hostname: String,
     pub source: Vec<u8>,
     pub root: ChunkId,
+    pub root_meta: Option<RootMeta>,
     pub parent: Option<SnapshotId>,
     pub kind: BackupKind,
     pub stats: SnapshotStats,
@@ -106,6 +127,7 @@ impl SnapshotRecord {
             hostname: d.hostname,
             source: d.source,
             root: d.root,
+            root_meta: d.root_meta,
             parent: d.parent,
             kind: d.kind,
             stats: d.stats,

@@ -19,7 +19,7 @@ use crate::error::{IoError, OpenError};
 /// First 8 bytes of the config file.
 pub const CONFIG_MAGIC: [u8; 8] = *b"CLDKREPO";
 /// The repository format version this build writes and reads.
-pub const REPO_VERSION: u32 = 2;
+pub const REPO_VERSION: u32 = 3;
 
 /// How files are cut into chunks (a serializable mirror of [`ChunkerConfig`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -122,7 +122,17 @@ pub(crate) fn run(
     let started = std::time::Instant::now();
     let mut root_meta = None;
     let mut plan = pool.install(|| match selected {
-        Resolved::Root(tree) => Plan::tree(repo, &tree, target, ""),
+        Resolved::Root(tree) => {
+            // A target the restore creates takes the backed-up directory's own metadata.
+            root_meta = snap.root_meta.filter(|_| created_target).map(|m| Meta {
+                mode: m.mode,
+                uid: m.uid,
+                gid: m.gid,
+                mtime: crate::tree::Timestamp { secs: m.mtime_secs, nanos: m.mtime_nanos },
+                ..Meta::default()
+            });
+            Plan::tree(repo, &tree, target, "")
+        }
         Resolved::Node(node) => match &node.kind {
             NodeKind::Dir { tree } => {
                 root_meta = created_target.then(|| node.meta.clone());
@@ -456,6 +466,7 @@ mod tests {
             hostname: "h".into(),
             source: b"/src".to_vec(),
             root: *ids.last().expect("a tree"),
+            root_meta: None,
             parent: None,
             kind: BackupKind::Full,
             stats: SnapshotStats::default(),

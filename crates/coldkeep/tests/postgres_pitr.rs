@@ -270,10 +270,8 @@ fn a_point_in_time_recovery_of_postgresql_shows_exactly_what_was_committed_then(
         recovered.port,
         wal.display()
     ));
-    // A snapshot records its entries' metadata, not the backed-up directory's own, so the
-    // restore target keeps the mode it was created with; PostgreSQL wants 0700.
-    std::fs::set_permissions(&restored, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .expect("chmod");
+    // The restore created the target with the data directory's own mode, 0700, as PostgreSQL
+    // requires.
     give(&restored);
     give(&wal);
     recovered.start();

@@ -58,6 +58,8 @@ fn a_changed_copy_restores_exactly_and_stores_only_new_chunks() {
     let big = data.rng().bytes(3 << 20, false);
     data.file("big.bin", &big);
     let engine = Engine::init(&tmp.path().join("repo"), &small_chunks()).expect("init");
+    std::fs::set_permissions(&src, std::os::unix::fs::PermissionsExt::from_mode(0o750))
+        .expect("chmod");
 
     let first = engine.backup(&src, &BackupOptions::default()).expect("backup 1");
     assert!(first.warnings.is_empty(), "{:?}", first.warnings);
@@ -65,6 +67,10 @@ fn a_changed_copy_restores_exactly_and_stores_only_new_chunks() {
     restore(&engine, first.id, b"", &v1);
     assert_eq!(compare_trees(&src, &v1, Compare::default()), Vec::<String>::new());
     assert!(allocated_bytes(&v1.join("disk.img")) < 4 << 20, "sparse file was filled in");
+    // The target the restore created has the backed-up directory's own mode and mtime.
+    let (from, to) = (std::fs::metadata(&src).expect("src"), std::fs::metadata(&v1).expect("v1"));
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&to.permissions()) & 0o7777, 0o750);
+    assert_eq!(to.modified().expect("mtime"), from.modified().expect("mtime"));
 
     data.mutate(25);
     let second = engine.backup(&src, &BackupOptions::default()).expect("backup 2");

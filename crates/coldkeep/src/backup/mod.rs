@@ -20,7 +20,7 @@ mod walk;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use coldkeep_catalog::{BackupKind, SnapshotDraft, SnapshotId, SnapshotRecord};
+use coldkeep_catalog::{BackupKind, RootMeta, SnapshotDraft, SnapshotId, SnapshotRecord};
 use coldkeep_chunker::{Chunker, ChunkerConfig};
 
 use crate::config::ChunkingSpec;
@@ -157,12 +157,24 @@ pub(crate) fn run(
     let root = walked?;
     tracing::debug!(elapsed = ?setup.elapsed(), "packs sealed, committing the snapshot");
 
+    let root_meta =
+        std::fs::symlink_metadata(&source).ok().filter(std::fs::Metadata::is_dir).map(|md| {
+            use std::os::unix::fs::MetadataExt;
+            RootMeta {
+                mode: md.mode() & 0o7777,
+                uid: md.uid(),
+                gid: md.gid(),
+                mtime_secs: md.mtime(),
+                mtime_nanos: u32::try_from(md.mtime_nsec()).unwrap_or(0),
+            }
+        });
     let draft = SnapshotDraft {
         start_time_us,
         end_time_us: now_us(),
         hostname: host,
         source: source_bytes,
         root,
+        root_meta,
         parent: parent.map(|p| p.id),
         kind: opts.kind,
         stats: progress.stats(),
