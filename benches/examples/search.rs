@@ -17,6 +17,20 @@ const WORDS: [&str; 24] = [
 ];
 const EXTS: [&str; 8] = ["txt", "rs", "c", "md", "json", "jpg", "pdf", "log"];
 
+/// Bytes of the files under `path`.
+fn dir_size(path: &std::path::Path) -> u64 {
+    std::fs::read_dir(path).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .map(|e| match e.metadata() {
+                Ok(md) if md.is_dir() => dir_size(&e.path()),
+                Ok(md) => md.len(),
+                Err(_) => 0,
+            })
+            .sum()
+    })
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -50,6 +64,12 @@ fn main() {
     let t = Instant::now();
     let entries = engine.index_snapshot(snap.id).expect("index");
     println!("indexed {entries} entries in {:.1?}", t.elapsed());
+    let catalog = dir_size(&dir.path().join("repo/catalog"));
+    println!(
+        "catalog: {:.1} MB ({:.0} bytes per indexed entry, whole catalog)",
+        catalog as f64 / 1e6,
+        catalog as f64 / entries as f64
+    );
 
     println!("| query | matches | median latency (first page of 100, and the count) |");
     println!("|---|---:|---:|");
