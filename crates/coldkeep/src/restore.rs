@@ -316,14 +316,20 @@ impl Plan {
     }
 }
 
-fn create_file(f: &FileJob, progress: &Progress) -> Result<(), RestoreError> {
-    let file = File::options()
+/// Creates a file that must not exist yet, private until its metadata is applied, never
+/// through a symlink.
+fn create_new(path: &Path) -> Result<File, RestoreError> {
+    File::options()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .custom_flags(fsmeta::O_NOFOLLOW)
-        .open(&f.path)
-        .map_err(io("create", &f.path))?;
+        .open(path)
+        .map_err(io("create", path))
+}
+
+fn create_file(f: &FileJob, progress: &Progress) -> Result<(), RestoreError> {
+    let file = create_new(&f.path)?;
     file.set_len(f.size).map_err(io("size", &f.path))?;
     add(&progress.files, 1);
     Ok(())
@@ -399,13 +405,7 @@ fn write_blob(job: &BlobJob, data: &[u8], out: &Output<'_>) -> Result<(), Restor
     for &(file, offset) in &job.targets {
         let f = &out.files[file];
         if f.written_whole() {
-            let handle = File::options()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(fsmeta::O_NOFOLLOW)
-                .open(&f.path)
-                .map_err(io("create", &f.path))?;
+            let handle = create_new(&f.path)?;
             handle.write_all_at(data, 0).map_err(io("write", &f.path))?;
             out.warnings.note(&f.path, fsmeta::apply_fd(&handle, &f.meta, out.as_root));
             add(&out.progress.files, 1);

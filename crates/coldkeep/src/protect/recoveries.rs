@@ -55,6 +55,9 @@ pub struct RecoveryFilter {
 pub(crate) struct ActiveRecovery {
     control: Arc<Control>,
     pub progress: Arc<Progress>,
+    /// Held while the record is read and rewritten, so that a cancel and the recovery's own
+    /// end never overwrite each other.
+    record: Mutex<()>,
 }
 
 /// The recoveries executing in this process.
@@ -120,7 +123,7 @@ impl Protection {
         let Some(active) = self.active_recovery(id).filter(|a| a.control.cancel()) else {
             return Err(ProtectError::RecoveryNotActive { id, status: current.status });
         };
-        drop(active);
+        let _record = active.record.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut r = self.recovery(id)?;
         if !r.status.is_terminal() {
             r.status = RunStatus::Canceling;
@@ -182,6 +185,7 @@ pub(crate) fn create(
     let active = Arc::new(ActiveRecovery {
         control: Arc::new(Control::default()),
         progress: Arc::new(Progress::default()),
+        record: Mutex::new(()),
     });
     p.recoveries
         .lock()
@@ -207,6 +211,7 @@ pub(crate) fn create(
                 Err(e) => (RunStatus::Failed, Some(e.to_string())),
             };
             running.end_time_usecs = p.now().ok();
+            let _record = active.record.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Err(e) = p.catalog.put(&running) {
                 tracing::error!(recovery = %running.id, error = %e, "recovery could not record its end");
             }
