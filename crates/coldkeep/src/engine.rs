@@ -18,11 +18,10 @@ use crate::gc::{GcError, GcOptions, GcReport};
 use crate::progress::Progress;
 use crate::protect::groups::{GroupFilter, GroupInfo};
 use crate::protect::objects::{
-    ObjectSnapshot, ObjectSnapshotFilter, PointInTimePlan, ProtectedObjectInfo,
-    ProtectedObjectSearch, RestorePoints,
+    ObjectSnapshot, ObjectSnapshotFilter, ProtectedObjectInfo, ProtectedObjectSearch, RestorePoints,
 };
 use crate::protect::policies::PolicyFilter;
-use crate::protect::recoveries::{self, RecoveryFilter, RecoveryRequest};
+use crate::protect::recoveries::{self, PointInTimeRecovery, RecoveryFilter, RecoveryRequest};
 use crate::protect::runs::{self, RunFilter};
 use crate::protect::scheduler::{self, TickReport};
 use crate::protect::{Clock, ProtectError, Protection, SystemClock};
@@ -48,14 +47,6 @@ pub struct RepoStats {
     pub unique_bytes: u64,
     /// Logical bytes of all snapshots added up (what restoring every snapshot would write).
     pub logical_bytes: u64,
-}
-
-/// What a point-in-time recovery restored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PointInTimeRecovery {
-    pub plan: PointInTimePlan,
-    pub base: RestoreSummary,
-    pub logs: RestoreSummary,
 }
 
 /// A coldkeep repository, open for backup, restore and inspection.
@@ -305,11 +296,7 @@ impl Engine {
         logs_target: &Path,
         opts: &RestoreOptions,
     ) -> Result<PointInTimeRecovery, RecoveryError> {
-        let plan =
-            self.restore_points(object, Usecs(i64::MIN), Usecs(i64::MAX))?.plan(object, at)?;
-        let base = self.restore(plan.base.snapshot, b"", target, opts)?;
-        let logs = self.restore(plan.logs.snapshot, b"", logs_target, opts)?;
-        Ok(PointInTimeRecovery { plan, base, logs })
+        recoveries::point_in_time(&self.shared, object, at, target, logs_target, opts)
     }
 
     /// Protected objects matching a search, each with its latest snapshot and last run (the

@@ -46,7 +46,7 @@ pub use coldkeep_retention::Refusal;
 pub use coldkeep_store::{ChunkId, PackId};
 pub use config::{CONFIG_MAGIC, REPO_VERSION};
 pub use control::{Control, Stop};
-pub use engine::{Engine, PointInTimeRecovery, RepoStats};
+pub use engine::{Engine, RepoStats};
 pub use error::{
     BackupError, CheckError, DataError, InitError, IoError, OpenError, ReadError, RecoveryError,
     RestoreError,
@@ -59,7 +59,7 @@ pub use protect::objects::{
     ProtectedObjectSearch, RestorePoint, RestorePoints,
 };
 pub use protect::policies::PolicyFilter;
-pub use protect::recoveries::{RecoveryFilter, RecoveryRequest};
+pub use protect::recoveries::{PointInTimeRecovery, RecoveryFilter, RecoveryRequest};
 pub use protect::runs::RunFilter;
 pub use protect::scheduler::TickReport;
 pub use protect::{Clock, ManualClock, ProtectError, SystemClock};

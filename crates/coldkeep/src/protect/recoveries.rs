@@ -18,17 +18,21 @@ use std::sync::{Arc, Mutex};
 
 use coldkeep_catalog::{Batch, Catalog, CatalogError, Counter};
 use coldkeep_model::{
-    path_of, Recovery, RecoveryAction, RecoveryId, RecoveryParams, RecoveryStats, RunStatus, Usecs,
+    path_of, ObjectId, Recovery, RecoveryAction, RecoveryId, RecoveryParams, RecoveryStats,
+    RunStatus, Usecs,
 };
 
+use serde::Serialize;
+
+use super::objects::PointInTimePlan;
 use super::{ProtectError, Protection};
 use crate::archive::{write_tar, ArchiveError};
 use crate::control::{Control, Stop};
 use crate::engine::Shared;
-use crate::error::{IoError, RestoreError};
+use crate::error::{IoError, RecoveryError, RestoreError};
 use crate::progress::Progress;
 use crate::read::{resolve, snapshot, Resolved};
-use crate::restore::{self, RestoreOptions};
+use crate::restore::{self, RestoreOptions, RestoreSummary};
 use crate::tree::{components, NodeKind};
 
 /// What a caller gives to create a recovery.
@@ -163,6 +167,36 @@ fn validate(shared: &Shared, request: &RecoveryRequest) -> Result<(), ProtectErr
     Ok(())
 }
 
+/// What a point-in-time recovery restored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PointInTimeRecovery {
+    pub plan: PointInTimePlan,
+    pub base: RestoreSummary,
+    pub logs: RestoreSummary,
+}
+
+/// Restores `object` as of `at`: its base into `target`, the logs to replay into `logs_target`
+/// (see [`RestorePoints::plan`](super::objects::RestorePoints::plan)). Serves both the direct
+/// call and the PointInTime recovery task.
+pub(crate) fn point_in_time(
+    shared: &Shared,
+    object: ObjectId,
+    at: Usecs,
+    target: &Path,
+    logs_target: &Path,
+    opts: &RestoreOptions,
+) -> Result<PointInTimeRecovery, RecoveryError> {
+    let repo = &shared.repo;
+    let points = shared.protect.restore_points(object, Usecs(i64::MIN), Usecs(i64::MAX))?;
+    let plan = points.plan(object, at)?;
+    let restore = |id, dir: &Path| -> Result<RestoreSummary, RestoreError> {
+        restore::run(repo, &snapshot(repo, id)?, b"", dir, opts)
+    };
+    let base = restore(plan.base.snapshot, target)?;
+    let logs = restore(plan.logs.snapshot, logs_target)?;
+    Ok(PointInTimeRecovery { plan, base, logs })
+}
+
 /// Records a recovery as `Accepted` and executes it on a background thread.
 pub(crate) fn create(
     shared: &Arc<Shared>,
@@ -291,15 +325,15 @@ fn execute(
             Ok(write_tar(&shared.repo, &snap, paths, &mut out, &active.progress, &active.control)?)
         }
         RecoveryParams::PointInTime { object, at, target, logs_target } => {
-            let plan = shared
-                .protect
-                .restore_points(*object, Usecs(i64::MIN), Usecs(i64::MAX))?
-                .plan(*object, *at)?;
-            for (snap, dir) in [(plan.base.snapshot, target), (plan.logs.snapshot, logs_target)] {
-                let snap = snapshot(&shared.repo, snap)?;
-                let summary = restore::run(&shared.repo, &snap, b"", path_of(dir), &opts)?;
-                warnings.extend(summary.warnings);
-            }
+            let (target, logs_target) = (path_of(target), path_of(logs_target));
+            let done = point_in_time(shared, *object, *at, target, logs_target, &opts).map_err(
+                |e| match e {
+                    RecoveryError::Plan(e) => e,
+                    RecoveryError::Restore(e) => ProtectError::Restore(e),
+                },
+            )?;
+            warnings.extend(done.base.warnings);
+            warnings.extend(done.logs.warnings);
             Ok(())
         }
     }
