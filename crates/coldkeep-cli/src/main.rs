@@ -127,6 +127,10 @@ enum Command {
         /// With --at: where the log segments go.
         #[arg(long)]
         logs_target: Option<PathBuf>,
+        /// Write everything through the page cache (keeps the restored data cached; by
+        /// default large writes bypass it).
+        #[arg(long)]
+        buffered: bool,
     },
     /// Write a file from a snapshot to standard output, or with --offset / --length the
     /// range of it (at most 8 MiB at once; only the chunks it overlaps are read).
@@ -488,13 +492,16 @@ pub(crate) fn execute(engine: &Engine, command: &Command, s: &mut Session<'_>) -
                 )
             })?;
         }
-        Command::Restore { snapshot, target, path, .. } => {
+        Command::Restore { snapshot, target, path, buffered, .. } => {
             let snapshot =
                 snapshot.as_deref().context("which snapshot? (or --at for a point in time)")?;
             let id = parse_snapshot(engine, snapshot)?;
             let progress = Arc::new(Progress::default());
-            let opts =
-                RestoreOptions { progress: Some(progress.clone()), ..RestoreOptions::default() };
+            let opts = RestoreOptions {
+                progress: Some(progress.clone()),
+                buffered: *buffered,
+                ..RestoreOptions::default()
+            };
             let summary = with_progress(s, "restore", &progress, || {
                 engine.restore(id, path.as_bytes(), target, &opts)
             })

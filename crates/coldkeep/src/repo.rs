@@ -89,13 +89,17 @@ pub(crate) fn worker_pool(
     name: &'static str,
     path: &Path,
 ) -> Result<rayon::ThreadPool, IoError> {
-    let threads =
-        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
+    let threads = threads.unwrap_or_else(cores);
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(move |i| format!("coldkeep-{name}-{i}"))
         .build()
         .map_err(|e| IoError::new("start worker threads for", path, std::io::Error::other(e)))
+}
+
+/// The cores this process may use (2 when that cannot be told).
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
 }
 
 pub(crate) fn now_us() -> i64 {

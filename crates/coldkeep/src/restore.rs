@@ -20,7 +20,7 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::io::ErrorKind;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -29,23 +29,33 @@ use coldkeep_store::{Access, BlobEntry, ChunkId, PackFile, PackId};
 use rayon::prelude::*;
 
 use crate::control::Control;
+use crate::direct;
 use crate::error::{IoError, RestoreError};
 use crate::fsmeta;
 use crate::progress::{add, Progress};
 use crate::read::{resolve, Resolved};
-use crate::repo::{worker_pool, Repository};
+use crate::repo::{self, worker_pool, Repository};
 use crate::tree::{validate_name, Meta, Node, NodeKind, Piece, Tree};
 
 /// How to run a restore.
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
-    /// Worker threads; by default one per core.
+    /// Worker threads; by default [`WORKERS_PER_CORE`] per core.
     pub threads: Option<usize>,
     /// Counters to poll while the restore runs (`files`, `bytes`).
     pub progress: Option<Arc<Progress>>,
     /// Cancel (or a time limit), honoured between packs and frames; pause waits there.
     pub control: Option<Arc<Control>>,
+    /// Write everything through the page cache. By default the aligned bodies of large
+    /// writes bypass it ([`crate::direct`]); set this when the restored data is read right
+    /// after and should stay cached.
+    pub buffered: bool,
 }
+
+/// Restore workers per core: a worker waits for each direct write to reach the device, so
+/// more workers than cores keep the cores busy (measured: 8 workers on 2 cores restored the
+/// Linux tree in 2.35 s against 2.98 s for 2 workers writing through the page cache).
+pub const WORKERS_PER_CORE: usize = 4;
 
 /// What a restore did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -117,7 +127,8 @@ pub(crate) fn run(
     let created_target = prepare_target(target)?;
     let progress = opts.progress.clone().unwrap_or_default();
     let control = opts.control.clone().unwrap_or_default();
-    let pool = worker_pool(opts.threads, "restore", target)?;
+    let threads = opts.threads.unwrap_or_else(|| WORKERS_PER_CORE * repo::cores());
+    let pool = worker_pool(Some(threads), "restore", target)?;
 
     let started = std::time::Instant::now();
     let mut root_meta = None;
@@ -153,18 +164,20 @@ pub(crate) fn run(
             .try_for_each(|f| create_file(f, &progress))?;
         let blobs = blobs_by_pack(repo, &plan.files)?;
         tracing::debug!(elapsed = ?started.elapsed(), packs = blobs.len(), "large files created, blobs grouped");
-        // One pack at a time (its blobs in parallel): only one pack is ever mapped, whereas
-        // nested parallel loops would let work stealing start many packs at once.
+        // A few packs at a time, their frames in parallel: only those packs are mapped (nested
+        // parallel loops would let work stealing start many packs at once), and the workers
+        // wait for the slowest frame once per window rather than once per pack.
         let out = Output {
             files: &plan.files,
             progress: &progress,
             warnings: &warnings,
             as_root,
             control: &control,
+            writer: &direct::Writer::new(!opts.buffered),
         };
-        for (pack, jobs) in &blobs {
+        for window in blobs.chunks(PACKS_IN_FLIGHT) {
             control.checkpoint().map_err(RestoreError::Stopped)?;
-            write_pack(repo, *pack, jobs, &out)?;
+            write_packs(repo, window, &out)?;
         }
         tracing::debug!(elapsed = ?started.elapsed(), "content written");
         for (path, first) in &plan.hardlinks {
@@ -219,6 +232,7 @@ struct Output<'a> {
     warnings: &'a Warnings,
     as_root: bool,
     control: &'a Control,
+    writer: &'a direct::Writer,
 }
 
 /// The target must be an empty directory or not exist (it is then created). Returns whether it
@@ -375,18 +389,30 @@ fn blobs_by_pack(
     Ok(packs)
 }
 
-fn write_pack(
+/// Packs whose content is written at once (16 MiB each by default).
+const PACKS_IN_FLIGHT: usize = 4;
+
+/// Writes every blob of the packs of `window`.
+fn write_packs(
     repo: &Repository,
-    pack_id: PackId,
-    jobs: &[BlobJob],
+    window: &[(PackId, Vec<BlobJob>)],
     out: &Output<'_>,
 ) -> Result<(), RestoreError> {
-    // Mapped here, not through the repository's cache: the mapping goes away with this pack.
-    let pack = PackFile::open(&repo.packs.path_of(pack_id), pack_id, Access::Sequential)
+    // Mapped here, not through the repository's cache: the mappings go away with the window.
+    let packs = window
+        .iter()
+        .map(|(id, _)| PackFile::open(&repo.packs.path_of(*id), *id, Access::Sequential))
+        .collect::<Result<Vec<_>, _>>()
         .map_err(crate::error::DataError::from)?;
     // One task per frame: a frame of grouped small blobs is decompressed once for all of them.
-    let frames: Vec<&[BlobJob]> = jobs.chunk_by(|a, b| a.entry.frame == b.entry.frame).collect();
-    frames.par_iter().try_for_each(|jobs| {
+    let frames: Vec<(&PackFile, &[BlobJob])> = packs
+        .iter()
+        .zip(window)
+        .flat_map(|(pack, (_, jobs))| {
+            jobs.chunk_by(|a, b| a.entry.frame == b.entry.frame).map(move |frame| (pack, frame))
+        })
+        .collect();
+    frames.par_iter().try_for_each(|(pack, jobs)| {
         out.control.checkpoint().map_err(RestoreError::Stopped)?;
         let key = Some(&repo.config.chunk_key);
         let plain = pack.read_frame(&jobs[0].entry.frame).map_err(crate::error::DataError::from)?;
@@ -406,7 +432,7 @@ fn write_blob(job: &BlobJob, data: &[u8], out: &Output<'_>) -> Result<(), Restor
         let f = &out.files[file];
         if f.written_whole() {
             let handle = create_new(&f.path)?;
-            handle.write_all_at(data, 0).map_err(io("write", &f.path))?;
+            out.writer.write_all_at(&handle, data, 0).map_err(io("write", &f.path))?;
             out.warnings.note(&f.path, fsmeta::apply_fd(&handle, &f.meta, out.as_root));
             add(&out.progress.files, 1);
         } else {
@@ -415,7 +441,7 @@ fn write_blob(job: &BlobJob, data: &[u8], out: &Output<'_>) -> Result<(), Restor
                 .custom_flags(fsmeta::O_NOFOLLOW)
                 .open(&f.path)
                 .map_err(io("open", &f.path))?;
-            handle.write_all_at(data, offset).map_err(io("write", &f.path))?;
+            out.writer.write_all_at(&handle, data, offset).map_err(io("write", &f.path))?;
         }
         add(&out.progress.bytes, data.len() as u64);
     }
