@@ -74,7 +74,8 @@ restore_of() { echo "$SCRATCH/r$round/restore-$1"; }
 run_op() {  # tool round op bytes cmd
   local tool=$1 round=$2 op=$3 bytes=$4 cmd=$5 tf rc t0 t1
   tf=$(mktemp)
-  [ "$COLD" = 1 ] && { sync; echo 3 > /proc/sys/vm/drop_caches; } 2>/dev/null || true
+  sync  # the op before leaves dirty pages: their writeback must not land in this op's time
+  [ "$COLD" = 1 ] && { echo 3 > /proc/sys/vm/drop_caches; } 2>/dev/null || true
   echo "### $tool r$round $op: $cmd" >>"$LOG"
   t0=$(date +%s.%N)
   /usr/bin/time -v -o "$tf" bash -c "$cmd" >>"$LOG" 2>&1 && rc=0 || rc=$?

@@ -276,6 +276,32 @@ impl Dataset {
         fs::write(self.root.join(odd), b"odd").expect("odd name");
     }
 
+    /// Entries whose metadata a restore cannot get for free: set-id and sticky bits, modes the
+    /// usual umask strips, a private file, and (when running as root) owners other than the
+    /// restoring user.
+    pub fn odd_metadata(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        let chmod = |path: &Path, mode: u32| {
+            fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+        };
+        for (name, mode) in [("setuid", 0o4755), ("world", 0o777), ("private", 0o600)] {
+            let path = self.file(Path::new("modes").join(name), name.as_bytes());
+            chmod(&path, mode);
+        }
+        for (name, mode) in [("setgid_dir", 0o2775), ("sticky_dir", 0o1777)] {
+            let path = self.root.join("modes").join(name);
+            fs::create_dir_all(&path).expect("mode dir");
+            chmod(&path, mode);
+        }
+        if rustix::process::geteuid().is_root() {
+            let file = self.file("owners/file", b"someone else's");
+            let (uid, gid) =
+                (Some(rustix::fs::Uid::from_raw(1234)), Some(rustix::fs::Gid::from_raw(5678)));
+            rustix::fs::chown(&file, uid, gid).expect("chown file");
+            rustix::fs::chown(&self.root.join("owners"), uid, gid).expect("chown dir");
+        }
+    }
+
     /// Changes a tree the way a day of work does: rewrites some files, appends to others,
     /// deletes a few, adds new ones.
     pub fn mutate(&mut self, changes: usize) {

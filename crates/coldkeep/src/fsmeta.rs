@@ -86,7 +86,9 @@ fn collect_xattrs(
 
 /// Applies owner, permissions, extended attributes and times to `path`, in that order (chown
 /// clears setuid bits, so mode comes after it; times come last because the others change ctime
-/// only, but writing xattrs could touch mtime on some filesystems).
+/// only, but writing xattrs could touch mtime on some filesystems). An owner or mode the entry
+/// already has is left alone: each change is an inode update the filesystem journals, and a
+/// restore makes most files with the right ones already.
 ///
 /// Returns the parts that could not be applied (e.g. chown without privilege) as messages: the
 /// content is restored all the same.
@@ -113,8 +115,15 @@ fn apply_to(target: Target<'_>, meta: &Meta, as_root: bool) -> Vec<String> {
             failed.push(format!("{what}: {e}"));
         }
     };
+    let current = match target {
+        Target::Path { path, .. } => rustix::fs::lstat(path),
+        Target::Fd(f) => rustix::fs::fstat(f),
+    };
+    let (has_owner, has_mode) = current.map_or((false, false), |st| {
+        (st.st_uid == meta.uid && st.st_gid == meta.gid, st.st_mode & 0o7777 == meta.mode)
+    });
     let (uid, gid) = (Uid::from_raw(meta.uid), Gid::from_raw(meta.gid));
-    if as_root {
+    if as_root && !has_owner {
         note(
             "owner",
             match target {
@@ -127,6 +136,7 @@ fn apply_to(target: Target<'_>, meta: &Meta, as_root: bool) -> Vec<String> {
     }
     let mode = Mode::from_raw_mode(meta.mode);
     match target {
+        _ if has_mode => {}
         Target::Path { is_symlink: true, .. } => {} // a symlink's own mode cannot be set on Linux
         Target::Path { path, .. } => note("mode", rustix::fs::chmod(path, mode)),
         Target::Fd(f) => note("mode", rustix::fs::fchmod(f, mode)),

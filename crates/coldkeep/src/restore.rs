@@ -330,20 +330,21 @@ impl Plan {
     }
 }
 
-/// Creates a file that must not exist yet, private until its metadata is applied, never
-/// through a symlink.
-fn create_new(path: &Path) -> Result<File, RestoreError> {
+/// Creates a file that must not exist yet with permission bits `mode` (the umask applies),
+/// never through a symlink.
+fn create_new(path: &Path, mode: u32) -> Result<File, RestoreError> {
     File::options()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(mode)
         .custom_flags(fsmeta::O_NOFOLLOW)
         .open(path)
         .map_err(io("create", path))
 }
 
 fn create_file(f: &FileJob, progress: &Progress) -> Result<(), RestoreError> {
-    let file = create_new(&f.path)?;
+    // Private until its metadata is applied, at the end of the restore.
+    let file = create_new(&f.path, 0o600)?;
     file.set_len(f.size).map_err(io("size", &f.path))?;
     add(&progress.files, 1);
     Ok(())
@@ -431,7 +432,9 @@ fn write_blob(job: &BlobJob, data: &[u8], out: &Output<'_>) -> Result<(), Restor
     for &(file, offset) in &job.targets {
         let f = &out.files[file];
         if f.written_whole() {
-            let handle = create_new(&f.path)?;
+            // Written and given its metadata at once: made with its own permission bits (no
+            // set-id bits until then), so that most files need no chmod.
+            let handle = create_new(&f.path, f.meta.mode & 0o777)?;
             out.writer.write_all_at(&handle, data, 0).map_err(io("write", &f.path))?;
             out.warnings.note(&f.path, fsmeta::apply_fd(&handle, &f.meta, out.as_root));
             add(&out.progress.files, 1);

@@ -53,6 +53,7 @@ fn a_changed_copy_restores_exactly_and_stores_only_new_chunks() {
     let src = tmp.path().join("src");
     let mut data = Dataset::new(&src, 7);
     data.mixed(300, 150_000);
+    data.odd_metadata();
     let noise = data.rng().bytes(200_000, false);
     data.sparse_file("disk.img", 64 << 20, 10 << 20, &noise);
     let big = data.rng().bytes(3 << 20, false);
