@@ -298,7 +298,7 @@ impl Dataset {
             let (uid, gid) =
                 (Some(rustix::fs::Uid::from_raw(1234)), Some(rustix::fs::Gid::from_raw(5678)));
             rustix::fs::chown(&file, uid, gid).expect("chown file");
-            rustix::fs::chown(&self.root.join("owners"), uid, gid).expect("chown dir");
+            rustix::fs::chown(self.root.join("owners"), uid, gid).expect("chown dir");
         }
     }
 
