@@ -78,7 +78,7 @@ enum Command {
         #[arg(long, default_value_t = 512)]
         chunk_kib: u32,
         /// zstd compression level.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = coldkeep::DEFAULT_ZSTD_LEVEL)]
         zstd_level: i32,
         /// Pack size target in KiB.
         #[arg(long, default_value_t = 16 * 1024)]

@@ -65,7 +65,7 @@ pub use protect::runs::RunFilter;
 pub use protect::scheduler::TickReport;
 pub use protect::{Clock, ManualClock, ProtectError, SystemClock};
 pub use read::{FileSlice, ListEntry, MAX_READ_LEN};
-pub use repo::InitOptions;
+pub use repo::{InitOptions, DEFAULT_ZSTD_LEVEL};
 pub use restore::{RestoreOptions, RestoreSummary, WORKERS_PER_CORE};
 pub use search::{FileSearch, FileSearchResult};
 pub use tree::{Meta, Node, NodeKind, Piece, Timestamp, Tree, Xattr};
