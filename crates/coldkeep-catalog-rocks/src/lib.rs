@@ -104,6 +104,20 @@ impl KvStore for RocksKv {
     }
 }
 
+impl Drop for RocksKv {
+    /// A clean close writes the memtables out, so that the next open has no write-ahead log to
+    /// replay: after a first backup of the Linux tree that replay (80 k index entries, then a
+    /// flush) cost the next command 0.2 s. A flush that fails loses nothing: the log still
+    /// holds every batch, and the next open replays it.
+    fn drop(&mut self) {
+        for table in Table::ALL {
+            if let Ok(cf) = self.cf(table) {
+                let _ = self.db.flush_cf(cf);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +142,12 @@ mod tests {
             batch.put(Table::Snapshots, b"k", b"v");
             kv.write(batch).expect("write");
         }
+        // Closing wrote the memtable out: the next open has no log to replay.
+        let tables = std::fs::read_dir(dir.path())
+            .expect("list")
+            .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "sst")))
+            .count();
+        assert!(tables > 0, "no table file after a clean close");
         let kv = RocksKv::open(dir.path(), false).expect("reopen");
         assert_eq!(kv.get(Table::Snapshots, b"k").expect("get"), Some(b"v".to_vec()));
     }
