@@ -61,8 +61,10 @@ pub struct Engine {
 /// What an engine and its background runs share.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub repo: Repository,
+    // Dropped in this order: `protect` lets go of its catalog handle first, so the catalog is
+    // closed (and flushed) by the repository, before the repository lock it holds is released.
     pub protect: Protection,
+    pub repo: Repository,
 }
 
 impl Engine {
