@@ -4,9 +4,10 @@
 //!    component ([`validate_name`]), create directories, collect files, symlinks, hard links.
 //! 2. **Create files** (parallel): every file is created with `O_EXCL | O_NOFOLLOW` and sized;
 //!    holes are simply never written, so sparse files stay sparse.
-//! 3. **Content in pack order** (parallel over packs and blobs): each pack is mapped once, its
-//!    needed blobs read in offset order, checked against their ids, and written with `pwrite`
-//!    to every place that uses them. Only the packs in flight are mapped, so memory stays low.
+//! 3. **Content in pack order** (parallel over the frames of a few packs at a time): each pack
+//!    is mapped once, its needed blobs read in offset order, checked against their ids, and
+//!    written with `pwrite` to every place that uses them, large writes mostly with `O_DIRECT`
+//!    ([`crate::direct`]). Only the packs in flight are mapped, so memory stays low.
 //! 4. **Links, then metadata**: hard links and symlinks, then owner / mode / xattrs / times of
 //!    files, then of directories deepest first (so that writing into a directory does not
 //!    disturb its restored mtime).
