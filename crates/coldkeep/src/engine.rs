@@ -85,7 +85,7 @@ impl Engine {
         Ok(Self { shared: Arc::new(Shared { repo, protect }) })
     }
 
-    /// The same engine, telling time by `clock` (tests and simulations; see [`ManualClock`]).
+    /// The same engine, telling time by `clock` (tests and simulations; see [`crate::ManualClock`]).
     /// Whatever the clock says, the engine's trusted time never goes back past a time it has
     /// already seen.
     pub fn with_clock(self, clock: Arc<dyn Clock>) -> Result<Self, ProtectError> {
@@ -494,7 +494,7 @@ impl Engine {
 
     /// Runs the scheduler once at the trusted time: starts the runs that are due, records
     /// `Missed` runs, skips blacked-out and paused slots, cancels runs of groups that abort in
-    /// blackouts. Call it from a timer (every minute, say) or drive it with a [`ManualClock`].
+    /// blackouts. Call it from a timer (every minute, say) or drive it with a [`crate::ManualClock`].
     pub fn tick(&self) -> Result<TickReport, ProtectError> {
         scheduler::tick(&self.shared)
     }

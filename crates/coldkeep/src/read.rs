@@ -97,7 +97,7 @@ fn list_tree(
     Ok(())
 }
 
-/// The most [`read_file`] returns at once: the seed's download bound, 8 MiB.
+/// The most [`crate::Engine::read_file`] returns at once: the seed's download bound, 8 MiB.
 pub const MAX_READ_LEN: u64 = 8 * 1024 * 1024;
 
 /// A byte range of a file in a snapshot.

@@ -48,7 +48,7 @@ pub struct RestoreOptions {
     /// Cancel (or a time limit), honoured between packs and frames; pause waits there.
     pub control: Option<Arc<Control>>,
     /// Write everything through the page cache. By default the aligned bodies of large
-    /// writes bypass it ([`crate::direct`]); set this when the restored data is read right
+    /// writes bypass it (`O_DIRECT`); set this when the restored data is read right
     /// after and should stay cached.
     pub buffered: bool,
 }
