@@ -72,7 +72,7 @@ impl Engine {
     pub fn init(path: &Path, opts: &InitOptions) -> Result<Self, InitError> {
         let repo = Repository::init(path, opts)?;
         let protect = Protection::new(repo.catalog.clone(), Arc::new(SystemClock))?;
-        Ok(Self { shared: Arc::new(Shared { repo, protect }) })
+        Ok(Self { shared: Arc::new(Shared { protect, repo }) })
     }
 
     /// Opens an existing repository. Unfinished packs left by an interrupted backup are removed,
@@ -82,7 +82,7 @@ impl Engine {
         let protect = Protection::new(repo.catalog.clone(), Arc::new(SystemClock))?;
         runs::fail_interrupted(&protect)?;
         recoveries::fail_interrupted(&protect)?;
-        Ok(Self { shared: Arc::new(Shared { repo, protect }) })
+        Ok(Self { shared: Arc::new(Shared { protect, repo }) })
     }
 
     /// The same engine, telling time by `clock` (tests and simulations; see [`crate::ManualClock`]).
