@@ -45,7 +45,7 @@ impl Writer {
     }
 
     /// Writes all of `data` at `offset` of `file`, which must have been opened for writing
-    /// without `O_DIRECT`; the descriptor may be left in direct mode.
+    /// without `O_DIRECT` (and is left so).
     pub(crate) fn write_all_at(&self, file: &File, data: &[u8], offset: u64) -> io::Result<()> {
         let end = offset + data.len() as u64;
         let body_start = offset.next_multiple_of(ALIGN);
@@ -74,13 +74,11 @@ impl Writer {
 }
 
 /// Writes `body` (a whole number of aligned blocks) at the aligned `offset` with `O_DIRECT`,
-/// through the worker's staging buffer.
+/// through the worker's staging buffer; the descriptor's flags are restored after.
 fn write_direct(file: &File, body: &[u8], offset: u64) -> io::Result<()> {
     let flags = rustix::fs::fcntl_getfl(file)?;
-    if !flags.contains(OFlags::DIRECT) {
-        rustix::fs::fcntl_setfl(file, flags | OFlags::DIRECT)?;
-    }
-    STAGING.with_borrow_mut(|staging| {
+    rustix::fs::fcntl_setfl(file, flags | OFlags::DIRECT)?;
+    let written = STAGING.with_borrow_mut(|staging| {
         let needed = body.len() + ALIGN as usize;
         if staging.len() < needed {
             staging.resize(needed, 0);
@@ -89,7 +87,9 @@ fn write_direct(file: &File, body: &[u8], offset: u64) -> io::Result<()> {
         let aligned = &mut staging[pad..pad + body.len()];
         aligned.copy_from_slice(body);
         file.write_all_at(aligned, offset)
-    })
+    });
+    rustix::fs::fcntl_setfl(file, flags)?;
+    written
 }
 
 #[cfg(test)]
@@ -105,11 +105,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("f");
         let data = pattern(size);
+        // One descriptor for every piece: a direct write must leave it fit for the next,
+        // unaligned, buffered one.
         let file = File::create(&path).expect("create");
         file.set_len(size as u64).expect("size");
         for &(at, len) in pieces {
-            let handle = File::options().write(true).open(&path).expect("open");
-            writer.write_all_at(&handle, &data[at..at + len], at as u64).expect("write");
+            writer.write_all_at(&file, &data[at..at + len], at as u64).expect("write");
         }
         drop(file);
         assert_eq!(std::fs::read(&path).expect("read back"), data, "pieces {pieces:?}");
