@@ -123,7 +123,9 @@ fn apply_to(target: Target<'_>, meta: &Meta, as_root: bool) -> Vec<String> {
         (st.st_uid == meta.uid && st.st_gid == meta.gid, st.st_mode & 0o7777 == meta.mode)
     });
     let (uid, gid) = (Uid::from_raw(meta.uid), Gid::from_raw(meta.gid));
-    if as_root && !has_owner {
+    // A chown may clear set-id bits, so after one the mode is always set again.
+    let chown = as_root && !has_owner;
+    if chown {
         note(
             "owner",
             match target {
@@ -136,7 +138,7 @@ fn apply_to(target: Target<'_>, meta: &Meta, as_root: bool) -> Vec<String> {
     }
     let mode = Mode::from_raw_mode(meta.mode);
     match target {
-        _ if has_mode => {}
+        _ if has_mode && !chown => {}
         Target::Path { is_symlink: true, .. } => {} // a symlink's own mode cannot be set on Linux
         Target::Path { path, .. } => note("mode", rustix::fs::chmod(path, mode)),
         Target::Fd(f) => note("mode", rustix::fs::fchmod(f, mode)),
