@@ -73,38 +73,52 @@ fn compress(raw: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
     })
 }
 
-fn decompress(stored: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+/// Decompresses `stored` into `out` (cleared first), which holds at most `capacity` bytes after.
+fn decompress_into(stored: &[u8], capacity: usize, out: &mut Vec<u8>) -> std::io::Result<()> {
+    out.clear();
+    out.reserve(capacity);
     DECOMPRESSOR.with_borrow_mut(|slot| {
         if slot.is_none() {
             *slot = Some(zstd::bulk::Decompressor::new()?);
         }
-        slot.as_mut().expect("just set").decompress(stored, capacity)
+        slot.as_mut().expect("just set").decompress_to_buffer(stored, out).map(drop)
     })
 }
 
-/// Turns a frame's stored bytes back into plaintext, refusing anything but exactly `raw_len`
-/// bytes.
-pub(crate) fn decode(
+/// Turns a frame's stored bytes back into plaintext in `out` (replacing what it held),
+/// refusing anything but exactly `raw_len` bytes. A caller that decodes many frames passes the
+/// same buffer each time: no allocation, and no fresh pages to fault in, per frame.
+pub(crate) fn decode_into(
     stored: &[u8],
     compression: Compression,
     raw_len: u32,
-) -> Result<Vec<u8>, String> {
-    let raw = match compression {
-        Compression::None => stored.to_vec(),
-        Compression::Zstd => {
-            decompress(stored, raw_len as usize).map_err(|e| format!("zstd: {e}"))?
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    match compression {
+        Compression::None => {
+            out.clear();
+            out.extend_from_slice(stored);
         }
-    };
-    if raw.len() == raw_len as usize {
-        Ok(raw)
+        Compression::Zstd => {
+            decompress_into(stored, raw_len as usize, out).map_err(|e| format!("zstd: {e}"))?;
+        }
+    }
+    if out.len() == raw_len as usize {
+        Ok(())
     } else {
-        Err(format!("plaintext is {} bytes, index says {raw_len}", raw.len()))
+        Err(format!("plaintext is {} bytes, index says {raw_len}", out.len()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`decode_into`] a buffer that holds stale bytes, as a reused one does.
+    fn decode(stored: &[u8], compression: Compression, raw_len: u32) -> Result<Vec<u8>, String> {
+        let mut out = b"stale".repeat(1000);
+        decode_into(stored, compression, raw_len, &mut out).map(|()| out)
+    }
 
     #[test]
     fn incompressible_data_is_stored_raw() {

@@ -446,6 +446,14 @@ impl PackFile {
 
     /// The plaintext of a frame, its stored bytes checked against their CRC.
     pub fn read_frame(&self, frame: &Frame) -> Result<Vec<u8>, StoreError> {
+        let mut plain = Vec::new();
+        self.read_frame_into(frame, &mut plain)?;
+        Ok(plain)
+    }
+
+    /// [`read_frame`](Self::read_frame) into `plain`, replacing what it held: a reader of many
+    /// frames reuses one buffer.
+    pub fn read_frame_into(&self, frame: &Frame, plain: &mut Vec<u8>) -> Result<(), StoreError> {
         if frame.raw_len > MAX_FRAME_LEN {
             return Err(self.corrupted(frame.offset, "frame longer than the format allows"));
         }
@@ -455,7 +463,7 @@ impl PackFile {
         if crc32fast::hash(&stored) != frame.crc32 {
             return Err(self.corrupted(frame.offset, "frame checksum mismatch"));
         }
-        blob::decode(&stored, frame.compression, frame.raw_len)
+        blob::decode_into(&stored, frame.compression, frame.raw_len, plain)
             .map_err(|reason| self.corrupted(frame.offset, format!("frame: {reason}")))
     }
 

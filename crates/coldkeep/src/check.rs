@@ -349,13 +349,12 @@ fn check_pack(
     if opts.read_data {
         let key = Some(&repo.config.chunk_key);
         // A frame of grouped blobs is decompressed once; damage to it damages all of them.
+        let mut plain = Vec::new();
         for blobs in entries.chunk_by(|a, b| a.frame == b.frame) {
-            let plain = pack.read_frame(&blobs[0].frame);
+            let read = pack.read_frame_into(&blobs[0].frame, &mut plain);
             for e in blobs {
-                let failure = match &plain {
-                    Ok(plain) => {
-                        pack.blob_in_frame(plain, e, key).err().map(|err| located(&err, e))
-                    }
+                let failure = match &read {
+                    Ok(()) => pack.blob_in_frame(&plain, e, key).err().map(|err| located(&err, e)),
                     Err(err) => Some(located(err, e)),
                 };
                 match failure {

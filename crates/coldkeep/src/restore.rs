@@ -4,10 +4,11 @@
 //!    component ([`validate_name`]), create directories, collect files, symlinks, hard links.
 //! 2. **Create files** (parallel): every file is created with `O_EXCL | O_NOFOLLOW` and sized;
 //!    holes are simply never written, so sparse files stay sparse.
-//! 3. **Content in pack order** (parallel over the frames of a few packs at a time): each pack
-//!    is mapped once, its needed blobs read in offset order, checked against their ids, and
-//!    written with `pwrite` to every place that uses them, large writes mostly with `O_DIRECT`
-//!    ([`crate::direct`]). Only the packs in flight are mapped, so memory stays low.
+//! 3. **Content in pack order** (a queue of frames, pack by pack, taken one at a time by
+//!    whichever worker is free): each pack is mapped once, its needed blobs read in offset
+//!    order, checked against their ids, and written with `pwrite` to every place that uses
+//!    them, large writes mostly with `O_DIRECT` ([`crate::direct`]). Only the packs being read
+//!    are mapped, so memory stays low.
 //! 4. **Links, then metadata**: hard links and symlinks, then owner / mode / xattrs / times of
 //!    files, then of directories deepest first (so that writing into a directory does not
 //!    disturb its restored mtime).
@@ -23,7 +24,8 @@ use std::io::ErrorKind;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use coldkeep_catalog::{ChunkLocation, SnapshotRecord};
 use coldkeep_store::{Access, BlobEntry, ChunkId, PackFile, PackId};
@@ -165,9 +167,6 @@ pub(crate) fn run(
             .try_for_each(|f| create_file(f, &progress))?;
         let blobs = blobs_by_pack(repo, &plan.files)?;
         tracing::debug!(elapsed = ?started.elapsed(), packs = blobs.len(), "large files created, blobs grouped");
-        // A few packs at a time, their frames in parallel: only those packs are mapped (nested
-        // parallel loops would let work stealing start many packs at once), and the workers
-        // wait for the slowest frame once per window rather than once per pack.
         let out = Output {
             files: &plan.files,
             progress: &progress,
@@ -176,10 +175,7 @@ pub(crate) fn run(
             control: &control,
             writer: &direct::Writer::new(!opts.buffered),
         };
-        for window in blobs.chunks(PACKS_IN_FLIGHT) {
-            control.checkpoint().map_err(RestoreError::Stopped)?;
-            write_packs(repo, window, &out)?;
-        }
+        FrameQueue::new(repo, &blobs).run(&out)?;
         tracing::debug!(elapsed = ?started.elapsed(), "content written");
         for (path, first) in &plan.hardlinks {
             std::fs::hard_link(first, path).map_err(io("hard link", path))?;
@@ -209,7 +205,7 @@ pub(crate) fn run(
         symlinks: plan.symlinks.len() as u64,
         hardlinks: plan.hardlinks.len() as u64,
         bytes: plan.files.iter().map(|f| f.size).sum(),
-        warnings: warnings.0.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner),
+        warnings: warnings.0.into_inner().unwrap_or_else(PoisonError::into_inner),
     })
 }
 
@@ -220,7 +216,7 @@ struct Warnings(Mutex<Vec<String>>);
 impl Warnings {
     fn note(&self, path: &Path, failed: Vec<String>) {
         if !failed.is_empty() {
-            let mut w = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut w = lock(&self.0);
             w.extend(failed.into_iter().map(|f| format!("{}: {f}", path.display())));
         }
     }
@@ -391,41 +387,104 @@ fn blobs_by_pack(
     Ok(packs)
 }
 
-/// Packs whose content is written at once (16 MiB each by default).
-const PACKS_IN_FLIGHT: usize = 4;
+/// The content phase: every frame with blobs to restore, pack by pack in offset order, handed
+/// out one at a time to whichever worker is free. Workers never wait for each other (a worker
+/// blocked on a slow write holds up nothing but its own frame), and since frames go out in
+/// order, only the packs being read at the moment are mapped: a pack is mapped by the first
+/// worker to need it and unmapped when its last frame is done.
+struct FrameQueue<'a> {
+    repo: &'a Repository,
+    /// (pack index, the blobs of one frame).
+    frames: Vec<(usize, &'a [BlobJob])>,
+    packs: Vec<PackSlot>,
+    next: AtomicUsize,
+    failed: AtomicBool,
+    first_error: Mutex<Option<RestoreError>>,
+}
 
-/// Writes every blob of the packs of `window`.
-fn write_packs(
-    repo: &Repository,
-    window: &[(PackId, Vec<BlobJob>)],
-    out: &Output<'_>,
-) -> Result<(), RestoreError> {
-    // Mapped here, not through the repository's cache: the mappings go away with the window.
-    let packs = window
-        .iter()
-        .map(|(id, _)| PackFile::open(&repo.packs.path_of(*id), *id, Access::Sequential))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(crate::error::DataError::from)?;
-    // One task per frame: a frame of grouped small blobs is decompressed once for all of them.
-    let frames: Vec<(&PackFile, &[BlobJob])> = packs
-        .iter()
-        .zip(window)
-        .flat_map(|(pack, (_, jobs))| {
-            jobs.chunk_by(|a, b| a.entry.frame == b.entry.frame).map(move |frame| (pack, frame))
-        })
-        .collect();
-    frames.par_iter().try_for_each(|(pack, jobs)| {
+struct PackSlot {
+    id: PackId,
+    mapped: Mutex<Option<Arc<PackFile>>>,
+    frames_left: AtomicUsize,
+}
+
+impl<'a> FrameQueue<'a> {
+    fn new(repo: &'a Repository, blobs: &'a [(PackId, Vec<BlobJob>)]) -> Self {
+        let mut frames = Vec::new();
+        let mut packs = Vec::with_capacity(blobs.len());
+        for (i, (id, jobs)) in blobs.iter().enumerate() {
+            let before = frames.len();
+            frames.extend(jobs.chunk_by(|a, b| a.entry.frame == b.entry.frame).map(|f| (i, f)));
+            let frames_left = AtomicUsize::new(frames.len() - before);
+            packs.push(PackSlot { id: *id, mapped: Mutex::new(None), frames_left });
+        }
+        Self {
+            repo,
+            frames,
+            packs,
+            next: AtomicUsize::new(0),
+            failed: AtomicBool::new(false),
+            first_error: Mutex::new(None),
+        }
+    }
+
+    /// Runs every worker of the current pool over the queue; the first error stops them all.
+    fn run(self, out: &Output<'_>) -> Result<(), RestoreError> {
+        rayon::broadcast(|_| {
+            // Each worker decompresses into one reused buffer.
+            let mut plain = Vec::new();
+            while !self.failed.load(Ordering::Relaxed) {
+                let i = self.next.fetch_add(1, Ordering::Relaxed);
+                let Some(&(pack, jobs)) = self.frames.get(i) else { break };
+                if let Err(e) = self.write_frame(pack, jobs, &mut plain, out) {
+                    self.failed.store(true, Ordering::Relaxed);
+                    lock(&self.first_error).get_or_insert(e);
+                }
+            }
+        });
+        self.first_error.into_inner().unwrap_or_else(PoisonError::into_inner).map_or(Ok(()), Err)
+    }
+
+    /// Reads one frame and writes each of its blobs wherever the restore needs it.
+    fn write_frame(
+        &self,
+        pack: usize,
+        jobs: &[BlobJob],
+        plain: &mut Vec<u8>,
+        out: &Output<'_>,
+    ) -> Result<(), RestoreError> {
         out.control.checkpoint().map_err(RestoreError::Stopped)?;
-        let key = Some(&repo.config.chunk_key);
-        let plain = pack.read_frame(&jobs[0].entry.frame).map_err(crate::error::DataError::from)?;
-        for job in *jobs {
-            let data = pack
-                .blob_in_frame(&plain, &job.entry, key)
+        let slot = &self.packs[pack];
+        let file = {
+            let mut mapped = lock(&slot.mapped);
+            if let Some(file) = &*mapped {
+                Arc::clone(file)
+            } else {
+                // Mapped here, not through the repository's cache: it goes away with its last
+                // frame.
+                let path = self.repo.packs.path_of(slot.id);
+                let file = PackFile::open(&path, slot.id, Access::Sequential)
+                    .map_err(crate::error::DataError::from)?;
+                Arc::clone(mapped.insert(Arc::new(file)))
+            }
+        };
+        let key = Some(&self.repo.config.chunk_key);
+        file.read_frame_into(&jobs[0].entry.frame, plain).map_err(crate::error::DataError::from)?;
+        for job in jobs {
+            let data = file
+                .blob_in_frame(plain, &job.entry, key)
                 .map_err(crate::error::DataError::from)?;
             write_blob(job, data, out)?;
         }
+        if slot.frames_left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            lock(&slot.mapped).take();
+        }
         Ok(())
-    })
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Writes one blob's plaintext wherever the restore needs it.
