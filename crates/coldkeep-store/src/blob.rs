@@ -73,10 +73,18 @@ fn compress(raw: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
     })
 }
 
+/// Empties `out` and makes room for `capacity` bytes in it: a new allocation when it is too
+/// small, since growing it would copy the old bytes over first.
+fn empty_with_capacity(out: &mut Vec<u8>, capacity: usize) {
+    if out.capacity() < capacity {
+        *out = Vec::with_capacity(capacity);
+    }
+    out.clear();
+}
+
 /// Decompresses `stored` into `out` (cleared first), which holds at most `capacity` bytes after.
 fn decompress_into(stored: &[u8], capacity: usize, out: &mut Vec<u8>) -> std::io::Result<()> {
-    out.clear();
-    out.reserve(capacity);
+    empty_with_capacity(out, capacity);
     DECOMPRESSOR.with_borrow_mut(|slot| {
         if slot.is_none() {
             *slot = Some(zstd::bulk::Decompressor::new()?);
@@ -96,7 +104,7 @@ pub(crate) fn decode_into(
 ) -> Result<(), String> {
     match compression {
         Compression::None => {
-            out.clear();
+            empty_with_capacity(out, stored.len());
             out.extend_from_slice(stored);
         }
         Compression::Zstd => {

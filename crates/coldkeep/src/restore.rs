@@ -17,7 +17,7 @@
 //! following a symlink, and a path component that turns out to be a symlink stops the restore
 //! with [`RestoreError::SymlinkEscape`]. Nothing is written outside the target.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, LinkedList};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::ErrorKind;
@@ -135,7 +135,7 @@ pub(crate) fn run(
 
     let started = std::time::Instant::now();
     let mut root_meta = None;
-    let mut plan = pool.install(|| match selected {
+    let plan = pool.install(|| match selected {
         Resolved::Root(tree) => {
             // A target the restore creates takes the backed-up directory's own metadata.
             root_meta = snap.root_meta.filter(|_| created_target).map(|m| Meta {
@@ -145,17 +145,16 @@ pub(crate) fn run(
                 mtime: crate::tree::Timestamp { secs: m.mtime_secs, nanos: m.mtime_nanos },
                 ..Meta::default()
             });
-            Plan::tree(repo, &tree, target, "")
+            Plan::make(repo, &tree, target, "")
         }
         Resolved::Node(node) => match &node.kind {
             NodeKind::Dir { tree } => {
                 root_meta = created_target.then(|| node.meta.clone());
-                Plan::tree(repo, &repo.load_tree(tree)?, target, "")
+                Plan::make(repo, &repo.load_tree(tree)?, target, "")
             }
-            _ => Plan::tree(repo, &Tree { entries: vec![node] }, target, ""),
+            _ => Plan::make(repo, &Tree { entries: vec![node] }, target, ""),
         },
     })?;
-    plan.link_hard_links();
 
     let as_root = fsmeta::running_as_root();
     let warnings = Warnings::default();
@@ -255,7 +254,33 @@ fn prepare_target(target: &Path) -> Result<bool, RestoreError> {
     }
 }
 
+/// A plan in pieces, in order: sub-trees planned in parallel are linked, not merged, and
+/// concatenated once at the end (merging them pairwise on the way up copied every entry once
+/// per level of the tree, into ever larger vectors).
+type Parts = LinkedList<Plan>;
+
 impl Plan {
+    /// Makes the directories of the selection under `dir` and plans everything else.
+    fn make(
+        repo: &Repository,
+        tree: &Tree,
+        dir: &Path,
+        dir_name: &str,
+    ) -> Result<Self, RestoreError> {
+        let parts = Self::tree(repo, tree, dir, dir_name)?;
+        let mut plan = Self::default();
+        plan.dirs.reserve_exact(parts.iter().map(|p| p.dirs.len()).sum());
+        plan.files.reserve_exact(parts.iter().map(|p| p.files.len()).sum());
+        plan.symlinks.reserve_exact(parts.iter().map(|p| p.symlinks.len()).sum());
+        for part in parts {
+            plan.dirs.extend(part.dirs);
+            plan.files.extend(part.files);
+            plan.symlinks.extend(part.symlinks);
+        }
+        plan.link_hard_links();
+        Ok(plan)
+    }
+
     /// Plans the entries of `tree` into `dir`, sub-directories in parallel (tree loading and
     /// `mkdir` dominate this phase). Names are validated before anything of `tree` is created.
     fn tree(
@@ -263,7 +288,7 @@ impl Plan {
         tree: &Tree,
         dir: &Path,
         dir_name: &str,
-    ) -> Result<Self, RestoreError> {
+    ) -> Result<Parts, RestoreError> {
         if let Some(bad) = tree.entries.iter().find(|n| !validate_name(&n.name)) {
             return Err(RestoreError::HostilePath {
                 dir: dir_name.to_owned(),
@@ -272,40 +297,46 @@ impl Plan {
         }
         tree.entries
             .par_iter()
-            .map(|node| Self::node(repo, node, dir.join(OsStr::from_bytes(&node.name))))
-            .try_reduce(Self::default, |a, b| Ok(a.then(b)))
+            .try_fold(Parts::new, |mut parts, node| {
+                Self::node(repo, node, dir.join(OsStr::from_bytes(&node.name)), &mut parts)?;
+                Ok(parts)
+            })
+            .try_reduce(Parts::new, |mut a, mut b| {
+                a.append(&mut b);
+                Ok(a)
+            })
     }
 
-    fn node(repo: &Repository, node: &Node, path: PathBuf) -> Result<Self, RestoreError> {
-        let mut plan = Self::default();
+    /// Plans one entry at the end of `parts` (a directory is made, and its contents follow it).
+    fn node(
+        repo: &Repository,
+        node: &Node,
+        path: PathBuf,
+        parts: &mut Parts,
+    ) -> Result<(), RestoreError> {
+        if parts.is_empty() {
+            parts.push_back(Self::default());
+        }
+        let last = parts.back_mut().expect("just made");
         match &node.kind {
             NodeKind::Dir { tree } => {
                 std::fs::create_dir(&path).map_err(io("create directory", &path))?;
                 let sub = repo.load_tree(tree)?;
                 let name = path.display().to_string();
-                plan.dirs.push((path.clone(), node.meta.clone()));
-                plan = plan.then(Self::tree(repo, &sub, &path, &name)?);
+                last.dirs.push((path.clone(), node.meta.clone()));
+                parts.append(&mut Self::tree(repo, &sub, &path, &name)?);
             }
-            NodeKind::File { size, pieces } => plan.files.push(FileJob {
+            NodeKind::File { size, pieces } => last.files.push(FileJob {
                 path,
                 size: *size,
                 pieces: pieces.clone(),
                 meta: node.meta.clone(),
             }),
             NodeKind::Symlink { target } => {
-                plan.symlinks.push((path, target.clone(), node.meta.clone()));
+                last.symlinks.push((path, target.clone(), node.meta.clone()));
             }
         }
-        Ok(plan)
-    }
-
-    /// `self` followed by `next`, order kept.
-    fn then(mut self, next: Self) -> Self {
-        self.dirs.extend(next.dirs);
-        self.files.extend(next.files);
-        self.symlinks.extend(next.symlinks);
-        self.hardlinks.extend(next.hardlinks);
-        self
+        Ok(())
     }
 
     /// Files that were hard links of each other at backup time (same device and inode, link
@@ -367,7 +398,8 @@ fn blobs_by_pack(
             Ok(out)
         })
         .collect::<Result<_, crate::error::DataError>>()?;
-    let mut index: HashMap<ChunkId, (PackId, usize)> = HashMap::new();
+    let mut index: HashMap<ChunkId, (PackId, usize)> =
+        HashMap::with_capacity(located.iter().map(Vec::len).sum());
     let mut packs: HashMap<PackId, Vec<BlobJob>> = HashMap::new();
     for (i, locations) in located.into_iter().enumerate() {
         for (offset, loc) in locations {
