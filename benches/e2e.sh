@@ -15,9 +15,9 @@
 #    run is deleted first followed by SETTLE seconds of waiting (default 360).
 #  * guest memory touched for the first time costs a hypervisor fault per page (here ~350 MB/s):
 #    PRETOUCH=1 (default) touches the free memory once before timing anything. Memory an op
-#    frees is handed back to the hypervisor over the next seconds (free page reporting), and an
-#    op that starts meanwhile allocates against it: PAUSE seconds (default 10) of idle after the
-#    sync that precedes every op.
+#    frees is handed back to the hypervisor over the next seconds (free page reporting), and a
+#    restore that starts meanwhile fills 1.3 GB of page cache against it: PAUSE seconds
+#    (default 10) of idle after the sync that precedes every restore.
 #
 # Restores are the operation most at the mercy of the machine (every restored byte lands in a
 # page-cache page the hypervisor may have to fault in, docs/BENCHMARKS.md), so RESTORE_PAIRS=N
@@ -79,7 +79,7 @@ run_op() {  # tool round op bytes cmd
   local tool=$1 round=$2 op=$3 bytes=$4 cmd=$5 tf rc t0 t1
   tf=$(mktemp)
   sync  # the op before leaves dirty pages: their writeback must not land in this op's time
-  sleep "$PAUSE"
+  case $op in restore*) sleep "$PAUSE" ;; esac
   [ "$COLD" = 1 ] && { echo 3 > /proc/sys/vm/drop_caches; } 2>/dev/null || true
   echo "### $tool r$round $op: $cmd" >>"$LOG"
   t0=$(date +%s.%N)
