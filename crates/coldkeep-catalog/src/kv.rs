@@ -104,10 +104,14 @@ impl Batch {
 
 /// A failure of the key-value backend itself (not of the data in it).
 #[derive(Debug, thiserror::Error)]
-#[error("catalog backend failed to {op}: {message}")]
-pub struct KvError {
-    pub op: &'static str,
-    pub message: String,
+#[non_exhaustive]
+pub enum KvError {
+    /// The backend could not do `op`; `message` is its own account of why.
+    #[error("catalog backend failed to {op}: {message}")]
+    Backend { op: &'static str, message: String },
+    /// The store was opened read-only (see `RocksKv::open_read_only`) and was asked to `op`.
+    #[error("the repository is open read-only: cannot {op}")]
+    ReadOnly { op: &'static str },
 }
 
 /// A key-value pair read from a table.

@@ -24,7 +24,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use coldkeep::{
     BackupKind, BackupOptions, CdcParams, CheckOptions, ChunkerConfig, Engine, InitOptions,
-    Progress, RestoreOptions, SnapshotId,
+    OpenMode, Progress, RestoreOptions, SnapshotId,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -343,7 +343,8 @@ fn dispatch(mut request: Request, cli: &Cli) -> Result<u8> {
     }
     request.command.absolutize()?;
     let repo = repo_path(cli)?;
-    let backend = Backend::connect(repo, Duration::from_secs(cli.lock_wait_secs))?;
+    let patience = Duration::from_secs(cli.lock_wait_secs);
+    let backend = Backend::connect(repo, request.command.open_mode(), patience)?;
     let interactive = std::io::stderr().is_terminal() && matches!(backend, Backend::Local(..));
     let mut stdout = std::io::stdout().lock();
     if let Command::Run(RunCmd::Start { wait, .. }) = &request.command {
@@ -416,6 +417,23 @@ fn start_and_wait(backend: &Backend, request: &Request, bar: bool) -> Result<u8>
 }
 
 impl Command {
+    /// How the command opens the repository when it runs in this process. Commands that only
+    /// read open it read-only: they work on a full disk and on read-only media, and several
+    /// may run at once.
+    fn open_mode(&self) -> OpenMode {
+        match self {
+            Self::Snapshots
+            | Self::Ls { .. }
+            | Self::Restore { .. }
+            | Self::Cat { .. }
+            | Self::Check { .. }
+            | Self::Stats
+            | Self::Search { .. }
+            | Self::Audit => OpenMode::ReadOnly,
+            _ => OpenMode::ReadWrite,
+        }
+    }
+
     /// Paths made absolute against this process's directory, so that they mean the same to a
     /// server running elsewhere.
     fn absolutize(&mut self) -> Result<()> {

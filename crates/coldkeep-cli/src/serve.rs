@@ -1,11 +1,12 @@
 //! `coldkeep serve` and how other commands reach it.
 //!
-//! A repository is open in one process at a time (the catalog holds a lock), and a run executes
-//! inside the process that started it. So that a run started in one shell can be listed, paused
-//! or canceled from another, and so that scheduled runs happen at all, `coldkeep serve` keeps the
-//! repository open, ticks the scheduler every `--tick-secs`, and answers commands on a Unix
-//! socket in the repository directory (`control.sock`, mode 0600). Every other command first
-//! tries that socket and, when nobody answers, opens the repository itself.
+//! A repository is open for writing in one process at a time (the catalog holds a lock), and a
+//! run executes inside the process that started it. So that a run started in one shell can be
+//! listed, paused or canceled from another, and so that scheduled runs happen at all,
+//! `coldkeep serve` keeps the repository open, ticks the scheduler every `--tick-secs`, and
+//! answers commands on a Unix socket in the repository directory (`control.sock`, mode 0600).
+//! Every other command first tries that socket and, when nobody answers, opens the repository
+//! itself (read-only for the commands that only read).
 //!
 //! Protocol, one command per connection: the client sends one JSON line (a [`Request`]); the
 //! server answers with the command's standard output in frames (a little-endian `u32` length,
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use coldkeep::{Engine, OpenError};
+use coldkeep::{Engine, OpenError, OpenMode};
 use serde::{Deserialize, Serialize};
 
 use crate::session::{principal, Session};
@@ -50,17 +51,21 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The server of `repo` if one answers, else the repository opened here. While another
-    /// process has the repository open without answering (a one-off command), waits for it up
-    /// to `patience`.
-    pub fn connect(repo: &Path, patience: Duration) -> Result<Self> {
+    /// The server of `repo` if one answers, else the repository opened here in `mode`. While
+    /// another process has the repository open without answering (a one-off command), waits
+    /// for it up to `patience`.
+    pub fn connect(repo: &Path, mode: OpenMode, patience: Duration) -> Result<Self> {
         let socket = socket_path(repo);
         let deadline = Instant::now() + patience;
         loop {
             if UnixStream::connect(&socket).is_ok() {
                 return Ok(Self::Remote(socket));
             }
-            match Engine::open(repo) {
+            let opened = match mode {
+                OpenMode::ReadWrite => Engine::open(repo),
+                OpenMode::ReadOnly => Engine::open_read_only(repo),
+            };
+            match opened {
                 Ok(engine) => return Ok(Self::Local(Arc::new(engine), repo.to_owned())),
                 Err(OpenError::Busy(_)) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(50));

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use coldkeep_catalog::{SnapshotId, SnapshotRecord, SnapshotStats};
+use coldkeep_catalog::{CatalogError, SnapshotId, SnapshotRecord, SnapshotStats};
 use serde::Serialize;
 
 use crate::archive::ArchiveError;
@@ -26,7 +26,7 @@ use crate::protect::runs::{self, RunFilter};
 use crate::protect::scheduler::{self, TickReport};
 use crate::protect::{Clock, ProtectError, Protection, SystemClock};
 use crate::read::{self, FileSlice, ListEntry};
-use crate::repo::{InitOptions, Repository};
+use crate::repo::{InitOptions, OpenMode, Repository};
 use crate::restore::{self, RestoreOptions, RestoreSummary};
 use crate::search::{self, FileSearch, FileSearchResult};
 use coldkeep_model::{
@@ -75,14 +75,33 @@ impl Engine {
         Ok(Self { shared: Arc::new(Shared { protect, repo }) })
     }
 
-    /// Opens an existing repository. Unfinished packs left by an interrupted backup are removed,
-    /// and runs left unfinished by a crash are marked `Failed` with the reason.
+    /// Opens an existing repository for reading and writing. Unfinished packs left by an
+    /// interrupted backup are removed, and runs left unfinished by a crash are marked `Failed`
+    /// with the reason. Refused with [`OpenError::DiskFull`] when the repository's filesystem
+    /// is (nearly) full, and with [`OpenError::Busy`] while another process has it open.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
-        let repo = Repository::open(path)?;
+        let repo = Repository::open(path, OpenMode::ReadWrite)?;
         let protect = Protection::new(repo.catalog.clone(), Arc::new(SystemClock))?;
         runs::fail_interrupted(&protect)?;
         recoveries::fail_interrupted(&protect)?;
         Ok(Self { shared: Arc::new(Shared { protect, repo }) })
+    }
+
+    /// Opens an existing repository without writing anything to it: for listing, reading,
+    /// restoring, checking and searching, on a full disk or read-only media too. Any number of
+    /// processes may read a repository at once, but not while one writes to it
+    /// ([`OpenError::Busy`]). Operations that would write fail with `KvError::ReadOnly` (inside
+    /// their error's catalog variant) before they change anything; debris of a crash (unsealed
+    /// packs, runs left `Running`) stays until the next read-write open clears it.
+    pub fn open_read_only(path: &Path) -> Result<Self, OpenError> {
+        let repo = Repository::open(path, OpenMode::ReadOnly)?;
+        let protect = Protection::new(repo.catalog.clone(), Arc::new(SystemClock))?;
+        Ok(Self { shared: Arc::new(Shared { protect, repo }) })
+    }
+
+    /// Whether this engine was opened with [`Engine::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.shared.repo.mode == OpenMode::ReadOnly
     }
 
     /// The same engine, telling time by `clock` (tests and simulations; see [`crate::ManualClock`]).
@@ -109,6 +128,7 @@ impl Engine {
         source: &Path,
         opts: &BackupOptions,
     ) -> Result<SnapshotRecord, BackupError> {
+        self.shared.repo.ensure_writable("back up").map_err(CatalogError::from)?;
         backup::run(&self.shared.repo, source, opts)
     }
 
@@ -149,6 +169,7 @@ impl Engine {
     /// Adds a snapshot's files and directories to the file index (runs index every snapshot
     /// they make); returns how many entries were added, 0 when it was indexed already.
     pub fn index_snapshot(&self, id: SnapshotId) -> Result<u64, ReadError> {
+        self.shared.repo.ensure_writable("index a snapshot").map_err(CatalogError::from)?;
         search::index_snapshot(&self.shared.repo, &read::snapshot(&self.shared.repo, id)?)
     }
 
@@ -503,6 +524,7 @@ impl Engine {
     /// two phases with `opts.grace` between them, safe against backups running at the same time
     /// and against a crash at any step (see the `gc` module).
     pub fn gc(&self, opts: GcOptions) -> Result<GcReport, GcError> {
+        self.shared.repo.ensure_writable("collect garbage").map_err(CatalogError::from)?;
         crate::gc::run(&self.shared, opts)
     }
 }

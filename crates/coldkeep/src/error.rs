@@ -60,6 +60,12 @@ pub enum InitError {
     Catalog(#[from] CatalogError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The directory's filesystem has too little room to create a repository on.
+    #[error(
+        "{} is on a full disk: {} KiB free, {} MiB needed",
+        path.display(), free / 1024, needed >> 20
+    )]
+    DiskFull { path: PathBuf, free: u64, needed: u64 },
 }
 
 /// Errors opening a repository.
@@ -72,9 +78,17 @@ pub enum OpenError {
     CorruptConfig { path: PathBuf, reason: String },
     #[error("repository format version {0} is not supported by this build")]
     UnsupportedVersion(u32),
-    /// Another process has the repository open (only one may at a time).
+    /// Another process has the repository open: a writer, or readers when this open writes.
     #[error("repository {} is in use by another process", .0.display())]
     Busy(PathBuf),
+    /// The repository's filesystem has too little room for a read-write open (see
+    /// [`MIN_FREE_BYTES`](crate::MIN_FREE_BYTES)). A read-only open still works.
+    #[error(
+        "repository {} is on a full disk: {} KiB free, {} MiB needed to write to it \
+         (it can still be opened read-only: list, read, restore, check)",
+        path.display(), free / 1024, needed >> 20
+    )]
+    DiskFull { path: PathBuf, free: u64, needed: u64 },
     #[error(transparent)]
     Io(#[from] IoError),
     #[error(transparent)]

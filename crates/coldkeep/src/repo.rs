@@ -6,13 +6,18 @@
 //! <repo>/packs/     immutable pack files, packs/<2 hex>/<id>.pack; packs/tmp/ unfinished
 //! <repo>/lock       flock(2)ed by the process that has the repository open
 //! ```
+//!
+//! A repository opens [`OpenMode::ReadWrite`] (one process, exclusive lock) or
+//! [`OpenMode::ReadOnly`] (any number of readers, shared lock, nothing written). Reading must
+//! never need a write: a read-write open writes the catalog, so on a full disk only the
+//! read-only open can still list and restore what the repository holds.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use coldkeep_catalog::{Catalog, ChunkLocation, KvStore};
+use coldkeep_catalog::{Catalog, ChunkLocation, KvError, KvStore};
 use coldkeep_catalog_rocks::RocksKv;
 use coldkeep_chunker::{Chunker, ChunkerConfig};
 use coldkeep_store::{Access, ChunkId, PackDir, PackFile, PackId};
@@ -46,27 +51,66 @@ impl Default for InitOptions {
     }
 }
 
+/// How a repository is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Backups, garbage collection, protection edits: one process at a time.
+    ReadWrite,
+    /// Reading snapshots (list, read, restore, check, stats, search): nothing in the repository
+    /// is written, so a full disk or read-only media can be read. Readers share the repository
+    /// with each other, never with a writer. Catalog writes fail with `KvError::ReadOnly`.
+    ReadOnly,
+}
+
+/// Free space a read-write open needs on the repository's filesystem. Opening the catalog
+/// writes a new MANIFEST and reserves its write-ahead log (up to 8 MiB); when such a write
+/// fails for want of space, Debian's RocksDB aborts the process on an assertion instead of
+/// returning an error. Below this, the open is refused with [`OpenError::DiskFull`].
+pub const MIN_FREE_BYTES: u64 = 16 << 20;
+
+/// Bytes this process may still write on the filesystem holding `path` (root may use the
+/// blocks the filesystem reserves for it).
+fn free_bytes(path: &Path) -> Result<u64, IoError> {
+    let st = rustix::fs::statvfs(path)
+        .map_err(|e| IoError::new("measure free space of", path, e.into()))?;
+    let blocks = if rustix::process::geteuid().is_root() { st.f_bfree } else { st.f_bavail };
+    Ok(blocks.saturating_mul(st.f_frsize))
+}
+
+/// The free bytes of the filesystem holding `root` when they are fewer than
+/// [`MIN_FREE_BYTES`]: too few to write to a repository there.
+fn lacks_room(root: &Path) -> Result<Option<u64>, IoError> {
+    let free = free_bytes(root)?;
+    Ok((free < MIN_FREE_BYTES).then_some(free))
+}
+
 /// Mapped packs kept open for blob reads; bounded so that a long walk does not map everything.
 const OPEN_PACKS: usize = 32;
 
-/// The repository's `lock` file, held with an exclusive `flock` while the repository is open.
-/// The kernel releases it when the process ends, however it ends, so a crash never leaves a
-/// repository locked. (RocksDB holds a lock of its own; this one comes first and says plainly
-/// that another process is using the repository: [`OpenError::Busy`].)
+/// The repository's `lock` file, held with a `flock` while the repository is open: exclusive
+/// by a writer, shared by readers. The kernel releases it when the process ends, however it
+/// ends, so a crash never leaves a repository locked. (RocksDB holds a lock of its own for
+/// writers; this one comes first and says plainly that another process is using the
+/// repository: [`OpenError::Busy`].)
 #[derive(Debug)]
 struct RepoLock(#[allow(dead_code)] std::fs::File);
 
 impl RepoLock {
-    /// The lock, or `None` when another process holds it.
-    fn acquire(root: &Path) -> Result<Option<Self>, IoError> {
+    /// The lock, or `None` when another process holds it in a conflicting mode. A reader opens
+    /// the file (made at `init`) without write access, so that read-only media work.
+    fn acquire(root: &Path, mode: OpenMode) -> Result<Option<Self>, IoError> {
         let path = root.join("lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| IoError::new("open", &path, e))?;
-        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        let (file, operation) = match mode {
+            OpenMode::ReadWrite => (
+                std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path),
+                rustix::fs::FlockOperation::NonBlockingLockExclusive,
+            ),
+            OpenMode::ReadOnly => {
+                (std::fs::File::open(&path), rustix::fs::FlockOperation::NonBlockingLockShared)
+            }
+        };
+        let file = file.map_err(|e| IoError::new("open", &path, e))?;
+        match rustix::fs::flock(&file, operation) {
             Ok(()) => Ok(Some(Self(file))),
             Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
             Err(e) => Err(IoError::new("lock", &path, e.into())),
@@ -87,6 +131,7 @@ pub(crate) struct Repository {
     pub tickets: BackupTickets,
     /// Serializes the file index's trigram counts (see `search`).
     pub index_lock: Mutex<()>,
+    pub mode: OpenMode,
     _lock: RepoLock,
 }
 
@@ -129,8 +174,12 @@ impl Repository {
             Err(_) => return Err(InitError::AlreadyExists(root.to_owned())),
         }
         // Another process initializing the same directory at the same moment got there first.
-        let lock =
-            RepoLock::acquire(root)?.ok_or_else(|| InitError::AlreadyExists(root.to_owned()))?;
+        let lock = RepoLock::acquire(root, OpenMode::ReadWrite)?
+            .ok_or_else(|| InitError::AlreadyExists(root.to_owned()))?;
+        if let Some(free) = lacks_room(root)? {
+            let path = root.to_owned();
+            return Err(InitError::DiskFull { path, free, needed: MIN_FREE_BYTES });
+        }
         let packs = PackDir::create(&root.join("packs"))?;
         let kv = RocksKv::open(&root.join("catalog"), true)?;
         let mut repo_id = [0u8; 16];
@@ -144,10 +193,10 @@ impl Repository {
             pack_target_size: opts.pack_target_size,
         };
         config.write(root)?;
-        Ok(Self::assemble(root, config, chunker, Arc::new(kv), packs, lock))
+        Ok(Self::assemble(root, config, chunker, Arc::new(kv), packs, (lock, OpenMode::ReadWrite)))
     }
 
-    pub fn open(root: &Path) -> Result<Self, OpenError> {
+    pub fn open(root: &Path, mode: OpenMode) -> Result<Self, OpenError> {
         let config_path = root.join("config");
         let bytes = match std::fs::read(&config_path) {
             Ok(b) => b,
@@ -160,15 +209,31 @@ impl Repository {
         let chunker = Chunker::new(config.chunking.into()).map_err(|e| {
             OpenError::CorruptConfig { path: config_path.clone(), reason: e.to_string() }
         })?;
-        let lock = RepoLock::acquire(root)?.ok_or_else(|| OpenError::Busy(root.to_owned()))?;
+        let lock =
+            RepoLock::acquire(root, mode)?.ok_or_else(|| OpenError::Busy(root.to_owned()))?;
         let packs = PackDir::open(&root.join("packs"))?;
-        let kv = RocksKv::open(&root.join("catalog"), false)?;
-        // We hold RocksDB's lock: no other process writes here, so unsealed packs are debris.
-        let removed = packs.remove_temp_files()?;
-        if removed > 0 {
-            tracing::info!(removed, "removed unfinished packs left by an interrupted backup");
-        }
-        Ok(Self::assemble(root, config, chunker, Arc::new(kv), packs, lock))
+        let catalog = root.join("catalog");
+        let kv = match mode {
+            OpenMode::ReadOnly => RocksKv::open_read_only(&catalog)?,
+            OpenMode::ReadWrite => {
+                if let Some(free) = lacks_room(root)? {
+                    let path = root.to_owned();
+                    return Err(OpenError::DiskFull { path, free, needed: MIN_FREE_BYTES });
+                }
+                let kv = RocksKv::open(&catalog, false)?;
+                // We hold the write lock: no other process writes here, so unsealed packs
+                // are debris.
+                let removed = packs.remove_temp_files()?;
+                if removed > 0 {
+                    tracing::info!(
+                        removed,
+                        "removed unfinished packs left by an interrupted backup"
+                    );
+                }
+                kv
+            }
+        };
+        Ok(Self::assemble(root, config, chunker, Arc::new(kv), packs, (lock, mode)))
     }
 
     fn assemble(
@@ -177,7 +242,7 @@ impl Repository {
         chunker: Chunker,
         kv: Arc<dyn KvStore>,
         packs: PackDir,
-        lock: RepoLock,
+        (lock, mode): (RepoLock, OpenMode),
     ) -> Self {
         Self {
             root: root.to_owned(),
@@ -188,7 +253,17 @@ impl Repository {
             open_packs: Mutex::new(HashMap::new()),
             tickets: BackupTickets::new(),
             index_lock: Mutex::new(()),
+            mode,
             _lock: lock,
+        }
+    }
+
+    /// Fails with [`KvError::ReadOnly`] when the repository is open read-only: operations that
+    /// write packs or the catalog call this before they write anything.
+    pub fn ensure_writable(&self, op: &'static str) -> Result<(), KvError> {
+        match self.mode {
+            OpenMode::ReadWrite => Ok(()),
+            OpenMode::ReadOnly => Err(KvError::ReadOnly { op }),
         }
     }
 

@@ -19,7 +19,7 @@ pub(crate) mod sources;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use coldkeep_catalog::{Catalog, CatalogError};
+use coldkeep_catalog::{Catalog, CatalogError, KvError};
 use coldkeep_model::{
     GroupId, ObjectId, PolicyError, PolicyId, RecoveryId, RunId, RunStatus, SourceId, Usecs,
 };
@@ -151,7 +151,12 @@ impl Protection {
         let system = self.clock.read().unwrap_or_else(std::sync::PoisonError::into_inner).now();
         let now = trusted.observe(system);
         if now > before {
-            self.catalog.set_clock_high_water(now)?;
+            match self.catalog.set_clock_high_water(now) {
+                // A read-only engine cannot move the persisted mark; it changes nothing either,
+                // and the mark it read stays the floor for the next writer.
+                Err(CatalogError::Kv(KvError::ReadOnly { .. })) => {}
+                other => other?,
+            }
         }
         Ok(now)
     }
