@@ -1,7 +1,8 @@
-//! A repository whose disk is full: every command that only reads still works (it opens the
-//! repository read-only), a command that would write is refused with a clear message and exit
-//! code 1 (RocksDB, which aborts the process when a write of its own fails, is never reached),
-//! and once space is freed the repository is whole.
+//! A repository whose disk fills up: a backup that runs out of space stops with one clear
+//! error and damages nothing; on a full disk every command that only reads still works (it
+//! opens the repository read-only), a command that would write is refused with a clear message
+//! and exit code 1 (RocksDB, which aborts the process when a write of its own fails, is never
+//! reached), and once space is freed the repository is whole.
 //!
 //! The disk is a small tmpfs mounted for the test, which needs root (CI runs as root); where
 //! it cannot be mounted the test says so and passes.
@@ -43,11 +44,20 @@ impl Drop for SmallDisk {
     }
 }
 
-/// Writes zeros to `path` until the filesystem refuses more.
-fn fill(path: &Path) {
+/// Writes zeros to `path` until the filesystem has only `leave` bytes free (or none).
+fn fill(path: &Path, leave: u64) {
+    let free = || {
+        let st = rustix::fs::statvfs(path.parent().expect("parent")).expect("statvfs");
+        st.f_bfree * st.f_frsize
+    };
     let mut file = std::fs::File::create(path).expect("create filler");
     let block = vec![0u8; 1 << 20];
-    while file.write_all(&block).is_ok() {}
+    while free() > leave {
+        let len = (free() - leave).min(block.len() as u64) as usize;
+        if file.write_all(&block[..len]).is_err() {
+            break;
+        }
+    }
     let _ = file.sync_all();
 }
 
@@ -56,7 +66,7 @@ fn stderr(out: &std::process::Output) -> String {
 }
 
 #[test]
-fn a_full_repository_disk_is_still_read_and_refuses_writes_cleanly() {
+fn a_filling_disk_stops_backups_cleanly_and_a_full_one_is_still_read() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let Some(disk) = SmallDisk::mount(&tmp.path().join("disk"), 40) else { return };
     let src = tmp.path().join("src");
@@ -68,7 +78,18 @@ fn a_full_repository_disk_is_still_read_and_refuses_writes_cleanly() {
     assert_ok(&coldkeep(&repo, &["init"]), "init");
     assert_ok(&coldkeep(&repo, &["backup", src_arg]), "backup");
 
-    fill(&disk.0.join("filler"));
+    // A backup that runs out of space half-way: a typed error, said once, and nothing damaged.
+    let big = tmp.path().join("big");
+    let mut big_data = Dataset::new(&big, 4);
+    let random = big_data.rng().bytes(40 << 20, false);
+    big_data.file("random.bin", &random);
+    fill(&disk.0.join("filler"), 20 << 20);
+    let out = coldkeep(&repo, &["backup", big.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stderr(&out).matches("No space left on device").count(), 1, "{}", stderr(&out));
+    assert_ok(&coldkeep(&repo, &["check"]), "check after the failed backup");
+
+    fill(&disk.0.join("filler-2"), 0);
 
     for args in [
         &["snapshots"][..],
@@ -95,6 +116,7 @@ fn a_full_repository_disk_is_still_read_and_refuses_writes_cleanly() {
 
     // Space back: the repository is whole and takes backups again.
     std::fs::remove_file(disk.0.join("filler")).expect("free space");
+    std::fs::remove_file(disk.0.join("filler-2")).expect("free space");
     data.file("notes/later.txt", b"after the disk was freed\n");
     assert_ok(&coldkeep(&repo, &["backup", src_arg]), "backup after freeing space");
     assert_ok(&coldkeep(&repo, &["check", "--read-data"]), "check after freeing space");

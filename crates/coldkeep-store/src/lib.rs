@@ -30,8 +30,8 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum StoreError {
     /// An I/O operation on a pack file failed.
-    #[error("{op} {}: {source}", path.display())]
-    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("{op} {}: {cause}", path.display())]
+    Io { op: &'static str, path: PathBuf, cause: std::io::Error },
     /// Bytes on disk do not match what the format or a checksum requires.
     #[error("corrupted pack {pack} at offset {offset}: {reason}")]
     Corrupted { pack: PackId, offset: u64, reason: String },
@@ -42,7 +42,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io { op, path: path.into(), source }
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
+        Self::Io { op, path: path.into(), cause }
     }
 }

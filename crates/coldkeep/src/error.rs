@@ -2,6 +2,11 @@
 //!
 //! [`DataError`] is the shared "the repository's content is damaged or missing" case: every
 //! operation that reads snapshots can meet it, and wraps it rather than flattening it to text.
+//!
+//! Each error's message is whole on its own (a run's failure message is one `to_string`), so
+//! an error whose message already includes its cause does not also return it as `source()`:
+//! printing the chain (`{:#}` in the CLI) would repeat it. Wrappers that add nothing are
+//! `transparent`.
 
 use std::path::PathBuf;
 
@@ -10,17 +15,16 @@ use coldkeep_store::{ChunkId, StoreError};
 
 /// An I/O failure with the operation and path it concerns.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot {op} {}: {source}", path.display())]
+#[error("cannot {op} {}: {cause}", path.display())]
 pub struct IoError {
     pub op: &'static str,
     pub path: PathBuf,
-    #[source]
-    pub source: std::io::Error,
+    pub cause: std::io::Error,
 }
 
 impl IoError {
-    pub(crate) fn new(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self { op, path: path.into(), source }
+    pub(crate) fn new(op: &'static str, path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
+        Self { op, path: path.into(), cause }
     }
 }
 
@@ -53,7 +57,7 @@ pub enum InitError {
     #[error("{} already exists and is not an empty directory", .0.display())]
     AlreadyExists(PathBuf),
     #[error("invalid chunker configuration: {0}")]
-    Chunker(#[from] coldkeep_chunker::ConfigError),
+    Chunker(coldkeep_chunker::ConfigError),
     #[error(transparent)]
     Io(#[from] IoError),
     #[error(transparent)]
@@ -101,17 +105,17 @@ pub enum OpenError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BackupError {
-    #[error("backup source {}: {source}", path.display())]
-    Source { path: PathBuf, source: std::io::Error },
+    #[error("backup source {}: {cause}", path.display())]
+    Source { path: PathBuf, cause: std::io::Error },
     #[error("parent snapshot {0} does not exist")]
     ParentNotFound(SnapshotId),
     #[error(transparent)]
     Io(#[from] IoError),
     #[error(transparent)]
     Data(#[from] DataError),
-    #[error("writing packs: {0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("writing the catalog: {0}")]
+    #[error(transparent)]
     Catalog(#[from] CatalogError),
     /// Canceled, or past its time limit, through its [`Control`](crate::Control).
     #[error("backup stopped: {0:?}")]
@@ -183,6 +187,12 @@ pub enum CheckError {
     Io(#[from] IoError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<coldkeep_chunker::ConfigError> for InitError {
+    fn from(e: coldkeep_chunker::ConfigError) -> Self {
+        Self::Chunker(e)
+    }
 }
 
 // The catalog backend's own failures reach `init` and `open` before any record is read.

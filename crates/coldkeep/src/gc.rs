@@ -224,7 +224,7 @@ fn sweep(
         let path = repo.packs.path_of(pack);
         let entries = match PackFile::open(&path, pack, Access::Random).and_then(|p| p.entries()) {
             Ok(entries) => entries,
-            Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(StoreError::Io { cause, .. }) if cause.kind() == std::io::ErrorKind::NotFound => {
                 vec![]
             }
             Err(e) => return Err(e.into()),

@@ -89,7 +89,7 @@ pub(crate) fn run(
     let _ticket = repo.tickets.take();
     let start_time_us = now_us();
     let source = std::fs::canonicalize(source)
-        .map_err(|e| BackupError::Source { path: source.to_owned(), source: e })?;
+        .map_err(|e| BackupError::Source { path: source.to_owned(), cause: e })?;
     let source_bytes = std::os::unix::ffi::OsStrExt::as_bytes(source.as_os_str()).to_vec();
     let host = hostname();
 

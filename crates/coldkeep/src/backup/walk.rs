@@ -88,10 +88,10 @@ impl Walk<'_> {
     /// Backs up the source (a directory, or a single file wrapped in a one-entry tree).
     pub fn root(&self, source: &Path, parent: Option<&Tree>) -> Result<ChunkId, BackupError> {
         let md = std::fs::symlink_metadata(source)
-            .map_err(|e| BackupError::Source { path: source.to_owned(), source: e })?;
+            .map_err(|e| BackupError::Source { path: source.to_owned(), cause: e })?;
         if md.is_dir() {
             let entries = std::fs::read_dir(source)
-                .map_err(|e| BackupError::Source { path: source.to_owned(), source: e })?;
+                .map_err(|e| BackupError::Source { path: source.to_owned(), cause: e })?;
             return self.dir_entries(source, b"", entries, parent);
         }
         let name = source.file_name().map_or(&b"source"[..], OsStrExt::as_bytes);
@@ -229,7 +229,7 @@ impl Walk<'_> {
         let pieces = match read {
             Ok(pieces) => pieces,
             Err(BackupError::Io(e)) => {
-                self.warn(rel, format!("not read: {}", e.source));
+                self.warn(rel, format!("not read: {}", e.cause));
                 return Ok(None);
             }
             Err(other) => return Err(other),

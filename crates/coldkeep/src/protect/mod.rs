@@ -76,7 +76,7 @@ pub enum ProtectError {
     #[error("invalid request: {0}")]
     InvalidRequest(String),
     #[error("invalid policy: {0}")]
-    InvalidPolicy(#[from] PolicyError),
+    InvalidPolicy(PolicyError),
     #[error("invalid protection group: {0}")]
     InvalidGroup(String),
     /// The caller's `lastModificationTimeUsecs` is not the record's: someone changed it since.
@@ -89,9 +89,22 @@ pub enum ProtectError {
     PolicyInUse { policy: PolicyId, groups: Vec<GroupId> },
     /// A retention, hold, lock or delete rule refused the change.
     #[error("refused: {0}")]
-    Refused(#[from] Refusal),
+    Refused(Refusal),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+}
+
+// Not `#[from]`: these messages include the inner one, so it is not also their `source()`.
+impl From<PolicyError> for ProtectError {
+    fn from(e: PolicyError) -> Self {
+        Self::InvalidPolicy(e)
+    }
+}
+
+impl From<Refusal> for ProtectError {
+    fn from(e: Refusal) -> Self {
+        Self::Refused(e)
+    }
 }
 
 /// Refuses a write based on a stale read (the seed's `lastModificationTimeUsecs` check).
