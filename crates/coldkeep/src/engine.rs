@@ -101,7 +101,7 @@ impl Engine {
 
     /// Whether this engine was opened with [`Engine::open_read_only`].
     pub fn is_read_only(&self) -> bool {
-        self.shared.repo.mode == OpenMode::ReadOnly
+        self.shared.repo.mode() == OpenMode::ReadOnly
     }
 
     /// The same engine, telling time by `clock` (tests and simulations; see [`crate::ManualClock`]).

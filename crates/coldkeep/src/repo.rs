@@ -93,7 +93,10 @@ const OPEN_PACKS: usize = 32;
 /// writers; this one comes first and says plainly that another process is using the
 /// repository: [`OpenError::Busy`].)
 #[derive(Debug)]
-struct RepoLock(#[allow(dead_code)] std::fs::File);
+struct RepoLock {
+    _file: std::fs::File,
+    mode: OpenMode,
+}
 
 impl RepoLock {
     /// The lock, or `None` when another process holds it in a conflicting mode. A reader opens
@@ -111,7 +114,7 @@ impl RepoLock {
         };
         let file = file.map_err(|e| IoError::new("open", &path, e))?;
         match rustix::fs::flock(&file, operation) {
-            Ok(()) => Ok(Some(Self(file))),
+            Ok(()) => Ok(Some(Self { _file: file, mode })),
             Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
             Err(e) => Err(IoError::new("lock", &path, e.into())),
         }
@@ -131,8 +134,7 @@ pub(crate) struct Repository {
     pub tickets: BackupTickets,
     /// Serializes the file index's trigram counts (see `search`).
     pub index_lock: Mutex<()>,
-    pub mode: OpenMode,
-    _lock: RepoLock,
+    lock: RepoLock,
 }
 
 /// A thread pool for one operation's workers: `threads` of them, one per core by default.
@@ -193,7 +195,7 @@ impl Repository {
             pack_target_size: opts.pack_target_size,
         };
         config.write(root)?;
-        Ok(Self::assemble(root, config, chunker, Arc::new(kv), packs, (lock, OpenMode::ReadWrite)))
+        Ok(Self::assemble(root, config, chunker, Arc::new(kv), packs, lock))
     }
 
     pub fn open(root: &Path, mode: OpenMode) -> Result<Self, OpenError> {
@@ -233,7 +235,7 @@ impl Repository {
                 kv
             }
         };
-        Ok(Self::assemble(root, config, chunker, Arc::new(kv), packs, (lock, mode)))
+        Ok(Self::assemble(root, config, chunker, Arc::new(kv), packs, lock))
     }
 
     fn assemble(
@@ -242,7 +244,7 @@ impl Repository {
         chunker: Chunker,
         kv: Arc<dyn KvStore>,
         packs: PackDir,
-        (lock, mode): (RepoLock, OpenMode),
+        lock: RepoLock,
     ) -> Self {
         Self {
             root: root.to_owned(),
@@ -253,15 +255,19 @@ impl Repository {
             open_packs: Mutex::new(HashMap::new()),
             tickets: BackupTickets::new(),
             index_lock: Mutex::new(()),
-            mode,
-            _lock: lock,
+            lock,
         }
+    }
+
+    /// How this process opened the repository.
+    pub fn mode(&self) -> OpenMode {
+        self.lock.mode
     }
 
     /// Fails with [`KvError::ReadOnly`] when the repository is open read-only: operations that
     /// write packs or the catalog call this before they write anything.
     pub fn ensure_writable(&self, op: &'static str) -> Result<(), KvError> {
-        match self.mode {
+        match self.mode() {
             OpenMode::ReadWrite => Ok(()),
             OpenMode::ReadOnly => Err(KvError::ReadOnly { op }),
         }
