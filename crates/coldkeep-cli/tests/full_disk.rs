@@ -121,3 +121,28 @@ fn a_filling_disk_stops_backups_cleanly_and_a_full_one_is_still_read() {
     assert_ok(&coldkeep(&repo, &["backup", src_arg]), "backup after freeing space");
     assert_ok(&coldkeep(&repo, &["check", "--read-data"]), "check after freeing space");
 }
+
+#[test]
+fn a_repository_on_read_only_media_is_read_and_restored() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let Some(disk) = SmallDisk::mount(&tmp.path().join("disk"), 40) else { return };
+    let src = tmp.path().join("src");
+    Dataset::new(&src, 9).mixed(30, 40_000);
+    let repo = disk.0.join("repo");
+    let src_arg = src.to_str().expect("utf-8 path");
+    assert_ok(&coldkeep(&repo, &["init"]), "init");
+    assert_ok(&coldkeep(&repo, &["backup", src_arg]), "backup");
+    let remount = Command::new("mount").args(["-o", "remount,ro"]).arg(&disk.0).status();
+    assert!(remount.is_ok_and(|s| s.success()), "remount read-only");
+
+    for args in [&["snapshots"][..], &["ls", "latest"], &["check", "--read-data"], &["stats"]] {
+        assert_ok(&coldkeep(&repo, args), &args.join(" "));
+    }
+    let target = tmp.path().join("restored");
+    let restore = coldkeep(&repo, &["restore", "latest", "-t", target.to_str().expect("utf-8")]);
+    assert_ok(&restore, "restore");
+    assert_eq!(compare_trees(&src, &target, Compare::default()), Vec::<String>::new());
+    let backup = coldkeep(&repo, &["backup", src_arg]);
+    assert_eq!(backup.status.code(), Some(1), "{}", stderr(&backup));
+    assert!(stderr(&backup).contains("Read-only file system"), "{}", stderr(&backup));
+}
