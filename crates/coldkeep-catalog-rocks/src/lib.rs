@@ -147,9 +147,7 @@ impl KvStore for RocksKv {
         }
         let mut wb = WriteBatch::default();
         for op in batch.ops() {
-            let table = match op {
-                Op::Put { table, .. } | Op::Delete { table, .. } => *table,
-            };
+            let table = op.table();
             let cf = self.cf(table).ok_or_else(|| KvError::Backend {
                 op: "find column family",
                 message: table.name().into(),

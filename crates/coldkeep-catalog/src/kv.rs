@@ -78,6 +78,15 @@ pub enum Op {
     Delete { table: Table, key: Vec<u8> },
 }
 
+impl Op {
+    /// The table the change is to.
+    pub fn table(&self) -> Table {
+        match self {
+            Op::Put { table, .. } | Op::Delete { table, .. } => *table,
+        }
+    }
+}
+
 /// Changes applied all together or not at all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Batch {
