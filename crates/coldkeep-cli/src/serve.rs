@@ -66,7 +66,12 @@ impl Backend {
                 OpenMode::ReadOnly => Engine::open_read_only(repo),
             };
             match opened {
-                Ok(engine) => return Ok(Self::Local(Arc::new(engine), repo.to_owned())),
+                Ok(engine) => {
+                    if let Some(lost) = engine.catalog_behind() {
+                        eprintln!("warning: {lost}; what is listed may be incomplete");
+                    }
+                    return Ok(Self::Local(Arc::new(engine), repo.to_owned()));
+                }
                 Err(OpenError::Busy(_)) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(50));
                 }

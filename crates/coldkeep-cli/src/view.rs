@@ -202,6 +202,13 @@ pub fn check_summary(r: &CheckReport) -> String {
             r.unindexed_packs.len()
         ));
     }
+    if !r.unindexed_packs_with_trees.is_empty() {
+        out.push_str(&format!(
+            "\n{} of them hold trees no snapshot reaches (a backup killed while sealing, or \
+             snapshots a damaged catalog lost): gc keeps them",
+            r.unindexed_packs_with_trees.len()
+        ));
+    }
     if r.is_clean() {
         out.push_str("\nno problems found");
     } else {
@@ -229,7 +236,7 @@ pub fn gc_summary(r: &coldkeep::GcReport) -> String {
     format!(
         "{} runs expired ({} snapshots removed)
 {} packs condemned ({} repacked), {} deleted, {} resurrected, {} orphans deleted
-{} freed, {} file index entries purged",
+{} freed, {} file index entries purged{}",
         r.runs_expired,
         r.snapshots_removed,
         r.packs_condemned,
@@ -238,7 +245,15 @@ pub fn gc_summary(r: &coldkeep::GcReport) -> String {
         r.packs_resurrected,
         r.orphan_packs_deleted,
         bytes(r.bytes_freed),
-        r.index_entries_purged
+        r.index_entries_purged,
+        if r.orphan_packs_kept.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "\n{} unindexed packs kept: they hold trees no snapshot reaches (see check)",
+                r.orphan_packs_kept.len()
+            )
+        }
     )
 }
 

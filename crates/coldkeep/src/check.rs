@@ -51,6 +51,9 @@ pub enum Problem {
     },
     /// The index says a chunk is somewhere its pack's trailer disagrees with.
     IndexMismatch { pack: String, chunk: String, detail: String },
+    /// The catalog holds fewer commits than the repository recorded: it lost commits (see
+    /// [`OpenError::CatalogBehind`](crate::OpenError::CatalogBehind)).
+    CatalogBehind(crate::CatalogBehind),
 }
 
 impl std::fmt::Display for Problem {
@@ -80,6 +83,9 @@ impl std::fmt::Display for Problem {
             Problem::IndexMismatch { pack, chunk, detail } => {
                 write!(f, "index entry of chunk {chunk} disagrees with pack {pack}: {detail}")
             }
+            Problem::CatalogBehind(lost) => {
+                write!(f, "{lost} (snapshots and records after it are missing from it)")
+            }
         }
     }
 }
@@ -97,6 +103,9 @@ pub struct CheckReport {
     /// Sealed packs the catalog does not know (left by an interrupted backup): not damage, only
     /// space to reclaim.
     pub unindexed_packs: Vec<String>,
+    /// Those of them holding trees that no snapshot reaches: a backup killed while sealing, or
+    /// snapshots a damaged catalog lost. Garbage collection never deletes them.
+    pub unindexed_packs_with_trees: Vec<String>,
 }
 
 impl CheckReport {
@@ -108,6 +117,9 @@ impl CheckReport {
 
 pub(crate) fn run(repo: &Repository, opts: CheckOptions) -> Result<CheckReport, CheckError> {
     let mut report = CheckReport::default();
+    if let Some(b) = repo.catalog_behind {
+        report.problems.push(Problem::CatalogBehind(b));
+    }
     // chunk → what is wrong with it; resolved to snapshots at the end.
     let mut damaged: HashMap<ChunkId, Problem> = HashMap::new();
 
@@ -158,12 +170,29 @@ pub(crate) fn run(repo: &Repository, opts: CheckOptions) -> Result<CheckReport, 
     report.packs = catalog_packs.len() as u64;
     report.unindexed_packs = on_disk.difference(&catalog_packs).map(ToString::to_string).collect();
     report.unindexed_packs.sort();
+    for pack in on_disk.difference(&catalog_packs) {
+        // A pack whose trailer does not read holds unknown trees: listed too.
+        let lost = crate::gc::lost_trees(&repo.packs.path_of(*pack), *pack, &seen_trees);
+        if !matches!(lost, Ok(0)) {
+            report.unindexed_packs_with_trees.push(pack.to_string());
+        }
+    }
+    report.unindexed_packs_with_trees.sort();
+    // A condemned pack whose file is gone was deleted by a sweep that did not get to forget it.
+    let deleted: HashSet<PackId> = match repo.catalog.condemned() {
+        Ok(c) => c.into_iter().map(|(id, _)| id).filter(|id| !on_disk.contains(id)).collect(),
+        Err(e) => {
+            report.problems.push(Problem::CorruptRecord { detail: e.to_string() });
+            HashSet::new()
+        }
+    };
     let mut to_read: Vec<PackId> = catalog_packs
         .iter()
         .chain(index.keys())
         .copied()
         .collect::<HashSet<_>>()
         .into_iter()
+        .filter(|id| !deleted.contains(id) || index.contains_key(id))
         .collect();
     to_read.sort_unstable();
     let results: Vec<PackFindings> = to_read

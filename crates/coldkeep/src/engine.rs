@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::archive::ArchiveError;
 use crate::backup::{self, BackupOptions};
 use crate::check::{self, CheckOptions, CheckReport};
+use crate::commit_log::CatalogBehind;
 use crate::control::Control;
 use crate::error::{
     BackupError, CheckError, InitError, OpenError, ReadError, RecoveryError, RestoreError,
@@ -99,6 +100,13 @@ impl Engine {
         Ok(Self { shared: Arc::new(Shared { protect, repo }) })
     }
 
+    /// Set when the catalog holds fewer commits than the repository recorded (a damaged
+    /// write-ahead log or MANIFEST made RocksDB open an older state). Only a read-only open
+    /// gets this far: a read-write open is refused with [`OpenError::CatalogBehind`].
+    pub fn catalog_behind(&self) -> Option<CatalogBehind> {
+        self.shared.repo.catalog_behind
+    }
+
     /// Whether this engine was opened with [`Engine::open_read_only`].
     pub fn is_read_only(&self) -> bool {
         self.shared.repo.mode() == OpenMode::ReadOnly
@@ -112,9 +120,17 @@ impl Engine {
         Ok(self)
     }
 
-    /// The trusted time that retention and locks are judged by.
+    /// The trusted time records and schedules use: the wall clock, unless it is behind a time
+    /// already seen.
     pub fn trusted_now(&self) -> Result<Usecs, ProtectError> {
         Ok(self.shared.protect.now()?)
+    }
+
+    /// The time retention, DataLock and grace periods are judged by: never behind a time already
+    /// seen, and never ahead of the real time seen to pass, so a wall clock set forward ends no
+    /// lock early (docs/ARCHITECTURE.md, "Time is injected and trusted").
+    pub fn retention_now(&self) -> Result<Usecs, ProtectError> {
+        Ok(self.shared.protect.retention_now()?)
     }
 
     /// The repository directory.

@@ -93,6 +93,17 @@ pub enum OpenError {
         path.display(), free / 1024, needed >> 20
     )]
     DiskFull { path: PathBuf, free: u64, needed: u64 },
+    /// The catalog holds fewer commits than the repository recorded (`<repo>/commits`): its
+    /// write-ahead log or MANIFEST was damaged and RocksDB opened an older state. Writing to it
+    /// would reuse snapshot ids and let garbage collection delete the lost snapshots' packs, so
+    /// it is refused; a read-only open still lists and restores what the catalog has.
+    #[error(
+        "the catalog of repository {} lost commits: its {table} table holds commit {catalog}, \
+         but commit {recorded} was made durable (damaged catalog/*.log or MANIFEST). Nothing \
+         was changed; the repository can still be opened read-only. Do not write to it",
+        path.display()
+    )]
+    CatalogBehind { path: PathBuf, table: &'static str, catalog: u64, recorded: u64 },
     #[error(transparent)]
     Io(#[from] IoError),
     #[error(transparent)]

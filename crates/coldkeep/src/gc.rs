@@ -10,8 +10,10 @@
 //! 3 condemn   packs with no live chunk: unindexed and condemned (one batch each); packs with
 //!             less than `repack_below` live: live blobs copied to a new pack (sealed, indexed),
 //!             then the old pack condemned
-//! 4 orphans   pack files no record names (a backup killed between sealing and indexing, a
-//!             sweep killed between its batch and the unlink): deleted when no backup is running
+//! 4 orphans   pack files no record names (a backup killed between sealing and indexing):
+//!             deleted when no backup is running, once older than the grace period, and only
+//!             when every tree they hold is reachable from a snapshot — an unreachable tree may
+//!             be a snapshot the catalog lost (evidence, kept and reported, never garbage)
 //! ```
 //! Why it is safe against a concurrent backup: a backup takes a ticket before it reads the chunk
 //! index, and nothing is condemned while a backup holds a ticket — a running backup may reuse any
@@ -21,9 +23,10 @@
 //! have seen it has ended, and the sweep re-marks first: a pack referenced again is resurrected
 //! (re-indexed), not deleted.
 //!
-//! Why it is safe against a crash: every step is one synced catalog batch, and files are deleted
-//! only after the batch that forgets them; whatever instant a crash hits leaves at worst a pack
-//! file nothing names, which step 4 of the next collection removes.
+//! Why it is safe against a crash: every step is one synced catalog batch. A condemned pack's
+//! file is deleted *before* the batch that forgets it (nothing indexes it any more, and a sweep
+//! that finds the file gone just forgets it), so a crash never leaves a pack file nothing names
+//! from a sweep; the only orphans are packs sealed but not yet indexed, which step 4 handles.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -31,7 +34,9 @@ use std::time::Duration;
 use coldkeep_catalog::{Batch, Catalog, CatalogError, Condemned, SnapshotId};
 use coldkeep_model::{Principal, Run, Usecs};
 use coldkeep_retention::is_expired;
-use coldkeep_store::{Access, BlobEntry, ChunkId, PackFile, PackId, PackWriter, StoreError};
+use coldkeep_store::{
+    Access, BlobEntry, BlobKind, ChunkId, PackFile, PackId, PackWriter, StoreError,
+};
 use serde::Serialize;
 
 use crate::engine::Shared;
@@ -64,6 +69,12 @@ pub struct GcReport {
     pub packs_deleted: u64,
     pub packs_resurrected: u64,
     pub orphan_packs_deleted: u64,
+    /// Unindexed packs younger than the grace period (left for a later collection).
+    pub orphan_packs_waiting: u64,
+    /// Unindexed packs older than the grace period that hold trees no snapshot reaches (or
+    /// cannot be read): they may be all that is left of snapshots a damaged catalog lost, so
+    /// they are never deleted. `check` lists them too.
+    pub orphan_packs_kept: Vec<String>,
     pub bytes_freed: u64,
     /// Entries of the file index whose snapshots are gone.
     pub index_entries_purged: u64,
@@ -95,13 +106,14 @@ impl From<StoreError> for GcError {
 
 pub(crate) fn run(shared: &Shared, opts: GcOptions) -> Result<GcReport, GcError> {
     let mut report = GcReport::default();
-    let now = shared.protect.now()?;
+    // Retention time: a wall clock set ahead expires nothing and shortens no grace period.
+    let now = shared.protect.retention_now()?;
     expire(shared, now, &mut report)?;
     let repo = &shared.repo;
     let live = mark(repo)?;
     sweep(repo, &live, now, opts.grace, &mut report)?;
     condemn(repo, &live, now, opts.repack_below, &mut report)?;
-    remove_orphans(repo, &mut report)?;
+    remove_orphans(repo, &live, now, opts.grace, &mut report)?;
     purge_index(repo, &mut report)?;
     Ok(report)
 }
@@ -237,8 +249,6 @@ fn sweep(
         }
         let mut batch = Batch::new();
         if wanted.is_empty() {
-            Catalog::stage_forget_pack(&mut batch, pack);
-            repo.catalog.write(batch)?;
             repo.forget_pack(pack);
             let size = std::fs::metadata(&path).map_or(0, |m| m.len());
             match std::fs::remove_file(&path) {
@@ -246,6 +256,8 @@ fn sweep(
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(IoError::new("delete pack", &path, e).into()),
             }
+            Catalog::stage_forget_pack(&mut batch, pack);
+            repo.catalog.write(batch)?;
             report.packs_deleted += 1;
         } else {
             // A backup that was running at condemnation committed a reference: keep the pack.
@@ -327,21 +339,54 @@ fn repack(repo: &Repository, pack: PackId, blobs: &[&BlobEntry]) -> Result<(), G
     Ok(())
 }
 
-/// Step 4: pack files that no record names.
-fn remove_orphans(repo: &Repository, report: &mut GcReport) -> Result<(), GcError> {
+/// Step 4: pack files that no record names. One younger than the grace period stays; so does
+/// one holding a tree no snapshot reaches, which may be the only trace of a snapshot the
+/// catalog lost. (A repack killed before indexing its new pack leaves copies of live trees:
+/// those go.)
+fn remove_orphans(
+    repo: &Repository,
+    live: &HashSet<ChunkId>,
+    now: Usecs,
+    grace: Duration,
+    report: &mut GcReport,
+) -> Result<(), GcError> {
     if repo.tickets.oldest_running().is_some() {
         return Ok(()); // a running backup's sealed pack may not be indexed yet
     }
+    let grace_us = i64::try_from(grace.as_micros()).unwrap_or(i64::MAX);
     let known: HashSet<PackId> = repo.catalog.packs()?.into_iter().map(|(id, _)| id).collect();
     for pack in repo.packs.list()? {
         if known.contains(&pack) {
             continue;
         }
         let path = repo.packs.path_of(pack);
-        let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+        let meta = std::fs::metadata(&path).map_err(|e| IoError::new("stat", &path, e))?;
+        let sealed = meta.modified().map_or(now, |t| Usecs(crate::repo::system_time_us(t)));
+        if now.0.saturating_sub(sealed.0) < grace_us {
+            report.orphan_packs_waiting += 1;
+            continue;
+        }
+        // Trees no snapshot reaches, or a trailer that cannot be read: nothing proves the pack
+        // is garbage.
+        if !matches!(lost_trees(&path, pack, live), Ok(0)) {
+            report.orphan_packs_kept.push(pack.to_string());
+            continue;
+        }
         std::fs::remove_file(&path).map_err(|e| IoError::new("delete orphan pack", &path, e))?;
         report.orphan_packs_deleted += 1;
-        report.bytes_freed += size;
+        report.bytes_freed += meta.len();
     }
+    report.orphan_packs_kept.sort();
     Ok(())
+}
+
+/// How many trees an unindexed pack holds that are not in `reachable` (the trees and chunks
+/// reachable from the catalog's snapshots).
+pub(crate) fn lost_trees(
+    path: &std::path::Path,
+    pack: PackId,
+    reachable: &HashSet<ChunkId>,
+) -> Result<usize, StoreError> {
+    let entries = PackFile::open(path, pack, Access::Random)?.entries()?;
+    Ok(entries.iter().filter(|e| e.kind == BlobKind::Tree && !reachable.contains(&e.id)).count())
 }

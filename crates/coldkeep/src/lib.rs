@@ -19,6 +19,7 @@
 mod archive;
 mod backup;
 mod check;
+mod commit_log;
 mod config;
 mod control;
 mod direct;
@@ -47,6 +48,7 @@ pub use coldkeep_chunker::{CdcParams, ChunkerConfig};
 pub use coldkeep_model as model;
 pub use coldkeep_retention::Refusal;
 pub use coldkeep_store::{ChunkId, PackId};
+pub use commit_log::CatalogBehind;
 pub use config::{CONFIG_MAGIC, REPO_VERSION};
 pub use control::{Control, Stop};
 pub use engine::{Engine, RepoStats};

@@ -5,6 +5,7 @@
 //! <repo>/catalog/   RocksDB: chunk index, packs, snapshots
 //! <repo>/packs/     immutable pack files, packs/<2 hex>/<id>.pack; packs/tmp/ unfinished
 //! <repo>/lock       flock(2)ed by the process that has the repository open
+//! <repo>/commits    the number of the catalog's last durable batch (see `commit_log`)
 //! ```
 //!
 //! A repository opens [`OpenMode::ReadWrite`] (one process, exclusive lock) or
@@ -22,6 +23,7 @@ use coldkeep_catalog_rocks::RocksKv;
 use coldkeep_chunker::{Chunker, ChunkerConfig};
 use coldkeep_store::{Access, ChunkId, PackDir, PackFile, PackId};
 
+use crate::commit_log::{self, CatalogBehind, ReadOnlyKv, SequencedKv};
 use crate::config::RepoConfig;
 use crate::error::{DataError, InitError, IoError, OpenError};
 use crate::tickets::BackupTickets;
@@ -135,6 +137,9 @@ pub(crate) struct Repository {
     /// Serializes the file index's trigram counts (see `search`).
     pub index_lock: Mutex<()>,
     lock: RepoLock,
+    /// Set when a read-only open found that the catalog lost commits (a read-write open is
+    /// refused instead).
+    pub catalog_behind: Option<CatalogBehind>,
 }
 
 /// A thread pool for one operation's workers: `threads` of them, one per core by default.
@@ -158,7 +163,12 @@ pub(crate) fn cores() -> usize {
 }
 
 pub(crate) fn now_us() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+    system_time_us(SystemTime::now())
+}
+
+/// A system time as µs since the epoch (0 before it).
+pub(crate) fn system_time_us(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
 }
 
 impl Repository {
@@ -184,6 +194,7 @@ impl Repository {
         }
         let packs = PackDir::create(&root.join("packs"))?;
         let kv = RocksKv::open(&root.join("catalog"), true)?;
+        let kv = Arc::new(SequencedKv::new(root, Arc::new(kv))?);
         let mut repo_id = [0u8; 16];
         repo_id.copy_from_slice(&PackId::random().as_bytes()[..]);
         let config = RepoConfig {
@@ -195,7 +206,7 @@ impl Repository {
             pack_target_size: opts.pack_target_size,
         };
         config.write(root)?;
-        Ok(Self::assemble(root, config, chunker, Arc::new(kv), packs, lock))
+        Ok(Self::assemble(root, config, chunker, kv, packs, lock, None))
     }
 
     pub fn open(root: &Path, mode: OpenMode) -> Result<Self, OpenError> {
@@ -215,14 +226,27 @@ impl Repository {
             RepoLock::acquire(root, mode)?.ok_or_else(|| OpenError::Busy(root.to_owned()))?;
         let packs = PackDir::open(&root.join("packs"))?;
         let catalog = root.join("catalog");
-        let kv = match mode {
-            OpenMode::ReadOnly => RocksKv::open_read_only(&catalog)?,
+        let (kv, behind): (Arc<dyn KvStore>, _) = match mode {
+            OpenMode::ReadOnly => {
+                let kv = RocksKv::open_read_only(&catalog)?;
+                let behind = commit_log::verify(root, &kv, mode)?;
+                if let Some(b) = behind {
+                    tracing::warn!(
+                        catalog = b.catalog,
+                        recorded = b.recorded,
+                        "the catalog is older than the repository: it lost commits"
+                    );
+                }
+                (Arc::new(ReadOnlyKv(Arc::new(kv))), behind)
+            }
             OpenMode::ReadWrite => {
                 if let Some(free) = lacks_room(root)? {
                     let path = root.to_owned();
                     return Err(OpenError::DiskFull { path, free, needed: MIN_FREE_BYTES });
                 }
                 let kv = RocksKv::open(&catalog, false)?;
+                commit_log::verify(root, &kv, mode)?;
+                let kv = SequencedKv::new(root, Arc::new(kv))?;
                 // We hold the write lock: no other process writes here, so unsealed packs
                 // are debris.
                 let removed = packs.remove_temp_files()?;
@@ -232,10 +256,10 @@ impl Repository {
                         "removed unfinished packs left by an interrupted backup"
                     );
                 }
-                kv
+                (Arc::new(kv), None)
             }
         };
-        Ok(Self::assemble(root, config, chunker, Arc::new(kv), packs, lock))
+        Ok(Self::assemble(root, config, chunker, kv, packs, lock, behind))
     }
 
     fn assemble(
@@ -245,6 +269,7 @@ impl Repository {
         kv: Arc<dyn KvStore>,
         packs: PackDir,
         lock: RepoLock,
+        catalog_behind: Option<CatalogBehind>,
     ) -> Self {
         Self {
             root: root.to_owned(),
@@ -256,6 +281,7 @@ impl Repository {
             tickets: BackupTickets::new(),
             index_lock: Mutex::new(()),
             lock,
+            catalog_behind,
         }
     }
 

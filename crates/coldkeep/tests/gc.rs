@@ -162,3 +162,54 @@ fn a_backup_running_during_gc_loses_no_chunk() {
         assert_restores(&f, snap.id, &f.src, "restored-again");
     });
 }
+
+fn pack_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            pack_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "pack") {
+            out.push(path);
+        }
+    }
+}
+
+/// Packs no record names (here: another repository's, as a catalog that lost them would see
+/// them) wait out the grace period, and those holding trees no snapshot reaches are kept.
+#[test]
+fn unindexed_packs_wait_for_the_grace_period_and_lost_trees_are_never_deleted() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let small = InitOptions { pack_target_size: 64 << 10, ..InitOptions::default() };
+    let other = Engine::init(&tmp.path().join("other"), &small).expect("init other");
+    let src = tmp.path().join("src");
+    fill(&src, 5);
+    other.backup(&src, &BackupOptions::default()).expect("backup");
+    drop(other);
+    let mut lost = Vec::new();
+    pack_files(&tmp.path().join("other/packs"), &mut lost);
+    assert!(lost.len() > 2, "{lost:?}");
+
+    let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time");
+    let clock = Arc::new(ManualClock::new(Usecs(wall.as_micros() as i64)));
+    let repo = tmp.path().join("repo");
+    let engine = Engine::init(&repo, &small).expect("init").with_clock(clock.clone()).expect("c");
+    for pack in &lost {
+        let sub = pack.parent().and_then(Path::file_name).expect("fan-out dir");
+        std::fs::create_dir_all(repo.join("packs").join(sub)).expect("mkdir");
+        std::fs::copy(pack, repo.join("packs").join(sub).join(pack.file_name().expect("name")))
+            .expect("copy");
+    }
+    let young = engine.gc(GcOptions::default()).expect("gc");
+    assert_eq!((young.orphan_packs_deleted, young.orphan_packs_waiting), (0, lost.len() as u64));
+
+    clock.advance(2 * 3600 * 1_000_000);
+    let old = engine.gc(GcOptions::default()).expect("gc");
+    assert!(!old.orphan_packs_kept.is_empty(), "{old:?}");
+    assert!(old.orphan_packs_deleted > 0, "packs of data alone go: {old:?}");
+    assert_eq!(old.orphan_packs_kept.len() as u64 + old.orphan_packs_deleted, lost.len() as u64);
+    let check = engine.check(CheckOptions::default()).expect("check");
+    assert_eq!(check.unindexed_packs, old.orphan_packs_kept);
+    assert_eq!(check.unindexed_packs_with_trees, old.orphan_packs_kept);
+    // And they stay, collection after collection.
+    assert_eq!(engine.gc(now_gc()).expect("gc").orphan_packs_kept, old.orphan_packs_kept);
+}
