@@ -6,7 +6,7 @@
 //! table, record version and key, so put / get / scan are written once.
 
 use coldkeep_model::{
-    AuditEntry, GroupId, Policy, ProtectionGroup, Recovery, Run, RunId, RunType,
+    AuditEntry, ClockState, GroupId, Policy, ProtectionGroup, Recovery, Run, RunId, RunType,
     SourceRegistration, Usecs,
 };
 use serde::de::DeserializeOwned;
@@ -102,7 +102,10 @@ impl Counter {
     }
 }
 
+/// The high-water mark alone, as repositories before [`ClockState`] kept it (read, not written).
 const CLOCK_KEY: &[u8] = b"trusted_clock_high_water";
+const CLOCK_STATE_KEY: &[u8] = b"trusted_clock_state";
+const CLOCK_STATE_VERSION: u8 = 1;
 const SLOT_PREFIX: &[u8] = b"schedule_slot/";
 const META_VERSION: u8 = 1;
 
@@ -167,17 +170,28 @@ impl Catalog {
             .collect()
     }
 
-    /// The trusted clock's high-water mark (zero before the first observation).
-    pub fn clock_high_water(&self) -> Result<Usecs, CatalogError> {
+    /// The trusted clock's state. A repository whose clock recorded only a high-water mark
+    /// (before retention time was kept apart) starts from it; a new one from zero.
+    pub fn clock_state(&self) -> Result<ClockState, CatalogError> {
+        if let Some(v) = self.kv.get(Table::Meta, CLOCK_STATE_KEY)? {
+            return Self::decode(Table::Meta, CLOCK_STATE_VERSION, CLOCK_STATE_KEY, &v);
+        }
         let stored = self.kv.get(Table::Meta, CLOCK_KEY)?;
         let decoded = stored.map(|v| Self::decode::<i64>(Table::Meta, META_VERSION, CLOCK_KEY, &v));
-        Ok(Usecs(decoded.transpose()?.unwrap_or(0)))
+        Ok(ClockState::starting_at(Usecs(decoded.transpose()?.unwrap_or(0))))
     }
 
-    /// Persists the trusted clock's high-water mark.
-    pub fn set_clock_high_water(&self, t: Usecs) -> Result<(), CatalogError> {
+    /// Persists the trusted clock's state, with `audit` (a clock step) in the same batch.
+    pub fn set_clock_state(
+        &self,
+        state: &ClockState,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), CatalogError> {
         let mut batch = Batch::new();
-        batch.put(Table::Meta, CLOCK_KEY, record::encode(META_VERSION, &t.0));
+        batch.put(Table::Meta, CLOCK_STATE_KEY, record::encode(CLOCK_STATE_VERSION, state));
+        if let Some(entry) = audit {
+            Self::stage(&mut batch, entry);
+        }
         self.write(batch)
     }
 

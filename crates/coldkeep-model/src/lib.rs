@@ -29,4 +29,6 @@ pub use run::{
 };
 pub use search::IndexedFile;
 pub use source::{DiscoveredObject, SourceRegistration, SourceSpec};
-pub use time::{TimeOfDay, TimeUnit, Usecs, Weekday, DAY, HOUR, MINUTE, WEEK};
+pub use time::{
+    ClockState, RealTime, TimeOfDay, TimeUnit, Usecs, Weekday, DAY, HOUR, MINUTE, WEEK,
+};

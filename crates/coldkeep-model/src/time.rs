@@ -304,3 +304,37 @@ mod tests {
         }
     }
 }
+
+/// A reading of real elapsed time: how long since an origin (the machine's boot), and which
+/// origin. Two readings of the same origin measure the real time between them, whatever the
+/// wall clock did in between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealTime {
+    /// Which origin (the kernel's boot id): readings of different origins cannot be compared.
+    pub origin: u128,
+    /// Real time since the origin, suspended time included.
+    pub elapsed: Usecs,
+}
+
+/// The trusted clock's durable state (persisted by the engine at every observation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockState {
+    /// The latest wall-clock time seen: records and schedules use it, and it never goes back.
+    pub high_water: Usecs,
+    /// The time retention, DataLock and grace periods are judged by: it never goes back, and
+    /// it never runs ahead of the real time that has been seen to pass (see
+    /// `coldkeep_retention::TrustedClock`).
+    pub retention: Usecs,
+    /// The wall clock at the last observation.
+    pub last_wall: Usecs,
+    /// Real time at the last observation that had a reading of it.
+    pub last_real: Option<RealTime>,
+}
+
+impl ClockState {
+    /// The state of a clock that has seen only `t` (a new repository, or one whose clock
+    /// recorded nothing but a high-water mark).
+    pub fn starting_at(t: Usecs) -> Self {
+        Self { high_water: t, retention: t, last_wall: t, last_real: None }
+    }
+}

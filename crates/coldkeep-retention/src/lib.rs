@@ -8,15 +8,16 @@
 //!   never reduced, weakened or bypassed by anyone; an Administrative lock only by a principal
 //!   with that right.
 //! * [`is_expired`]: whether garbage collection may remove a snapshot now.
-//! * [`TrustedClock`]: the time every rule above is judged by. It never goes backwards: winding
-//!   the system clock back does not unlock anything.
+//! * [`TrustedClock`]: the time every rule above is judged by. It never goes backwards (winding
+//!   the system clock back unlocks nothing) and never runs ahead of the real time seen to pass
+//!   (setting it forward unlocks nothing either).
 //!
 //! The engine persists what these functions return (and the clock's high-water mark) and writes
 //! the audit log; keeping the rules pure keeps them testable through weeks of simulated time.
 
 use coldkeep_model::{
-    DataLock, DataLockMode, ExtendedRetention, PolicySpec, Principal, Retention, RunType,
-    RunUpdate, SnapshotRetention, Usecs, DAY,
+    ClockState, DataLock, DataLockMode, ExtendedRetention, PolicySpec, Principal, RealTime,
+    Retention, RunType, RunUpdate, SnapshotRetention, Usecs, DAY, MINUTE,
 };
 
 /// Why an update is refused. Nothing is changed when any part of an update is refused.
@@ -182,28 +183,107 @@ pub fn is_expired(r: &SnapshotRetention, now: Usecs) -> bool {
     !r.legal_hold && active_lock(r, now).is_none() && r.expiry.is_some_and(|e| e <= now)
 }
 
-/// A clock that never goes backwards: the latest time it has seen, persisted by the engine.
+/// How far the wall clock may run ahead of the real time measured between two observations
+/// before the step is reported (NTP slews and timer granularity stay far below this).
+pub const STEP_TOLERANCE: i64 = MINUTE;
+
+/// Retention time may gain on measured real time by 1/64 of it (about 1.6 %, 5.7 days a
+/// year): how a retention clock held back by a reboot's unmeasured downtime catches up with a
+/// correct wall clock. It bounds how much earlier than by real time a lock can end: never by
+/// more than 1/65 of the time it ran.
+pub const CATCH_UP_DIVISOR: i64 = 64;
+
+/// The time every rule above is judged by, kept from what a wrong clock could do.
+///
+/// * `now` (records, schedules) is the latest wall-clock time seen: winding the wall clock back
+///   does not move it back.
+/// * `retention_now` (expiry, DataLock, grace periods) never goes back either, and advances by
+///   at most the real time measured since the last observation (a monotonic reading of the
+///   same boot, [`RealTime`]) plus 1/[`CATCH_UP_DIVISOR`] of it, and never past the wall clock.
+///   A wall clock set years ahead (a bad RTC, an NTP step, `faketime`) therefore ends no lock
+///   and no retention early, in that process or any later one: the future time is never
+///   trusted for unlocking. Where real time cannot be measured (the first observation after a
+///   reboot, or without a monotonic source) retention time does not advance, so downtime delays
+///   expiry — the safe side.
+/// * A wall-clock step beyond real time by more than [`STEP_TOLERANCE`] is reported in
+///   [`Observation::step`], for the audit log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrustedClock {
-    high_water: Usecs,
+    state: ClockState,
+}
+
+/// What one observation of the clocks gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observation {
+    /// Time for records and schedules.
+    pub now: Usecs,
+    /// Time for retention and locks.
+    pub retention_now: Usecs,
+    /// A forward step of the wall clock that real time does not account for.
+    pub step: Option<ClockStep>,
+}
+
+/// A forward step of the wall clock that real time does not account for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ClockStep {
+    /// The wall clock at the previous observation and now.
+    pub wall_from: Usecs,
+    pub wall_to: Usecs,
+    /// Real time measured in between, if it could be (not across a reboot).
+    pub real_elapsed_usecs: Option<i64>,
+    /// The retention time trusted instead of `wall_to`.
+    pub retention_now: Usecs,
 }
 
 impl TrustedClock {
-    /// A clock that has already seen `high_water` (read back from the catalog).
-    pub fn new(high_water: Usecs) -> Self {
-        Self { high_water }
+    /// A clock in the state read back from the catalog.
+    pub fn new(state: ClockState) -> Self {
+        Self { state }
     }
 
-    /// The trusted time given the system's `now`: `now`, unless the system clock is behind a
-    /// time already seen, in which case that time.
-    pub fn observe(&mut self, system_now: Usecs) -> Usecs {
-        self.high_water = self.high_water.max(system_now);
-        self.high_water
+    /// Observes the wall clock and, where there is one, a reading of real time.
+    pub fn observe(&mut self, wall: Usecs, real: Option<RealTime>) -> Observation {
+        let s = self.state;
+        let elapsed = match (s.last_real, real) {
+            (Some(a), Some(b)) if a.origin == b.origin && b.elapsed >= a.elapsed => {
+                Some(b.elapsed.0 - a.elapsed.0)
+            }
+            _ => None,
+        };
+        // A clock that has never observed anything (a new repository) starts from the wall.
+        let allowance = if s.retention == Usecs::ZERO {
+            i64::MAX
+        } else {
+            elapsed.map_or(0, |e| e.saturating_add(e / CATCH_UP_DIVISOR))
+        };
+        let reachable = Usecs(s.retention.0.saturating_add(allowance));
+        let retention = s.retention.max(wall.min(reachable));
+        let advanced = wall.0.saturating_sub(s.last_wall.0);
+        let unexplained = s.retention != Usecs::ZERO
+            && match elapsed {
+                Some(e) => advanced.saturating_sub(e) > STEP_TOLERANCE,
+                None => {
+                    advanced > STEP_TOLERANCE && wall.0.saturating_sub(retention.0) > STEP_TOLERANCE
+                }
+            };
+        let step = unexplained.then_some(ClockStep {
+            wall_from: s.last_wall,
+            wall_to: wall,
+            real_elapsed_usecs: elapsed,
+            retention_now: retention,
+        });
+        self.state = ClockState {
+            high_water: s.high_water.max(wall),
+            retention,
+            last_wall: wall,
+            last_real: real.or(s.last_real),
+        };
+        Observation { now: self.state.high_water, retention_now: retention, step }
     }
 
-    /// The latest time seen, to persist.
-    pub fn high_water(&self) -> Usecs {
-        self.high_water
+    /// The state to persist.
+    pub fn state(&self) -> ClockState {
+        self.state
     }
 }
 

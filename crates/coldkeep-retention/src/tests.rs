@@ -1,4 +1,4 @@
-use coldkeep_model::{DataLockConfig, LogBackup, Schedule, TimeOfDay, TimeUnit};
+use coldkeep_model::{DataLockConfig, LogBackup, Schedule, TimeOfDay, TimeUnit, HOUR};
 use proptest::prelude::*;
 
 use super::*;
@@ -183,21 +183,78 @@ fn locking_needs_an_expiry_and_never_shortens_a_lock() {
     );
 }
 
+/// A clock that has seen only `t`, and a real-time reading `real` µs after the origin.
+fn clock_at(t: Usecs) -> TrustedClock {
+    TrustedClock::new(ClockState::starting_at(t))
+}
+
+#[allow(clippy::unnecessary_wraps)] // observe takes an Option
+fn real(elapsed: i64) -> Option<RealTime> {
+    Some(RealTime { origin: 7, elapsed: Usecs(elapsed) })
+}
+
 #[test]
 fn winding_the_clock_back_unlocks_nothing() {
     let r = locked(DataLockMode::Compliance, at(2026, 6, 1));
-    let mut clock = TrustedClock::new(Usecs::ZERO);
-    assert_eq!(clock.observe(at(2026, 7, 1)), at(2026, 7, 1));
+    let mut clock = clock_at(at(2026, 7, 1));
+    assert_eq!(clock.observe(at(2026, 7, 1), real(0)).now, at(2026, 7, 1));
     // The system clock is wound back into the locked period: trusted time stays where it was.
-    let now = clock.observe(at(2026, 3, 1));
-    assert_eq!(now, at(2026, 7, 1));
-    assert_eq!(clock.high_water(), at(2026, 7, 1));
+    let seen = clock.observe(at(2026, 3, 1), real(DAY));
+    assert_eq!((seen.now, seen.retention_now), (at(2026, 7, 1), at(2026, 7, 1)));
+    assert_eq!(seen.step, None);
     // And the other way round: a clock that has only seen the locked period keeps the lock.
-    let mut clock = TrustedClock::new(at(2026, 3, 1));
+    let mut clock = clock_at(at(2026, 3, 1));
     let delete = RunUpdate { delete_snapshots: true, ..update() };
-    assert!(
-        apply_update(r, &delete, &Principal::admin("a"), clock.observe(at(2026, 1, 1))).is_err()
+    let now = clock.observe(at(2026, 1, 1), real(0)).retention_now;
+    assert!(apply_update(r, &delete, &Principal::admin("a"), now).is_err());
+}
+
+#[test]
+fn setting_the_clock_forward_unlocks_nothing() {
+    let until = at(2026, 3, 8);
+    let r = locked(DataLockMode::Compliance, until);
+    let mut clock = clock_at(at(2026, 3, 1));
+    clock.observe(at(2026, 3, 1), real(HOUR));
+    // One reading years ahead, one hour of real time later: records see the wall clock, the
+    // lock does not move past the hour (and its catch-up allowance), and the step is reported.
+    let seen = clock.observe(at(2031, 3, 1), real(2 * HOUR));
+    assert_eq!(seen.now, at(2031, 3, 1));
+    assert_eq!(seen.retention_now, Usecs(at(2026, 3, 1).0 + HOUR + HOUR / CATCH_UP_DIVISOR));
+    let step = seen.step.expect("a step is reported");
+    assert_eq!(
+        (step.wall_from, step.wall_to, step.real_elapsed_usecs),
+        (at(2026, 3, 1), at(2031, 3, 1), Some(HOUR))
     );
+    let delete = RunUpdate { delete_snapshots: true, ..update() };
+    assert!(apply_update(r, &delete, &Principal::admin("a"), seen.retention_now).is_err());
+    assert!(!is_expired(&r, seen.retention_now));
+    // A restart (another boot: real time since the last reading unknown) trusts nothing new.
+    let mut restarted = TrustedClock::new(clock.state());
+    let after = restarted.observe(at(2031, 3, 2), Some(RealTime { origin: 8, elapsed: Usecs(0) }));
+    assert_eq!(after.retention_now, seen.retention_now);
+    assert!(after.step.is_some(), "an unmeasured jump is reported too");
+    // The wall clock is corrected; the lock ends when real time has passed, not before.
+    let mut clock = restarted;
+    let week_less_a_day = 6 * DAY;
+    let t = clock.observe(
+        Usecs(at(2026, 3, 7).0),
+        Some(RealTime { origin: 8, elapsed: Usecs(week_less_a_day) }),
+    );
+    assert!(t.retention_now < until, "{t:?}");
+    let t = clock.observe(at(2026, 3, 9), Some(RealTime { origin: 8, elapsed: Usecs(8 * DAY) }));
+    assert_eq!(t.retention_now, at(2026, 3, 9));
+    assert!(apply_update(r, &delete, &Principal::user("u"), t.retention_now).is_ok());
+}
+
+#[test]
+fn a_clock_that_keeps_time_is_followed_exactly() {
+    let mut clock = clock_at(at(2026, 1, 1));
+    clock.observe(at(2026, 1, 1), real(0));
+    for day in 1..=30 {
+        let t = Usecs(at(2026, 1, 1).0 + day * DAY);
+        let seen = clock.observe(t, real(day * DAY));
+        assert_eq!((seen.now, seen.retention_now, seen.step), (t, t, None));
+    }
 }
 
 fn any_principal() -> impl Strategy<Value = Principal> {
@@ -237,10 +294,15 @@ proptest! {
     ) {
         let until = at(2026, 6, 1);
         let mut r = locked(DataLockMode::Compliance, until);
-        let mut clock = TrustedClock::new(at(2026, 1, 1));
+        let mut clock = clock_at(at(2026, 1, 1));
+        let mut real_days = 0;
         for (u, who, day) in steps {
-            // The system clock jumps around; only trusted time judges.
-            let now = clock.observe(Usecs(at(2026, 1, 1).0 + day * DAY));
+            // The system clock jumps around (real time passes a day a step); only trusted time
+            // judges, and by real time the lock has not ended while fewer than 151 days passed.
+            real_days += 1;
+            let seen = clock.observe(Usecs(at(2026, 1, 1).0 + day * DAY), real(real_days * DAY));
+            let now = seen.retention_now;
+            prop_assert!(now.0 <= at(2026, 1, 1).0 + real_days * DAY + real_days * DAY / CATCH_UP_DIVISOR);
             if let Ok(d) = apply_update(r, &u, &who, now) {
                 {
                     if now < until {
@@ -257,4 +319,15 @@ proptest! {
             prop_assert!(now >= until || !is_expired(&r, now));
         }
     }
+}
+
+#[test]
+fn a_new_clock_starts_from_the_wall_and_reports_no_step() {
+    let mut clock = TrustedClock::new(ClockState::starting_at(Usecs::ZERO));
+    let seen = clock.observe(at(2026, 5, 1), None);
+    assert_eq!((seen.now, seen.retention_now, seen.step), (at(2026, 5, 1), at(2026, 5, 1), None));
+    // Without a real-time source nothing more is trusted for retention, only for records.
+    let later = clock.observe(at(2026, 5, 9), None);
+    assert_eq!((later.now, later.retention_now), (at(2026, 5, 9), at(2026, 5, 1)));
+    assert!(later.step.is_some());
 }

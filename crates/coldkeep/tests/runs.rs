@@ -346,10 +346,59 @@ fn a_compliance_lock_holds_against_everyone_and_the_clock_until_it_ends() {
     assert_eq!(f.engine.run(g, run.id).expect("run").retention, run.retention);
     assert!(f.engine.audit_log().expect("audit").is_empty());
 
-    // Once the lock has ended (by trusted time), the snapshots can go.
-    f.clock.set(Usecs(until.0 + 1));
+    // Once the lock has ended (by real time passing), the snapshots can go.
+    f.clock.set(Usecs(t0().0 + 4 * DAY));
+    f.clock.advance(until.0 - (t0().0 + 4 * DAY) + 1);
     let done = f.engine.update_runs(g, &[delete], &Principal::user("ops")).expect("after the lock");
     assert!(done[0].snapshots_deleted);
+}
+
+#[test]
+fn a_clock_set_years_ahead_ends_no_lock_and_no_retention_even_after_a_restart() {
+    let f = fixture();
+    let a = source(&f.root, "a", 7);
+    let lock = DataLockConfig { mode: DataLockMode::Compliance, unit: TimeUnit::Days, duration: 5 };
+    let g = group(&f, Some(lock), &[&a]);
+    let run = f.engine.start_run(g, RunRequest::new(RunType::Regular)).expect("start");
+    let run = f.engine.wait_run(g, run.id).expect("wait");
+    let snapshot = run.objects[0].snapshot.expect("snapshot");
+    let expiry = run.retention.expiry.expect("expiry");
+    let delete = RunUpdate { run: Some(run.id), delete_snapshots: true, ..Default::default() };
+    let admin = Principal::admin("root");
+
+    // One command with the wall clock five years ahead, a minute of real time later.
+    f.clock.advance(60_000_000);
+    f.clock.set(Usecs(t0().0 + 5 * 365 * DAY));
+    assert!(matches!(
+        f.engine.update_runs(g, std::slice::from_ref(&delete), &admin),
+        Err(ProtectError::Refused(Refusal::ComplianceLock { .. }))
+    ));
+    let gc = f.engine.gc(coldkeep::GcOptions::default()).expect("gc");
+    assert_eq!(gc.runs_expired, 0, "{gc:?}");
+    assert!(f.engine.snapshot(snapshot).is_ok());
+    assert!(f.engine.retention_now().expect("now") < Usecs(t0().0 + DAY));
+    let steps: Vec<_> = f
+        .engine
+        .audit_log()
+        .expect("audit")
+        .into_iter()
+        .filter(|e| e.action == "clock_step")
+        .collect();
+    assert_eq!(steps.len(), 1, "{steps:?}");
+    assert!(steps[0].after.contains("\"real_elapsed_usecs\":60000000"), "{}", steps[0].after);
+
+    // The future time persisted as the high-water mark does not unlock anything after a
+    // restart either, with the clock right again: only real time does.
+    let repo = f.engine.path().to_owned();
+    drop(f.engine);
+    let right = Usecs(t0().0 + 60_000_000);
+    f.clock.set(right);
+    let engine = Engine::open(&repo).expect("reopen").with_clock(f.clock.clone()).expect("clock");
+    assert_eq!(engine.gc(coldkeep::GcOptions::default()).expect("gc").runs_expired, 0);
+    assert!(engine.update_runs(g, std::slice::from_ref(&delete), &admin).is_err());
+    f.clock.advance(expiry.0 - right.0);
+    assert_eq!(engine.gc(coldkeep::GcOptions::default()).expect("gc").runs_expired, 1);
+    assert!(engine.snapshot(snapshot).is_err(), "expired once real time reached the expiry");
 }
 
 #[test]

@@ -159,7 +159,7 @@ impl Protection {
         let mut batch = Batch::new();
         Catalog::stage_forget_schedule(&mut batch, id);
         if delete_snapshots {
-            let now = self.now()?;
+            let now = self.retention_now()?;
             let runs = self.catalog.scan::<Run>(&id.key())?;
             // Every run's snapshots must be deletable before any is deleted.
             let delete = RunUpdate { delete_snapshots: true, ..RunUpdate::default() };

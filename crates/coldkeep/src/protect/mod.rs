@@ -19,11 +19,12 @@ pub(crate) mod sources;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use coldkeep_catalog::{Catalog, CatalogError, KvError};
+use coldkeep_catalog::{Catalog, CatalogError, Counter, KvError};
 use coldkeep_model::{
-    GroupId, ObjectId, PolicyError, PolicyId, RecoveryId, RunId, RunStatus, SourceId, Usecs,
+    AuditEntry, GroupId, ObjectId, PolicyError, PolicyId, RecoveryId, RunId, RunStatus, SourceId,
+    Usecs,
 };
-use coldkeep_retention::{Refusal, TrustedClock};
+use coldkeep_retention::{Observation, Refusal, TrustedClock};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 
@@ -140,7 +141,7 @@ pub(crate) struct Protection {
 
 impl Protection {
     pub fn new(catalog: Catalog, clock: Arc<dyn Clock>) -> Result<Self, CatalogError> {
-        let trusted = Mutex::new(TrustedClock::new(catalog.clock_high_water()?));
+        let trusted = Mutex::new(TrustedClock::new(catalog.clock_state()?));
         Ok(Self {
             catalog,
             clock: RwLock::new(clock),
@@ -156,22 +157,61 @@ impl Protection {
         *self.clock.write().unwrap_or_else(std::sync::PoisonError::into_inner) = clock;
     }
 
-    /// The trusted time: the injected clock's, unless that is behind a time already seen.
-    /// The high-water mark is persisted whenever it advances, so a restart does not lose it.
+    /// The time records and schedules use: the injected clock's, unless that is behind a time
+    /// already seen.
     pub fn now(&self) -> Result<Usecs, CatalogError> {
+        Ok(self.observe()?.now)
+    }
+
+    /// The time retention, locks and grace periods are judged by: it never goes back and never
+    /// runs ahead of the real time seen to pass (see [`TrustedClock`]).
+    pub fn retention_now(&self) -> Result<Usecs, CatalogError> {
+        Ok(self.observe()?.retention_now)
+    }
+
+    /// Observes the injected clock and persists the trusted clock's state, so a restart does
+    /// not lose it; a wall-clock step that real time does not account for goes into the audit
+    /// log in the same batch.
+    fn observe(&self) -> Result<Observation, CatalogError> {
         let mut trusted = self.trusted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let before = trusted.high_water();
-        let system = self.clock.read().unwrap_or_else(std::sync::PoisonError::into_inner).now();
-        let now = trusted.observe(system);
-        if now > before {
-            match self.catalog.set_clock_high_water(now) {
-                // A read-only engine cannot move the persisted mark; it changes nothing either,
-                // and the mark it read stays the floor for the next writer.
-                Err(CatalogError::Kv(KvError::ReadOnly { .. })) => {}
-                other => other?,
-            }
+        let (wall, real) = {
+            let clock = self.clock.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            (clock.now(), clock.real_time())
+        };
+        let before = trusted.state();
+        let seen = trusted.observe(wall, real);
+        if trusted.state() == before {
+            return Ok(seen);
         }
-        Ok(now)
+        let audit = match seen.step {
+            Some(step) => {
+                tracing::warn!(
+                    ?step,
+                    "the wall clock stepped ahead of real time: not trusted for retention"
+                );
+                match self.catalog.allocate(Counter::Audit) {
+                    Ok(seq) => Some(AuditEntry {
+                        seq,
+                        time_usecs: seen.now,
+                        principal: "clock".into(),
+                        action: "clock_step".into(),
+                        target: "trusted clock".into(),
+                        before: serde_json::json!({ "wall": step.wall_from }).to_string(),
+                        after: serde_json::to_string(&step).unwrap_or_default(),
+                    }),
+                    Err(CatalogError::Kv(KvError::ReadOnly { .. })) => None,
+                    Err(e) => return Err(e),
+                }
+            }
+            None => None,
+        };
+        match self.catalog.set_clock_state(&trusted.state(), audit.as_ref()) {
+            // A read-only engine cannot move the persisted state; it changes nothing either,
+            // and the state it read stays the floor for the next writer.
+            Err(CatalogError::Kv(KvError::ReadOnly { .. })) => {}
+            other => other?,
+        }
+        Ok(seen)
     }
 
     /// A modification time for a record last modified at `previous`: the trusted time, made

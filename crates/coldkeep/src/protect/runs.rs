@@ -187,7 +187,7 @@ impl Protection {
     ) -> Result<Vec<Run>, ProtectError> {
         let _edit = self.edit();
         self.group(group)?;
-        let now = self.now()?;
+        let now = self.retention_now()?;
         // Each run once, with its retention before the request and the updates applied to it
         // in order (a request may name a run more than once).
         let mut changed: Vec<(Run, SnapshotRetention, Vec<&RunUpdate>)> = Vec::new();
