@@ -23,6 +23,7 @@ use std::borrow::Cow;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::ops::Range;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -167,6 +168,7 @@ impl PackWriter {
         let file = File::options()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&tmp_path)
             .map_err(|e| StoreError::io("create pack", &tmp_path, e))?;
         let mut writer = Self {

@@ -3,6 +3,7 @@
 //! listings short for large repositories.
 
 use std::fs;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use crate::pack::sync_dir;
@@ -15,14 +16,15 @@ pub struct PackDir {
 }
 
 impl PackDir {
-    /// Creates (or reuses) the directory layout under `root`.
+    /// Creates (or reuses) the directory layout under `root`, readable by its owner alone.
     pub fn create(root: &Path) -> Result<Self, StoreError> {
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true).mode(0o700);
         let tmp = root.join("tmp");
-        fs::create_dir_all(&tmp).map_err(|e| StoreError::io("create pack directory", &tmp, e))?;
+        builder.create(&tmp).map_err(|e| StoreError::io("create pack directory", &tmp, e))?;
         for i in 0..=255u8 {
             let sub = root.join(format!("{i:02x}"));
-            fs::create_dir_all(&sub)
-                .map_err(|e| StoreError::io("create pack directory", &sub, e))?;
+            builder.create(&sub).map_err(|e| StoreError::io("create pack directory", &sub, e))?;
         }
         sync_dir(root)?;
         Ok(Self { root: root.to_owned() })

@@ -8,6 +8,7 @@
 
 use std::fs::{self, File};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use coldkeep_chunker::{CdcParams, ChunkerConfig};
@@ -101,7 +102,13 @@ impl RepoConfig {
     pub(crate) fn write(&self, dir: &Path) -> Result<(), IoError> {
         let tmp = dir.join("config.tmp");
         let path = dir.join("config");
-        let mut file = File::create(&tmp).map_err(|e| IoError::new("create", &tmp, e))?;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600) // it holds the chunk key
+            .open(&tmp)
+            .map_err(|e| IoError::new("create", &tmp, e))?;
         file.write_all(&self.encode()).map_err(|e| IoError::new("write", &tmp, e))?;
         file.sync_all().map_err(|e| IoError::new("fsync", &tmp, e))?;
         fs::rename(&tmp, &path).map_err(|e| IoError::new("rename", &path, e))?;

@@ -14,6 +14,7 @@
 //! read-only open can still list and restore what the repository holds.
 
 use std::collections::HashMap;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -86,6 +87,31 @@ fn lacks_room(root: &Path) -> Result<Option<u64>, IoError> {
     Ok((free < MIN_FREE_BYTES).then_some(free))
 }
 
+/// Makes `dir` accessible to its owner alone (0700).
+fn restrict_to_owner(dir: &Path) -> Result<(), IoError> {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| IoError::new("restrict the permissions of", dir, e))
+}
+
+/// A repository made before repositories were private (0755 under umask 022) is made so at
+/// its next read-write open: its directory, and the catalog's and packs' under it. Failing to
+/// (another owner's repository, read-only media) is logged, not fatal: what matters is the
+/// top directory, and a user who cannot change it did not create it.
+fn tighten_old_repository(root: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(root) else { return };
+    if meta.mode() & 0o077 == 0 {
+        return;
+    }
+    for dir in [root.to_owned(), root.join("catalog"), root.join("packs")] {
+        if let Err(e) = restrict_to_owner(&dir) {
+            tracing::warn!(%e, "the repository stays readable by other users");
+            return;
+        }
+    }
+    tracing::info!(path = %root.display(), "repository made private to its owner (0700)");
+}
+
 /// Mapped packs kept open for blob reads; bounded so that a long walk does not map everything.
 const OPEN_PACKS: usize = 32;
 
@@ -107,7 +133,12 @@ impl RepoLock {
         let path = root.join("lock");
         let (file, operation) = match mode {
             OpenMode::ReadWrite => (
-                std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path),
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .mode(0o600)
+                    .open(&path),
                 rustix::fs::FlockOperation::NonBlockingLockExclusive,
             ),
             OpenMode::ReadOnly => {
@@ -185,6 +216,9 @@ impl Repository {
             }
             Err(_) => return Err(InitError::AlreadyExists(root.to_owned())),
         }
+        // Whatever the umask, and whatever mode an existing empty directory had: the
+        // repository holds the chunk key and every backed-up byte in plaintext.
+        restrict_to_owner(root)?;
         // Another process initializing the same directory at the same moment got there first.
         let lock = RepoLock::acquire(root, OpenMode::ReadWrite)?
             .ok_or_else(|| InitError::AlreadyExists(root.to_owned()))?;
@@ -193,7 +227,12 @@ impl Repository {
             return Err(InitError::DiskFull { path, free, needed: MIN_FREE_BYTES });
         }
         let packs = PackDir::create(&root.join("packs"))?;
-        let kv = RocksKv::open(&root.join("catalog"), true)?;
+        let catalog = root.join("catalog");
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&catalog)
+            .map_err(|e| IoError::new("create", &catalog, e))?;
+        let kv = RocksKv::open(&catalog, true)?;
         let kv = Arc::new(SequencedKv::new(root, Arc::new(kv))?);
         let mut repo_id = [0u8; 16];
         repo_id.copy_from_slice(&PackId::random().as_bytes()[..]);
@@ -244,6 +283,7 @@ impl Repository {
                     let path = root.to_owned();
                     return Err(OpenError::DiskFull { path, free, needed: MIN_FREE_BYTES });
                 }
+                tighten_old_repository(root);
                 let kv = RocksKv::open(&catalog, false)?;
                 commit_log::verify(root, &kv, mode)?;
                 let kv = SequencedKv::new(root, Arc::new(kv))?;
