@@ -100,6 +100,7 @@ fn restrict_to_owner(dir: &Path) -> Result<(), IoError> {
 fn tighten_old_repository(root: &Path) {
     use std::os::unix::fs::MetadataExt;
     let Ok(meta) = std::fs::metadata(root) else { return };
+    #[allow(clippy::verbose_bit_mask)] // permission bits read better as octal
     if meta.mode() & 0o077 == 0 {
         return;
     }
