@@ -22,6 +22,17 @@ pub struct Warning {
     pub message: String,
 }
 
+impl Warning {
+    /// The message of a device, fifo or socket left out: such entries hold no data to back up.
+    pub const SPECIAL_FILE: &'static str = "skipped: special file (device, fifo or socket)";
+
+    /// Whether the snapshot lacks data the source had there (an entry not read, not listed,
+    /// or read while it changed), as opposed to a special file, which has none.
+    pub fn is_loss(&self) -> bool {
+        self.message != Self::SPECIAL_FILE
+    }
+}
+
 /// Counters of one backup.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotStats {
@@ -119,6 +130,11 @@ pub struct SnapshotRecord {
 }
 
 impl SnapshotRecord {
+    /// Whether the backup captured everything its source held (no [`Warning::is_loss`]).
+    pub fn is_complete(&self) -> bool {
+        !self.warnings.iter().any(Warning::is_loss)
+    }
+
     pub(crate) fn from_draft(id: SnapshotId, d: SnapshotDraft) -> Self {
         Self {
             id,

@@ -215,6 +215,12 @@ enum Command {
     },
 }
 
+/// Exit code of a backup that committed its snapshot without some entries it could not read
+/// (as restic's 3).
+const INCOMPLETE: u8 = 3;
+/// Exit code of a `check` that found damage.
+const DAMAGE: u8 = 3;
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("COLDKEEP_LOG"))
@@ -472,6 +478,15 @@ pub(crate) fn execute(engine: &Engine, command: &Command, s: &mut Session<'_>) -
                 .with_context(|| format!("backing up {}", source.display()))?;
             let v = view::Snapshot::from(&snap);
             s.print(&v, || v.summary())?;
+            if !snap.is_complete() {
+                let lost = snap.warnings.iter().filter(|w| w.is_loss()).count();
+                eprintln!(
+                    "backup incomplete: snapshot {} lacks {lost} entries that could not be read \
+                     (see its warnings); exit code {INCOMPLETE}",
+                    snap.id
+                );
+                return Ok(INCOMPLETE);
+            }
         }
         Command::Snapshots => {
             let snaps: Vec<view::Snapshot> =
@@ -542,7 +557,7 @@ pub(crate) fn execute(engine: &Engine, command: &Command, s: &mut Session<'_>) -
             let report = engine.check(CheckOptions { read_data: *read_data })?;
             s.print(&report, || view::check_summary(&report))?;
             if !report.is_clean() {
-                return Ok(3);
+                return Ok(DAMAGE);
             }
         }
         Command::Stats => {

@@ -127,3 +127,71 @@ fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A backup that could not read an entry commits its snapshot, says so on stderr and exits 3
+/// (issue 13, item 8); one whose only gaps are special files exits 0.
+#[test]
+fn an_incomplete_backup_exits_3() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let src = tmp.path().join("src");
+    Dataset::new(&src, 4).mixed(5, 1_000);
+    let fifo = src.join("fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .expect("mkfifo");
+    let repo = tmp.path().join("repo");
+    // Root reads everything: the commands run as nobody, who owns the source.
+    let root = rustix::process::geteuid().is_root();
+    let run = |args: &[&str]| {
+        let mut cmd = if root {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]);
+            c.arg(env!("CARGO_BIN_EXE_coldkeep"));
+            c
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_coldkeep"))
+        };
+        cmd.env("COLDKEEP_REPO", &repo).args(args).output().expect("run coldkeep")
+    };
+    if root {
+        let nobody = rustix::process::Uid::from_raw(65534);
+        let mut dirs = vec![src.clone()];
+        while let Some(d) = dirs.pop() {
+            rustix::fs::chown(&d, Some(nobody), None).expect("chown");
+            for e in std::fs::read_dir(&d).expect("read dir").flatten() {
+                let p = e.path();
+                if std::fs::symlink_metadata(&p).expect("stat").is_dir() {
+                    dirs.push(p);
+                } else {
+                    std::os::unix::fs::lchown(&p, Some(65534), None).expect("chown");
+                }
+            }
+        }
+    }
+    ok(&run(&["init"]));
+    let src_arg = src.to_str().expect("utf-8");
+    let clean = run(&["backup", src_arg]);
+    assert_eq!(clean.status.code(), Some(0), "a skipped fifo is no loss: {clean:?}");
+
+    let secret = src.join("secret");
+    std::fs::write(&secret, b"unreadable").expect("write");
+    if root {
+        rustix::fs::chown(&secret, Some(rustix::process::Uid::from_raw(65534)), None)
+            .expect("chown");
+    }
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+    let partial = run(&["backup", src_arg]);
+    assert_eq!(partial.status.code(), Some(3), "{partial:?}");
+    let stderr = String::from_utf8_lossy(&partial.stderr);
+    assert!(stderr.contains("backup incomplete: snapshot 2 lacks 1 entries"), "{stderr}");
+    let listed = run(&["--json", "snapshots"]);
+    let snaps: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
+    assert_eq!(snaps.as_array().map(Vec::len), Some(2), "the snapshot is committed");
+}

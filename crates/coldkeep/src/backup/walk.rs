@@ -191,7 +191,7 @@ impl Walk<'_> {
                 None => return Ok(None),
             }
         } else {
-            self.warn(rel, "skipped: special file (device, fifo or socket)");
+            self.warn(rel, Warning::SPECIAL_FILE);
             return Ok(None);
         };
         Ok(Some(Node { name, kind, meta: fsmeta::read(&md, xattrs) }))
