@@ -14,6 +14,7 @@ mod serve;
 mod session;
 mod view;
 
+use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -103,21 +104,21 @@ enum Command {
     Snapshots,
     /// List the entries of a snapshot (`latest` for the newest).
     Ls {
-        snapshot: String,
+        snapshot: SnapshotArg,
         #[arg(default_value = "")]
-        path: String,
+        path: OsString,
     },
     /// Restore a snapshot (or a path inside it) into an empty or new directory; or, with
     /// --at, an object as it was at a point in time (its newest base before then, and the log
     /// directory protected with it into --logs-target, for the database to replay).
     Restore {
         #[arg(required_unless_present = "at")]
-        snapshot: Option<String>,
+        snapshot: Option<SnapshotArg>,
         #[arg(long, short = 't')]
         target: PathBuf,
         /// Only this path inside the snapshot.
         #[arg(long, default_value = "")]
-        path: String,
+        path: OsString,
         /// Point in time (2026-11-23T07:45:00Z, or µs since the epoch).
         #[arg(long, requires_all = ["object", "logs_target"], conflicts_with = "snapshot")]
         at: Option<coldkeep::model::Usecs>,
@@ -135,8 +136,8 @@ enum Command {
     /// Write a file from a snapshot to standard output, or with --offset / --length the
     /// range of it (at most 8 MiB at once; only the chunks it overlaps are read).
     Cat {
-        snapshot: String,
-        path: String,
+        snapshot: SnapshotArg,
+        path: OsString,
         #[arg(long)]
         offset: Option<u64>,
         #[arg(long)]
@@ -183,7 +184,7 @@ enum Command {
         cookie: Option<String>,
     },
     /// Add a snapshot to the file index (runs index theirs; `latest` for the newest).
-    Index { snapshot: String },
+    Index { snapshot: SnapshotArg },
     /// Protected objects: their snapshots, with the seed's filters.
     #[command(subcommand)]
     Object(ObjectCmd),
@@ -229,6 +230,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match dispatch(cli.clone_request(), &cli) {
         Ok(code) => ExitCode::from(code),
+        // The reader went away (`coldkeep ls | head -1`): nothing to say, nobody to say it to.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             if cli.json {
                 println!("{}", serde_json::json!({ "error": format!("{e:#}") }));
@@ -238,6 +241,15 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        let kind = cause.downcast_ref::<std::io::Error>().map(std::io::Error::kind).or_else(|| {
+            cause.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind)
+        });
+        kind == Some(std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 impl Cli {
@@ -250,11 +262,37 @@ fn repo_path(cli: &Cli) -> Result<&Path> {
     cli.repo.as_deref().context("no repository: pass --repo or set COLDKEEP_REPO")
 }
 
-fn parse_snapshot(engine: &Engine, s: &str) -> Result<SnapshotId> {
-    if s == "latest" {
-        return engine.snapshots()?.last().map(|s| s.id).context("the repository has no snapshot");
+/// A snapshot named on the command line: its id, or `latest`. Anything else is a usage error
+/// (exit 2), found before the repository is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SnapshotArg {
+    Latest,
+    Id(SnapshotId),
+}
+
+impl std::str::FromStr for SnapshotArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "latest" {
+            return Ok(Self::Latest);
+        }
+        s.parse().map(Self::Id).map_err(|_| format!("not a snapshot id or `latest`: {s:?}"))
     }
-    s.parse().with_context(|| format!("not a snapshot id: {s:?}"))
+}
+
+fn parse_snapshot(engine: &Engine, s: &SnapshotArg) -> Result<SnapshotId> {
+    match s {
+        SnapshotArg::Latest => {
+            engine.snapshots()?.last().map(|s| s.id).context("the repository has no snapshot")
+        }
+        SnapshotArg::Id(id) => Ok(*id),
+    }
+}
+
+/// The bytes of a name given on the command line (names need not be UTF-8).
+pub(crate) fn arg_bytes(s: &std::ffi::OsStr) -> &[u8] {
+    use std::os::unix::ffi::OsStrExt;
+    s.as_bytes()
 }
 
 /// A progress line on stderr while `work` runs, when the session may draw one.
@@ -496,7 +534,7 @@ pub(crate) fn execute(engine: &Engine, command: &Command, s: &mut Session<'_>) -
         Command::Ls { snapshot, path } => {
             let id = parse_snapshot(engine, snapshot)?;
             let entries: Vec<view::Entry> =
-                engine.list(id, path.as_bytes())?.iter().map(view::Entry::from).collect();
+                engine.list(id, arg_bytes(path))?.iter().map(view::Entry::from).collect();
             s.print(&entries, || {
                 entries.iter().map(view::Entry::line).collect::<Vec<_>>().join("\n")
             })?;
@@ -527,7 +565,7 @@ pub(crate) fn execute(engine: &Engine, command: &Command, s: &mut Session<'_>) -
         }
         Command::Restore { snapshot, target, path, buffered, .. } => {
             let snapshot =
-                snapshot.as_deref().context("which snapshot? (or --at for a point in time)")?;
+                snapshot.as_ref().context("which snapshot? (or --at for a point in time)")?;
             let id = parse_snapshot(engine, snapshot)?;
             let progress = Arc::new(Progress::default());
             let opts = RestoreOptions {
@@ -536,21 +574,30 @@ pub(crate) fn execute(engine: &Engine, command: &Command, s: &mut Session<'_>) -
                 ..RestoreOptions::default()
             };
             let summary = with_progress(s, "restore", &progress, || {
-                engine.restore(id, path.as_bytes(), target, &opts)
+                engine.restore(id, arg_bytes(path), target, &opts)
             })
             .with_context(|| format!("restoring snapshot {id} into {}", target.display()))?;
             s.print(&summary, || view::restore_summary(&summary, id, target))?;
         }
+        // JSON carries bytes as base64, one range (at most 8 MiB) at a time: the file's size
+        // says whether more ranges follow.
+        Command::Cat { snapshot, path, offset, length } if s.json => {
+            let id = parse_snapshot(engine, snapshot)?;
+            let (offset, len) = (offset.unwrap_or(0), length.unwrap_or(coldkeep::MAX_READ_LEN));
+            let slice = engine.read_file(id, arg_bytes(path), offset, len)?;
+            let v = view::FileRange::new(arg_bytes(path), offset, &slice);
+            s.print(&v, String::new)?;
+        }
         Command::Cat { snapshot, path, offset: None, length: None } => {
             let id = parse_snapshot(engine, snapshot)?;
             let mut out = std::io::BufWriter::new(&mut *s.out);
-            engine.cat(id, path.as_bytes(), &mut out)?;
+            engine.cat(id, arg_bytes(path), &mut out)?;
             std::io::Write::flush(&mut out)?;
         }
         Command::Cat { snapshot, path, offset, length } => {
             let id = parse_snapshot(engine, snapshot)?;
             let (offset, len) = (offset.unwrap_or(0), length.unwrap_or(coldkeep::MAX_READ_LEN));
-            let slice = engine.read_file(id, path.as_bytes(), offset, len)?;
+            let slice = engine.read_file(id, arg_bytes(path), offset, len)?;
             s.out.write_all(&slice.data)?;
         }
         Command::Check { read_data } => {

@@ -25,7 +25,7 @@ use coldkeep::{
 use serde::{Deserialize, Serialize};
 
 use crate::session::Session;
-use crate::view::bytes;
+use crate::view::{bytes, Name};
 
 #[derive(Subcommand, Debug, Clone, Serialize, Deserialize)]
 pub enum PolicyCmd {
@@ -358,7 +358,7 @@ pub enum RunCmd {
         /// Keep the snapshots N fewer days.
         #[arg(long)]
         reduce_days: Option<u32>,
-        /// Place (on) or lift (off) a legal hold; lifting needs --admin.
+        /// Place (on) or lift (off) a legal hold; both need --admin (the seed's legal-hold right).
         #[arg(long, value_parser = parse_on_off)]
         legal_hold: Option<bool>,
         /// Lock the snapshots until they expire: compliance or administrative.
@@ -1050,7 +1050,7 @@ pub enum RecoveryCmd {
     Files {
         snapshot: SnapshotId,
         #[arg(required = true)]
-        paths: Vec<String>,
+        paths: Vec<std::ffi::OsString>,
         #[arg(long, short = 't')]
         target: PathBuf,
         /// Replace what exists at a destination (default: leave it and skip).
@@ -1066,7 +1066,7 @@ pub enum RecoveryCmd {
     Download {
         snapshot: SnapshotId,
         #[arg(required = true)]
-        paths: Vec<String>,
+        paths: Vec<std::ffi::OsString>,
         /// The archive to create.
         #[arg(long, short = 'o')]
         output: PathBuf,
@@ -1138,11 +1138,63 @@ impl RecoveryCmd {
     }
 }
 
-/// A recovery as shown: the record, and its live counters while it executes.
+/// A recovery as shown: the record (its paths as [`Name`]s), and its live counters while it
+/// executes.
 #[derive(Debug, Serialize)]
 struct RecoveryView {
+    #[serde(serialize_with = "recovery_json")]
     recovery: Recovery,
     progress: Option<SnapshotStats>,
+}
+
+/// A recovery's parameters with paths as [`Name`]s (the record keeps raw bytes, which JSON
+/// would show as arrays of numbers).
+#[derive(Debug, Serialize)]
+enum ParamsView {
+    RecoverFiles { snapshot: SnapshotId, paths: Vec<Name>, target: Name, overwrite_existing: bool },
+    DownloadFilesAndFolders { snapshot: SnapshotId, paths: Vec<Name>, output: Name },
+    PointInTime { object: ObjectId, at: Usecs, target: Name, logs_target: Name },
+}
+
+impl From<&RecoveryParams> for ParamsView {
+    fn from(p: &RecoveryParams) -> Self {
+        let names = |v: &[Vec<u8>]| v.iter().cloned().map(Name).collect();
+        match p {
+            RecoveryParams::RecoverFiles { snapshot, paths, target, overwrite_existing } => {
+                Self::RecoverFiles {
+                    snapshot: *snapshot,
+                    paths: names(paths),
+                    target: Name(target.clone()),
+                    overwrite_existing: *overwrite_existing,
+                }
+            }
+            RecoveryParams::DownloadFilesAndFolders { snapshot, paths, output } => {
+                Self::DownloadFilesAndFolders {
+                    snapshot: *snapshot,
+                    paths: names(paths),
+                    output: Name(output.clone()),
+                }
+            }
+            RecoveryParams::PointInTime { object, at, target, logs_target } => Self::PointInTime {
+                object: *object,
+                at: *at,
+                target: Name(target.clone()),
+                logs_target: Name(logs_target.clone()),
+            },
+        }
+    }
+}
+
+/// A recovery as JSON, its parameters as a [`ParamsView`]. (Plain records always convert; were
+/// one not to, it shows as null rather than failing the command.)
+fn recovery_value(r: &Recovery) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    v["params"] = serde_json::to_value(ParamsView::from(&r.params)).unwrap_or_default();
+    v
+}
+
+fn recovery_json<S: serde::Serializer>(r: &Recovery, s: S) -> Result<S::Ok, S::Error> {
+    recovery_value(r).serialize(s)
 }
 
 fn bytes_of(p: &std::path::Path) -> Vec<u8> {
@@ -1155,7 +1207,9 @@ pub fn recovery(engine: &Engine, cmd: &RecoveryCmd, s: &mut Session<'_>) -> Resu
         let view = RecoveryView { recovery, progress };
         s.print(&view, || recovery_line(&view.recovery))
     };
-    let paths = |p: &[String]| p.iter().map(|p| p.as_bytes().to_vec()).collect::<Vec<_>>();
+    let paths = |p: &[std::ffi::OsString]| {
+        p.iter().map(|p| crate::arg_bytes(p).to_vec()).collect::<Vec<_>>()
+    };
     let (name, params, wait) = match cmd {
         RecoveryCmd::Files { snapshot, paths: p, target, overwrite, name, wait } => (
             name,
@@ -1195,7 +1249,8 @@ pub fn recovery(engine: &Engine, cmd: &RecoveryCmd, s: &mut Session<'_>) -> Resu
                 recovery_actions: vec![],
             };
             let list = engine.recoveries(&filter)?;
-            s.print(&list, || list.iter().map(recovery_line).collect::<Vec<_>>().join("\n"))?;
+            let json: Vec<_> = list.iter().map(recovery_value).collect();
+            s.print(&json, || list.iter().map(recovery_line).collect::<Vec<_>>().join("\n"))?;
             return Ok(0);
         }
         RecoveryCmd::Show { id } => {

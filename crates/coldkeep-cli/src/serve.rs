@@ -75,10 +75,12 @@ impl Backend {
                 Err(OpenError::Busy(_)) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(50));
                 }
-                Err(e @ OpenError::Busy(_)) => {
-                    return Err(e).context(
-                        "it answers no commands: run `coldkeep serve` to share a repository \
-                         between processes, or pass a longer --lock-wait-secs",
+                Err(OpenError::Busy(_)) => {
+                    anyhow::bail!(
+                        "repository {} is in use by another process, which answers no commands: \
+                         run `coldkeep serve` to share a repository between processes, or pass a \
+                         longer --lock-wait-secs",
+                        repo.display()
                     );
                 }
                 Err(e) => {

@@ -1,9 +1,12 @@
-//! How results are shown: JSON views (ids as hex or decimal strings, names as lossy UTF-8 with
-//! the raw bytes kept when they are not UTF-8) and one-line text summaries.
+//! How results are shown: JSON views (ids as hex or decimal strings, names as [`Name`]s) and
+//! one-line text summaries (names escaped, so no name can forge a line).
 
 use std::path::Path;
 
+use base64::Engine as _;
+
 use coldkeep::{CheckReport, ListEntry, NodeKind, RepoStats, RestoreSummary, SnapshotRecord};
+use serde::ser::SerializeMap as _;
 use serde::Serialize;
 
 /// Bytes in human units (powers of 1000, as `du --si`).
@@ -26,6 +29,61 @@ fn time(us: i64) -> String {
     coldkeep::model::Usecs(us).to_string()
 }
 
+/// RFC 3339 with nanoseconds: `2026-11-23T09:00:00.123456789Z`.
+fn time_ns(secs: i64, nanos: u32) -> String {
+    let whole = time(secs.saturating_mul(1_000_000));
+    format!("{}.{nanos:09}Z", whole.trim_end_matches('Z'))
+}
+
+/// A name or path as stored: raw bytes, which need not be UTF-8. In JSON it is a string when
+/// it is UTF-8 and `{"base64": "..."}` (the standard alphabet, padded) when it is not, so no
+/// name is lost or altered; in text it is [`escaped`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Name(pub Vec<u8>);
+
+impl Serialize for Name {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if let Ok(text) = std::str::from_utf8(&self.0) {
+            return s.serialize_str(text);
+        }
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry("base64", &base64::engine::general_purpose::STANDARD.encode(&self.0))?;
+        map.end()
+    }
+}
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&escaped(&self.0))
+    }
+}
+
+/// A name for a line of text: control characters, backslashes and bytes that are not UTF-8
+/// are escaped (`\n`, `\t`, `\\`, `\xNN`), so a newline in a name cannot forge a line.
+pub fn escaped(name: &[u8]) -> String {
+    let mut out = String::with_capacity(name.len());
+    for chunk in name.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                c if c.is_control() => {
+                    for b in c.to_string().bytes() {
+                        out.push_str(&format!("\\x{b:02x}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
 #[derive(Debug, Serialize)]
 pub struct Snapshot {
     pub id: u64,
@@ -33,7 +91,7 @@ pub struct Snapshot {
     pub start_time_usecs: i64,
     pub end_time_usecs: i64,
     pub hostname: String,
-    pub source: String,
+    pub source: Name,
     pub root: String,
     pub parent: Option<u64>,
     pub kind: String,
@@ -50,7 +108,7 @@ impl From<&SnapshotRecord> for Snapshot {
             start_time_usecs: s.start_time_us,
             end_time_usecs: s.end_time_us,
             hostname: s.hostname.clone(),
-            source: String::from_utf8_lossy(&s.source).into_owned(),
+            source: Name(s.source.clone()),
             root: s.root.to_string(),
             parent: s.parent.map(coldkeep::SnapshotId::get),
             kind: format!("{:?}", s.kind),
@@ -58,7 +116,7 @@ impl From<&SnapshotRecord> for Snapshot {
             warnings: s
                 .warnings
                 .iter()
-                .map(|w| format!("{}: {}", String::from_utf8_lossy(&w.path), w.message))
+                .map(|w| format!("{}: {}", escaped(&w.path), w.message))
                 .collect(),
             tags: s.tags.clone(),
         }
@@ -118,7 +176,7 @@ impl Snapshot {
 
 #[derive(Debug, Serialize)]
 pub struct Entry {
-    pub path: String,
+    pub path: Name,
     pub kind: &'static str,
     pub size: u64,
     pub mode: String,
@@ -126,7 +184,7 @@ pub struct Entry {
     pub gid: u32,
     pub mtime: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
+    pub target: Option<Name>,
 }
 
 impl From<&ListEntry> for Entry {
@@ -134,19 +192,17 @@ impl From<&ListEntry> for Entry {
         let (kind, size, target) = match &e.node.kind {
             NodeKind::File { size, .. } => ("file", *size, None),
             NodeKind::Dir { .. } => ("dir", 0, None),
-            NodeKind::Symlink { target } => {
-                ("symlink", 0, Some(String::from_utf8_lossy(target).into_owned()))
-            }
+            NodeKind::Symlink { target } => ("symlink", 0, Some(Name(target.clone()))),
         };
         let m = &e.node.meta;
         Self {
-            path: String::from_utf8_lossy(&e.path).into_owned(),
+            path: Name(e.path.clone()),
             kind,
             size,
             mode: format!("{:04o}", m.mode),
             uid: m.uid,
             gid: m.gid,
-            mtime: format!("{}.{:09}", time(m.mtime.secs * 1_000_000), m.mtime.nanos),
+            mtime: time_ns(m.mtime.secs, m.mtime.nanos),
             target,
         }
     }
@@ -164,6 +220,29 @@ impl Entry {
             "{t}{} {:>5}:{:<5} {:>12} {} {}{}",
             self.mode, self.uid, self.gid, self.size, self.mtime, self.path, target
         )
+    }
+}
+
+/// A range of a file, for `cat --json`.
+#[derive(Debug, Serialize)]
+pub struct FileRange {
+    pub path: Name,
+    pub offset: u64,
+    pub length: u64,
+    pub file_size: u64,
+    /// The bytes, base64 (standard alphabet, padded).
+    pub data_base64: String,
+}
+
+impl FileRange {
+    pub fn new(path: &[u8], offset: u64, slice: &coldkeep::FileSlice) -> Self {
+        Self {
+            path: Name(path.to_vec()),
+            offset,
+            length: slice.data.len() as u64,
+            file_size: slice.file_size,
+            data_base64: base64::engine::general_purpose::STANDARD.encode(&slice.data),
+        }
     }
 }
 
@@ -263,12 +342,7 @@ pub fn search_summary(r: &coldkeep::FileSearchResult) -> String {
         .iter()
         .map(|f| {
             let kind = if f.is_dir { "dir " } else { "file" };
-            format!(
-                "{kind} {:>12}  snapshot {:>4}  {}",
-                f.size,
-                f.snapshot,
-                String::from_utf8_lossy(&f.path)
-            )
+            format!("{kind} {:>12}  snapshot {:>4}  {}", f.size, f.snapshot, escaped(&f.path))
         })
         .collect();
     lines.push(match &r.cookie {

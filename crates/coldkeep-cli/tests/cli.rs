@@ -195,3 +195,95 @@ fn an_incomplete_backup_exits_3() {
     let snaps: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
     assert_eq!(snaps.as_array().map(Vec::len), Some(2), "the snapshot is committed");
 }
+
+fn coldkeep_os(repo: &Path, args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_coldkeep"))
+        .env("COLDKEEP_REPO", repo)
+        .args(args)
+        .output()
+        .expect("run coldkeep")
+}
+
+/// Names that are not UTF-8 are addressed and shown losslessly, names cannot forge lines, times
+/// are RFC 3339, `cat --json` is JSON, a bad snapshot id is a usage error, a closed pipe ends
+/// the output quietly, the first snapshot is a full one (issue 13, items 7 and the paper cuts).
+#[test]
+fn names_times_and_output_are_exact() {
+    use base64::Engine as _;
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("src");
+    let mut data = Dataset::new(&src, 3);
+    data.mixed(1_500, 10);
+    let latin1 = b"caf\xe9.txt";
+    std::fs::write(src.join(OsStr::from_bytes(latin1)), b"not utf-8\n").expect("write");
+    std::fs::write(src.join("evil\nd--------- 0:0 forged"), b"x").expect("write");
+    let repo = tmp.path().join("repo");
+    ok(&coldkeep(&repo, &["init"]));
+    let snap = json(&coldkeep(&repo, &["--json", "backup", src.to_str().expect("utf-8")]));
+    assert_eq!(snap["kind"], "Full", "a backup with no parent reads everything");
+
+    // ls: one line per entry, whatever the names hold.
+    let listing = ok(&coldkeep(&repo, &["ls", "latest"]));
+    assert!(listing.contains("evil\\nd--------- 0:0 forged"), "{listing}");
+    assert!(listing.contains("caf\\xe9.txt"));
+    assert!(!listing.lines().any(|l| l.starts_with("d--------- 0:0")), "a name forged a line");
+    let entries = json(&coldkeep(&repo, &["--json", "ls", "latest"]));
+    let entries = entries.as_array().expect("array");
+    let encoded = entries
+        .iter()
+        .find_map(|e| e["path"]["base64"].as_str())
+        .expect("the non-UTF-8 name as base64");
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).expect("base64");
+    assert_eq!(decoded, latin1);
+    let mtime = entries[0]["mtime"].as_str().expect("mtime");
+    assert_eq!(mtime.len(), "2026-11-23T09:00:00.123456789Z".len(), "{mtime}");
+    assert!(mtime.ends_with('Z') && mtime.as_bytes()[19] == b'.', "RFC 3339: {mtime}");
+
+    // cat and restore take the name as bytes.
+    let name = OsStr::from_bytes(latin1);
+    let cat = coldkeep_os(&repo, &[OsStr::new("cat"), OsStr::new("1"), name]);
+    assert_eq!(ok(&cat), "not utf-8\n");
+    let target = tmp.path().join("one");
+    let args = [OsStr::new("restore"), OsStr::new("1"), OsStr::new("--path"), name];
+    let restore =
+        coldkeep_os(&repo, &[&args[..], &[OsStr::new("-t"), target.as_os_str()]].concat());
+    ok(&restore);
+    assert_eq!(std::fs::read(target.join(name)).expect("restored"), b"not utf-8\n");
+    let cat = json(&coldkeep_os(
+        &repo,
+        &[OsStr::new("--json"), OsStr::new("cat"), OsStr::new("1"), name],
+    ));
+    assert_eq!(cat["data_base64"], "bm90IHV0Zi04Cg==");
+    assert_eq!((cat["file_size"].as_u64(), cat["length"].as_u64()), (Some(10), Some(10)));
+
+    // A recovery's paths are names in JSON, not arrays of numbers.
+    let into = tmp.path().join("recovered");
+    std::fs::create_dir(&into).expect("mkdir");
+    let args = [OsStr::new("--json"), OsStr::new("recovery"), OsStr::new("files"), OsStr::new("1")];
+    let rec = json(&coldkeep_os(
+        &repo,
+        &[&args[..], &[name, OsStr::new("-t"), into.as_os_str()]].concat(),
+    ));
+    let params = &rec["recovery"]["params"]["RecoverFiles"];
+    assert_eq!(params["paths"][0]["base64"], "Y2Fm6S50eHQ=", "{rec}");
+    assert_eq!(params["target"], into.to_str().expect("utf-8"));
+
+    // Usage errors exit 2, before the repository is opened.
+    let bad = coldkeep(&repo, &["restore", "abc", "-t", "/nonexistent"]);
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+
+    // A reader that goes away ends the output quietly.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coldkeep"))
+        .env("COLDKEEP_REPO", &repo)
+        .args(["ls", "latest"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}

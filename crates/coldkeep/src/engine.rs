@@ -68,6 +68,14 @@ pub(crate) struct Shared {
     pub repo: Repository,
 }
 
+impl Drop for Engine {
+    /// Runs and recoveries still executing are canceled (they end `Canceled`), and their threads
+    /// are waited for: nothing of the engine outlives it.
+    fn drop(&mut self) {
+        self.shared.protect.stop_background_work();
+    }
+}
+
 impl Engine {
     /// Creates a repository at `path` (absent or an empty directory).
     pub fn init(path: &Path, opts: &InitOptions) -> Result<Self, InitError> {

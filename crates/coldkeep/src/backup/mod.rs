@@ -176,7 +176,8 @@ pub(crate) fn run(
         root,
         root_meta,
         parent: parent.map(|p| p.id),
-        kind: opts.kind,
+        // With no parent to reuse, every file was read: that is a full backup, whatever was asked.
+        kind: if parent_root.is_some() { opts.kind } else { BackupKind::Full },
         stats: progress.stats(),
         warnings: warnings.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner),
         tags: opts.tags.clone(),

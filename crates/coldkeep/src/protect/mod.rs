@@ -137,6 +137,48 @@ pub(crate) struct Protection {
     pub admission: admission::Admission,
     /// The recoveries executing in this process.
     pub recoveries: recoveries::ActiveRecoveries,
+    /// The threads runs and recoveries execute on.
+    pub threads: BackgroundThreads,
+}
+
+/// The threads that execute runs and recoveries. The engine cancels what they do and waits for
+/// them when it is dropped, so none outlives it: a thread that still held the repository while
+/// the process exited would close the catalog under RocksDB's own teardown.
+#[derive(Debug, Default)]
+pub(crate) struct BackgroundThreads(Mutex<Vec<std::thread::JoinHandle<()>>>);
+
+impl BackgroundThreads {
+    pub fn spawn(&self, name: String, work: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+        let handle = std::thread::Builder::new().name(name).spawn(work)?;
+        let mut all = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        all.retain(|h| !h.is_finished());
+        all.push(handle);
+        Ok(())
+    }
+
+    /// Waits for every thread started so far.
+    pub fn join_all(&self) {
+        let all =
+            std::mem::take(&mut *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        for handle in all {
+            // A thread that panicked has nothing left to wait for.
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Protection {
+    /// Cancels the runs and recoveries executing in this process and waits for their threads.
+    pub fn stop_background_work(&self) {
+        for run in self.active.lock().unwrap_or_else(std::sync::PoisonError::into_inner).values() {
+            run.control.cancel();
+        }
+        for r in self.recoveries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).values()
+        {
+            r.control.cancel();
+        }
+        self.threads.join_all();
+    }
 }
 
 impl Protection {
@@ -150,6 +192,7 @@ impl Protection {
             active: Mutex::new(HashMap::new()),
             admission: admission::Admission::new(admission::DEFAULT_CONCURRENT_RUNS),
             recoveries: Mutex::new(HashMap::new()),
+            threads: BackgroundThreads::default(),
         })
     }
 

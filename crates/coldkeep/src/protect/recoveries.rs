@@ -57,7 +57,7 @@ pub struct RecoveryFilter {
 /// A recovery executing in this process.
 #[derive(Debug)]
 pub(crate) struct ActiveRecovery {
-    control: Arc<Control>,
+    pub control: Arc<Control>,
     pub progress: Arc<Progress>,
     /// Held while the record is read and rewritten, so that a cancel and the recovery's own
     /// end never overwrite each other.
@@ -225,10 +225,11 @@ pub(crate) fn create(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .insert(record.id, Arc::clone(&active));
-    let (shared, mut running) = (Arc::clone(shared), record.clone());
-    std::thread::Builder::new()
-        .name(format!("recovery-{}", record.id))
-        .spawn(move || {
+    let (owned, mut running) = (Arc::clone(shared), record.clone());
+    let threads = &shared.protect.threads;
+    threads
+        .spawn(format!("recovery-{}", record.id), move || {
+            let shared = owned;
             let p = &shared.protect;
             running.status = RunStatus::Running;
             let outcome = p.catalog.put(&running).map_err(ProtectError::from).and_then(|()| {

@@ -313,10 +313,12 @@ pub(crate) fn start_run(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .insert(id, Arc::clone(&active));
-    let shared = Arc::clone(shared);
-    std::thread::Builder::new()
-        .name(format!("run-{id}"))
-        .spawn(move || {
+    let owned = Arc::clone(shared);
+    shared
+        .protect
+        .threads
+        .spawn(format!("run-{id}"), move || {
+            let shared = owned;
             let outcome = execute(&shared, &group, &active);
             if let Err(e) = outcome {
                 tracing::error!(run = %id, error = %e, "run could not record its outcome");
