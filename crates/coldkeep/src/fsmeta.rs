@@ -2,11 +2,13 @@
 //! attributes. Nothing here follows symlinks: every call is the `l*` / `AT_SYMLINK_NOFOLLOW`
 //! variant, so metadata of a link is the link's own.
 
+use std::ffi::OsStr;
 use std::fs::{File, Metadata};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, Gid, Mode, Timespec, Timestamps, Uid, CWD};
+use rustix::fs::{AtFlags, Gid, Mode, Timespec, Timestamps, Uid};
 
 use crate::tree::{Meta, Timestamp, Xattr};
 
@@ -92,20 +94,26 @@ fn collect_xattrs(
 ///
 /// Returns the parts that could not be applied (e.g. chown without privilege) as messages: the
 /// content is restored all the same.
-pub(crate) fn apply(path: &Path, meta: &Meta, is_symlink: bool, as_root: bool) -> Vec<String> {
-    apply_to(Target::Path { path, is_symlink }, meta, as_root)
-}
-
-/// [`apply`] through an open file descriptor: no path lookups (restore uses it for files it has
-/// just written in one go).
 pub(crate) fn apply_fd(file: &File, meta: &Meta, as_root: bool) -> Vec<String> {
     apply_to(Target::Fd(file), meta, as_root)
 }
 
+/// [`apply_fd`] for the symlink `name` in the directory `dir` (a symlink cannot be opened):
+/// owner and times through `*at` calls that do not follow it; a symlink has no mode of its own
+/// on Linux.
+pub(crate) fn apply_symlink(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    meta: &Meta,
+    as_root: bool,
+) -> Vec<String> {
+    apply_to(Target::Symlink { dir, name }, meta, as_root)
+}
+
 #[derive(Clone, Copy)]
 enum Target<'a> {
-    Path { path: &'a Path, is_symlink: bool },
     Fd(&'a File),
+    Symlink { dir: BorrowedFd<'a>, name: &'a OsStr },
 }
 
 fn apply_to(target: Target<'_>, meta: &Meta, as_root: bool) -> Vec<String> {
@@ -116,7 +124,7 @@ fn apply_to(target: Target<'_>, meta: &Meta, as_root: bool) -> Vec<String> {
         }
     };
     let current = match target {
-        Target::Path { path, .. } => rustix::fs::lstat(path),
+        Target::Symlink { dir, name } => rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW),
         Target::Fd(f) => rustix::fs::fstat(f),
     };
     let (has_owner, has_mode) = current.map_or((false, false), |st| {
@@ -129,8 +137,8 @@ fn apply_to(target: Target<'_>, meta: &Meta, as_root: bool) -> Vec<String> {
         note(
             "owner",
             match target {
-                Target::Path { path, .. } => {
-                    rustix::fs::chownat(CWD, path, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW)
+                Target::Symlink { dir, name } => {
+                    rustix::fs::chownat(dir, name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW)
                 }
                 Target::Fd(f) => rustix::fs::fchown(f, Some(uid), Some(gid)),
             },
@@ -139,8 +147,7 @@ fn apply_to(target: Target<'_>, meta: &Meta, as_root: bool) -> Vec<String> {
     let mode = Mode::from_raw_mode(meta.mode);
     match target {
         _ if has_mode && !chown => {}
-        Target::Path { is_symlink: true, .. } => {} // a symlink's own mode cannot be set on Linux
-        Target::Path { path, .. } => note("mode", rustix::fs::chmod(path, mode)),
+        Target::Symlink { .. } => {} // a symlink's own mode cannot be set on Linux
         Target::Fd(f) => note("mode", rustix::fs::fchmod(f, mode)),
     }
     for x in &meta.xattrs {
@@ -151,7 +158,13 @@ fn apply_to(target: Target<'_>, meta: &Meta, as_root: bool) -> Vec<String> {
         note(
             &format!("xattr {name}"),
             match target {
-                Target::Path { path, .. } => rustix::fs::lsetxattr(path, name, &x.value, flags),
+                // Through the directory's descriptor in /proc: the link is its last component,
+                // which lsetxattr does not follow, and no other component can be swapped.
+                Target::Symlink { dir, name: link } => {
+                    let mut path = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+                    path.push(link);
+                    rustix::fs::lsetxattr(&path, name, &x.value, flags)
+                }
                 Target::Fd(f) => rustix::fs::fsetxattr(f, name, &x.value, flags),
             },
         );
@@ -161,8 +174,8 @@ fn apply_to(target: Target<'_>, meta: &Meta, as_root: bool) -> Vec<String> {
     note(
         "times",
         match target {
-            Target::Path { path, .. } => {
-                rustix::fs::utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW)
+            Target::Symlink { dir, name } => {
+                rustix::fs::utimensat(dir, name, &times, AtFlags::SYMLINK_NOFOLLOW)
             }
             Target::Fd(f) => rustix::fs::futimens(f, &times),
         },

@@ -18,6 +18,7 @@
 
 mod archive;
 mod backup;
+mod beneath;
 mod check;
 mod commit_log;
 mod config;

@@ -13,17 +13,17 @@
 //!    files, then of directories deepest first (so that writing into a directory does not
 //!    disturb its restored mtime).
 //!
-//! Safety: the target must be empty or absent, every name is validated, nothing is opened
-//! following a symlink, and a path component that turns out to be a symlink stops the restore
-//! with [`RestoreError::SymlinkEscape`]. Nothing is written outside the target.
+//! Safety: the target must be empty or absent, every name is validated, and everything is
+//! made and opened relative to the target's descriptor ([`Beneath`]): no path component is
+//! ever followed as a symlink, even one swapped in while the restore runs, and such a
+//! component stops the restore with [`RestoreError::SymlinkEscape`]. Nothing is written
+//! outside the target, however deep the tree or long the target's path.
 
 use std::collections::{HashMap, LinkedList};
-use std::ffi::OsStr;
 use std::fs::File;
 use std::io::ErrorKind;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::os::fd::AsFd;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -31,6 +31,7 @@ use coldkeep_catalog::{ChunkLocation, SnapshotRecord};
 use coldkeep_store::{Access, BlobEntry, ChunkId, PackFile, PackId};
 use rayon::prelude::*;
 
+use crate::beneath::{self, Beneath};
 use crate::control::Control;
 use crate::direct;
 use crate::error::{IoError, RestoreError};
@@ -74,7 +75,8 @@ pub struct RestoreSummary {
 }
 
 struct FileJob {
-    path: PathBuf,
+    /// Relative to the target.
+    rel: Vec<u8>,
     size: u64,
     pieces: Vec<Piece>,
     meta: Meta,
@@ -94,28 +96,62 @@ struct BlobJob {
     targets: Vec<(usize, u64)>,
 }
 
-/// What a restore will do, gathered while its directories are made.
+/// What a restore will do, gathered while its directories are made. Paths are relative to the
+/// target.
 #[derive(Default)]
 struct Plan {
     /// Parents before their contents.
-    dirs: Vec<(PathBuf, Meta)>,
+    dirs: Vec<(Vec<u8>, Meta)>,
     files: Vec<FileJob>,
-    symlinks: Vec<(PathBuf, Vec<u8>, Meta)>,
+    symlinks: Vec<(Vec<u8>, Vec<u8>, Meta)>,
     /// (new link, existing file).
-    hardlinks: Vec<(PathBuf, PathBuf)>,
+    hardlinks: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+fn io_at<'a>(
+    op: &'static str,
+    target: &'a Beneath,
+    rel: &'a [u8],
+) -> impl FnOnce(std::io::Error) -> RestoreError + 'a {
+    move |e| {
+        let path = target.display(rel);
+        if beneath::is_escape(&e) {
+            return RestoreError::SymlinkEscape(path);
+        }
+        // `O_DIRECTORY` on a symlink says "not a directory": name the symlink that is in the way.
+        if e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error()) {
+            let prefixes = rel.iter().enumerate().filter(|(_, b)| **b == b'/').map(|(i, _)| i);
+            for end in prefixes.chain([rel.len()]) {
+                let at = target.display(&rel[..end]);
+                if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+                    return RestoreError::SymlinkEscape(at);
+                }
+            }
+        }
+        if e.kind() == ErrorKind::AlreadyExists
+            && std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink())
+        {
+            return RestoreError::SymlinkEscape(path);
+        }
+        RestoreError::Io(IoError::new(op, path, e))
+    }
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> RestoreError + 'a {
     move |e| {
-        if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
-            return RestoreError::SymlinkEscape(path.to_owned());
-        }
-        if e.kind() == ErrorKind::AlreadyExists
-            && std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
-        {
+        if beneath::is_escape(&e) {
             return RestoreError::SymlinkEscape(path.to_owned());
         }
         RestoreError::Io(IoError::new(op, path, e))
+    }
+}
+
+/// `a/b` from `a` and `b` (`b` alone at the top).
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    if dir.is_empty() {
+        name.to_vec()
+    } else {
+        [dir, b"/", name].concat()
     }
 }
 
@@ -128,10 +164,11 @@ pub(crate) fn run(
 ) -> Result<RestoreSummary, RestoreError> {
     let selected = resolve(repo, snap, sub_path)?;
     let created_target = prepare_target(target)?;
+    let target = &Beneath::open(target).map_err(io("open", target))?;
     let progress = opts.progress.clone().unwrap_or_default();
     let control = opts.control.clone().unwrap_or_default();
     let threads = opts.threads.unwrap_or_else(|| WORKERS_PER_CORE * repo::cores());
-    let pool = worker_pool(Some(threads), "restore", target)?;
+    let pool = worker_pool(Some(threads), "restore", &target.display(b""))?;
 
     let started = std::time::Instant::now();
     let mut root_meta = None;
@@ -145,17 +182,18 @@ pub(crate) fn run(
                 mtime: crate::tree::Timestamp { secs: m.mtime_secs, nanos: m.mtime_nanos },
                 ..Meta::default()
             });
-            Plan::make(repo, &tree, target, "")
+            Plan::make(repo, &tree, target)
         }
         Resolved::Node(node) => match &node.kind {
             NodeKind::Dir { tree } => {
                 root_meta = created_target.then(|| node.meta.clone());
-                Plan::make(repo, &repo.load_tree(tree)?, target, "")
+                Plan::make(repo, &repo.load_tree(tree)?, target)
             }
-            _ => Plan::make(repo, &Tree { entries: vec![node] }, target, ""),
+            _ => Plan::make(repo, &Tree { entries: vec![node] }, target),
         },
     })?;
 
+    phase("planned");
     let as_root = fsmeta::running_as_root();
     let warnings = Warnings::default();
     tracing::debug!(elapsed = ?started.elapsed(), files = plan.files.len(), "planned, directories made");
@@ -163,10 +201,12 @@ pub(crate) fn run(
         plan.files
             .par_iter()
             .filter(|f| !f.written_whole())
-            .try_for_each(|f| create_file(f, &progress))?;
+            .try_for_each(|f| create_file(target, f, &progress))?;
+        phase("created");
         let blobs = blobs_by_pack(repo, &plan.files)?;
         tracing::debug!(elapsed = ?started.elapsed(), packs = blobs.len(), "large files created, blobs grouped");
         let out = Output {
+            target,
             files: &plan.files,
             progress: &progress,
             warnings: &warnings,
@@ -175,26 +215,28 @@ pub(crate) fn run(
             writer: &direct::Writer::new(!opts.buffered),
         };
         FrameQueue::new(repo, &blobs).run(&out)?;
+        phase("written");
         tracing::debug!(elapsed = ?started.elapsed(), "content written");
-        for (path, first) in &plan.hardlinks {
-            std::fs::hard_link(first, path).map_err(io("hard link", path))?;
+        for (rel, first) in &plan.hardlinks {
+            target.hard_link(rel, first).map_err(io_at("hard link", target, rel))?;
         }
-        for (path, dest, _) in &plan.symlinks {
-            std::os::unix::fs::symlink(OsStr::from_bytes(dest), path)
-                .map_err(io("create symlink", path))?;
+        for (rel, dest, _) in &plan.symlinks {
+            target.symlink(rel, dest).map_err(io_at("create symlink", target, rel))?;
         }
-        plan.files
-            .par_iter()
-            .filter(|f| !f.written_whole())
-            .for_each(|f| warnings.note(&f.path, fsmeta::apply(&f.path, &f.meta, false, as_root)));
-        for (path, _, meta) in &plan.symlinks {
-            warnings.note(path, fsmeta::apply(path, meta, true, as_root));
+        phase("linked");
+        plan.files.par_iter().filter(|f| !f.written_whole()).try_for_each(|f| {
+            let file = target.open_write(&f.rel).map_err(io_at("open", target, &f.rel))?;
+            warnings.note(target, &f.rel, fsmeta::apply_fd(&file, &f.meta, as_root));
+            Ok::<_, RestoreError>(())
+        })?;
+        for (rel, _, meta) in &plan.symlinks {
+            let (dir, name) = target.parent(rel).map_err(io_at("open", target, rel))?;
+            warnings.note(target, rel, fsmeta::apply_symlink(dir.as_fd(), name, meta, as_root));
         }
-        for (path, meta) in plan.dirs.iter().rev() {
-            warnings.note(path, fsmeta::apply(path, meta, false, as_root));
-        }
-        if let Some(meta) = &root_meta {
-            warnings.note(target, fsmeta::apply(target, meta, false, as_root));
+        let dirs = plan.dirs.iter().rev().map(|(rel, meta)| (rel.as_slice(), meta));
+        for (rel, meta) in dirs.chain(root_meta.as_ref().map(|m| (&b""[..], m))) {
+            let dir = File::from(target.dir(rel).map_err(io_at("open", target, rel))?);
+            warnings.note(target, rel, fsmeta::apply_fd(&dir, meta, as_root));
         }
         Ok(())
     })?;
@@ -208,13 +250,30 @@ pub(crate) fn run(
     })
 }
 
+/// A test's callback between the phases of a restore.
+#[cfg(test)]
+type PhaseHook = Box<dyn Fn(&str) + Send>;
+
+/// Called between the phases of a restore, so tests can change the target under it.
+#[cfg(test)]
+static PHASE_HOOK: Mutex<Option<PhaseHook>> = Mutex::new(None);
+
+#[cfg_attr(not(test), allow(unused_variables))]
+fn phase(name: &str) {
+    #[cfg(test)]
+    if let Some(hook) = &*lock(&PHASE_HOOK) {
+        hook(name);
+    }
+}
+
 /// Metadata that could not be applied, collected from every worker.
 #[derive(Default)]
 struct Warnings(Mutex<Vec<String>>);
 
 impl Warnings {
-    fn note(&self, path: &Path, failed: Vec<String>) {
+    fn note(&self, target: &Beneath, rel: &[u8], failed: Vec<String>) {
         if !failed.is_empty() {
+            let path = target.display(rel);
             let mut w = lock(&self.0);
             w.extend(failed.into_iter().map(|f| format!("{}: {f}", path.display())));
         }
@@ -223,6 +282,7 @@ impl Warnings {
 
 /// What the content phase writes to.
 struct Output<'a> {
+    target: &'a Beneath,
     files: &'a [FileJob],
     progress: &'a Progress,
     warnings: &'a Warnings,
@@ -260,14 +320,9 @@ fn prepare_target(target: &Path) -> Result<bool, RestoreError> {
 type Parts = LinkedList<Plan>;
 
 impl Plan {
-    /// Makes the directories of the selection under `dir` and plans everything else.
-    fn make(
-        repo: &Repository,
-        tree: &Tree,
-        dir: &Path,
-        dir_name: &str,
-    ) -> Result<Self, RestoreError> {
-        let parts = Self::tree(repo, tree, dir, dir_name)?;
+    /// Makes the directories of the selection in the target and plans everything else.
+    fn make(repo: &Repository, tree: &Tree, target: &Beneath) -> Result<Self, RestoreError> {
+        let parts = Self::tree(repo, tree, target, b"")?;
         let mut plan = Self::default();
         plan.dirs.reserve_exact(parts.iter().map(|p| p.dirs.len()).sum());
         plan.files.reserve_exact(parts.iter().map(|p| p.files.len()).sum());
@@ -281,24 +336,25 @@ impl Plan {
         Ok(plan)
     }
 
-    /// Plans the entries of `tree` into `dir`, sub-directories in parallel (tree loading and
-    /// `mkdir` dominate this phase). Names are validated before anything of `tree` is created.
+    /// Plans the entries of `tree` into `dir` (relative to the target), sub-directories in
+    /// parallel (tree loading and `mkdir` dominate this phase). Names are validated before
+    /// anything of `tree` is created.
     fn tree(
         repo: &Repository,
         tree: &Tree,
-        dir: &Path,
-        dir_name: &str,
+        target: &Beneath,
+        dir: &[u8],
     ) -> Result<Parts, RestoreError> {
         if let Some(bad) = tree.entries.iter().find(|n| !validate_name(&n.name)) {
             return Err(RestoreError::HostilePath {
-                dir: dir_name.to_owned(),
+                dir: target.display(dir).display().to_string(),
                 name: String::from_utf8_lossy(&bad.name).into_owned(),
             });
         }
         tree.entries
             .par_iter()
             .try_fold(Parts::new, |mut parts, node| {
-                Self::node(repo, node, dir.join(OsStr::from_bytes(&node.name)), &mut parts)?;
+                Self::node(repo, node, target, join(dir, &node.name), &mut parts)?;
                 Ok(parts)
             })
             .try_reduce(Parts::new, |mut a, mut b| {
@@ -311,7 +367,8 @@ impl Plan {
     fn node(
         repo: &Repository,
         node: &Node,
-        path: PathBuf,
+        target: &Beneath,
+        rel: Vec<u8>,
         parts: &mut Parts,
     ) -> Result<(), RestoreError> {
         if parts.is_empty() {
@@ -320,20 +377,19 @@ impl Plan {
         let last = parts.back_mut().expect("just made");
         match &node.kind {
             NodeKind::Dir { tree } => {
-                std::fs::create_dir(&path).map_err(io("create directory", &path))?;
+                target.mkdir(&rel).map_err(io_at("create directory", target, &rel))?;
                 let sub = repo.load_tree(tree)?;
-                let name = path.display().to_string();
-                last.dirs.push((path.clone(), node.meta.clone()));
-                parts.append(&mut Self::tree(repo, &sub, &path, &name)?);
+                last.dirs.push((rel.clone(), node.meta.clone()));
+                parts.append(&mut Self::tree(repo, &sub, target, &rel)?);
             }
             NodeKind::File { size, pieces } => last.files.push(FileJob {
-                path,
+                rel,
                 size: *size,
                 pieces: pieces.clone(),
                 meta: node.meta.clone(),
             }),
-            NodeKind::Symlink { target } => {
-                last.symlinks.push((path, target.clone(), node.meta.clone()));
+            NodeKind::Symlink { target: dest } => {
+                last.symlinks.push((rel, dest.clone(), node.meta.clone()));
             }
         }
         Ok(())
@@ -342,38 +398,26 @@ impl Plan {
     /// Files that were hard links of each other at backup time (same device and inode, link
     /// count above one): the first is restored, the others become links to it.
     fn link_hard_links(&mut self) {
-        let mut first: HashMap<(u64, u64), PathBuf> = HashMap::new();
+        let mut first: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
         let files = std::mem::take(&mut self.files);
         for f in files {
             if f.meta.nlink > 1 {
                 let key = (f.meta.dev, f.meta.inode);
                 if let Some(existing) = first.get(&key) {
-                    self.hardlinks.push((f.path, existing.clone()));
+                    self.hardlinks.push((f.rel, existing.clone()));
                     continue;
                 }
-                first.insert(key, f.path.clone());
+                first.insert(key, f.rel.clone());
             }
             self.files.push(f);
         }
     }
 }
 
-/// Creates a file that must not exist yet with permission bits `mode` (the umask applies),
-/// never through a symlink.
-fn create_new(path: &Path, mode: u32) -> Result<File, RestoreError> {
-    File::options()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .custom_flags(fsmeta::O_NOFOLLOW)
-        .open(path)
-        .map_err(io("create", path))
-}
-
-fn create_file(f: &FileJob, progress: &Progress) -> Result<(), RestoreError> {
+fn create_file(target: &Beneath, f: &FileJob, progress: &Progress) -> Result<(), RestoreError> {
     // Private until its metadata is applied, at the end of the restore.
-    let file = create_new(&f.path, 0o600)?;
-    file.set_len(f.size).map_err(io("size", &f.path))?;
+    let file = target.create_new(&f.rel, 0o600).map_err(io_at("create", target, &f.rel))?;
+    file.set_len(f.size).map_err(io_at("size", target, &f.rel))?;
     add(&progress.files, 1);
     Ok(())
 }
@@ -526,17 +570,17 @@ fn write_blob(job: &BlobJob, data: &[u8], out: &Output<'_>) -> Result<(), Restor
         if f.written_whole() {
             // Written and given its metadata at once: made with its own permission bits (no
             // set-id bits until then), so that most files need no chmod.
-            let handle = create_new(&f.path, f.meta.mode & 0o777)?;
-            out.writer.write_all_at(&handle, data, 0).map_err(io("write", &f.path))?;
-            out.warnings.note(&f.path, fsmeta::apply_fd(&handle, &f.meta, out.as_root));
+            let (target, rel) = (out.target, &f.rel);
+            let handle = target
+                .create_new(rel, f.meta.mode & 0o777)
+                .map_err(io_at("create", target, rel))?;
+            out.writer.write_all_at(&handle, data, 0).map_err(io_at("write", target, rel))?;
+            out.warnings.note(target, rel, fsmeta::apply_fd(&handle, &f.meta, out.as_root));
             add(&out.progress.files, 1);
         } else {
-            let handle = File::options()
-                .write(true)
-                .custom_flags(fsmeta::O_NOFOLLOW)
-                .open(&f.path)
-                .map_err(io("open", &f.path))?;
-            out.writer.write_all_at(&handle, data, offset).map_err(io("write", &f.path))?;
+            let (target, rel) = (out.target, &f.rel);
+            let handle = target.open_write(rel).map_err(io_at("open", target, rel))?;
+            out.writer.write_all_at(&handle, data, offset).map_err(io_at("write", target, rel))?;
         }
         add(&out.progress.bytes, data.len() as u64);
     }
@@ -552,9 +596,11 @@ mod tests {
     use crate::tree::Meta;
     use coldkeep_catalog::{BackupKind, SnapshotDraft, SnapshotStats};
     use coldkeep_store::{BlobKind, PackWriter};
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::PathBuf;
 
     struct Fixture {
-        _dir: tempfile::TempDir,
+        dir: tempfile::TempDir,
         repo: Repository,
         outside: PathBuf,
         target: PathBuf,
@@ -567,7 +613,7 @@ mod tests {
         let outside = dir.path().join("outside");
         std::fs::create_dir(&outside).expect("outside dir");
         let target = dir.path().join("target");
-        Fixture { repo, outside, target, _dir: dir }
+        Fixture { dir, repo, outside, target }
     }
 
     /// Stores raw tree blobs (bypassing every check a backup would apply) and commits a
@@ -698,5 +744,39 @@ mod tests {
         let err = restore(&f, &snap).expect_err("refused");
         assert!(matches!(err, RestoreError::TargetNotEmpty(_)), "{err:?}");
         assert_eq!(std::fs::read(f.target.join("keep")).expect("kept"), b"mine");
+    }
+
+    /// Another user swaps a directory of the target for a symlink to somewhere else, between
+    /// any two phases of a restore: nothing is ever written there (issue 13, item 3).
+    #[test]
+    fn a_directory_swapped_for_a_symlink_at_any_step_redirects_nothing() {
+        for step in ["planned", "created", "written", "linked"] {
+            let f = fixture();
+            let src = f.dir.path().join("src");
+            let deep = src.join("sub/deeper");
+            std::fs::create_dir_all(&deep).expect("mkdir");
+            std::fs::write(src.join("sub/small"), b"one chunk").expect("write");
+            let big: Vec<u8> =
+                (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+            std::fs::write(src.join("sub/big"), &big).expect("write");
+            std::fs::write(deep.join("file"), b"deep").expect("write");
+            std::os::unix::fs::symlink("small", src.join("sub/link")).expect("symlink");
+            let snap = crate::backup::run(&f.repo, &src, &crate::BackupOptions::default())
+                .expect("backup");
+            let (target, outside) = (f.target.clone(), f.outside.clone());
+            *lock(&PHASE_HOOK) = Some(Box::new(move |at: &str| {
+                if at == step {
+                    std::fs::rename(target.join("sub"), target.join("moved")).expect("move");
+                    std::os::unix::fs::symlink(&outside, target.join("sub")).expect("swap");
+                }
+            }));
+            let result = restore(&f, &snap);
+            lock(&PHASE_HOOK).take();
+            assert!(
+                matches!(result, Err(RestoreError::SymlinkEscape(_))),
+                "swapped after {step}: {result:?}"
+            );
+            assert_untouched(&f);
+        }
     }
 }
