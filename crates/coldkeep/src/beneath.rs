@@ -44,6 +44,11 @@ impl Beneath {
         Ok(Self { root, path: path.to_owned() })
     }
 
+    /// The directory `rel`, as a root of its own.
+    pub fn subdir(&self, rel: &[u8]) -> io::Result<Self> {
+        Ok(Self { root: self.dir(rel)?, path: self.display(rel) })
+    }
+
     /// The full path of `rel`, for messages.
     pub fn display(&self, rel: &[u8]) -> PathBuf {
         if rel.is_empty() {
@@ -123,6 +128,38 @@ impl Beneath {
         let (from_dir, from) = self.parent(existing)?;
         let (to_dir, to) = self.parent(rel)?;
         Ok(rustix::fs::linkat(&from_dir, from, &to_dir, to, AtFlags::empty())?)
+    }
+}
+
+impl Beneath {
+    /// The entry `rel` itself (a symlink is not followed); `None` when there is none.
+    pub fn stat(&self, rel: &[u8]) -> io::Result<Option<rustix::fs::FileType>> {
+        let (dir, name) = self.parent(rel)?;
+        match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(rustix::fs::FileType::from_raw_mode(st.st_mode))),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Moves the entry `from` to `to`, replacing what `to` names if `rename(2)` may (a symlink
+    /// at `to` is replaced, never followed).
+    pub fn rename(&self, from: &[u8], to: &[u8]) -> io::Result<()> {
+        let (from_dir, from_name) = self.parent(from)?;
+        let (to_dir, to_name) = self.parent(to)?;
+        Ok(rustix::fs::renameat(&from_dir, from_name, &to_dir, to_name)?)
+    }
+
+    /// The names in the directory `rel`.
+    pub fn list(&self, rel: &[u8]) -> io::Result<Vec<Vec<u8>>> {
+        let mut names = Vec::new();
+        for entry in rustix::fs::Dir::new(self.dir(rel)?)? {
+            let name = entry?.file_name().to_bytes().to_vec();
+            if name != b"." && name != b".." {
+                names.push(name);
+            }
+        }
+        Ok(names)
     }
 }
 

@@ -165,6 +165,30 @@ pub(crate) fn run(
     let selected = resolve(repo, snap, sub_path)?;
     let created_target = prepare_target(target)?;
     let target = &Beneath::open(target).map_err(io("open", target))?;
+    restore_beneath(repo, snap, selected, target, created_target, opts)
+}
+
+/// Restores into `target`, an empty directory the caller made and opened for the purpose (so
+/// it takes the backed-up directory's own metadata, as a target the restore creates does).
+pub(crate) fn run_beneath(
+    repo: &Repository,
+    snap: &SnapshotRecord,
+    sub_path: &[u8],
+    target: &Beneath,
+    opts: &RestoreOptions,
+) -> Result<RestoreSummary, RestoreError> {
+    let selected = resolve(repo, snap, sub_path)?;
+    restore_beneath(repo, snap, selected, target, true, opts)
+}
+
+fn restore_beneath(
+    repo: &Repository,
+    snap: &SnapshotRecord,
+    selected: Resolved,
+    target: &Beneath,
+    created_target: bool,
+    opts: &RestoreOptions,
+) -> Result<RestoreSummary, RestoreError> {
     let progress = opts.progress.clone().unwrap_or_default();
     let control = opts.control.clone().unwrap_or_default();
     let threads = opts.threads.unwrap_or_else(|| WORKERS_PER_CORE * repo::cores());

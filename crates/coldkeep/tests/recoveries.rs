@@ -187,3 +187,36 @@ fn recoveries_are_listed_with_filters_and_a_canceled_one_ends_canceled() {
         RecoveryFilter { status: vec![RunStatus::Canceled], ..RecoveryFilter::default() };
     assert_eq!(ids(by_status), [created.id]);
 }
+
+/// A symlink where a recovered directory goes is replaced (with --overwrite), and a path that
+/// fails does not stop the others (issue 13, item 6).
+#[test]
+fn a_symlink_where_a_directory_goes_is_replaced_and_one_failure_stops_nothing() {
+    let f = fixture();
+    let target = f.root.join("t");
+    let outside = f.root.join("elsewhere");
+    std::fs::create_dir_all(&target).expect("mkdir");
+    std::fs::create_dir_all(&outside).expect("mkdir");
+    std::os::unix::fs::symlink(&outside, target.join("sub")).expect("symlink");
+    let params = RecoveryParams::RecoverFiles {
+        snapshot: f.snap,
+        paths: vec![b"missing".to_vec(), b"sub".to_vec(), b"a.txt".to_vec()],
+        target: bytes(&target),
+        overwrite_existing: true,
+    };
+    let done = recover(&f, params);
+    assert_eq!(done.status, RunStatus::Failed);
+    let message = done.message.expect("message");
+    assert!(
+        message.contains("1 of 3 paths could not be recovered") && message.contains("missing"),
+        "{message}"
+    );
+    let sub = target.join("sub");
+    assert!(sub.symlink_metadata().expect("sub").is_dir(), "the symlink was replaced");
+    assert_eq!(std::fs::read(sub.join("b.txt")).expect("b"), b"snapshot b\n");
+    assert_eq!(std::fs::read(target.join("a.txt")).expect("a"), b"snapshot a\n");
+    assert_eq!(std::fs::read_dir(&outside).expect("ls").count(), 0, "nothing went through it");
+    let left: Vec<_> =
+        std::fs::read_dir(&target).expect("ls").map(|e| e.expect("e").file_name()).collect();
+    assert_eq!(left.len(), 2, "no staging directory is left: {left:?}");
+}

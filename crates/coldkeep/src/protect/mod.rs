@@ -50,6 +50,12 @@ pub enum ProtectError {
         groups.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
     )]
     SourceInUse { id: SourceId, groups: Vec<GroupId> },
+    /// Some paths of a RecoverFiles recovery failed; the others were recovered.
+    #[error(
+        "{} of {total} paths could not be recovered (the others were): {}",
+        failed.len(), failed.join("; ")
+    )]
+    PathsNotRecovered { total: usize, failed: Vec<String> },
     #[error("recovery {0} does not exist")]
     RecoveryNotFound(RecoveryId),
     /// Cancel asked of a recovery that is not executing in this process.

@@ -27,6 +27,7 @@ use serde::Serialize;
 use super::objects::PointInTimePlan;
 use super::{ProtectError, Protection};
 use crate::archive::{write_tar, ArchiveError};
+use crate::beneath::Beneath;
 use crate::control::{Control, Stop};
 use crate::engine::Shared;
 use crate::error::{IoError, RecoveryError, RestoreError};
@@ -290,29 +291,51 @@ fn execute(
             let snap = snapshot(&shared.repo, *snap_id)?;
             let target = path_of(target);
             std::fs::create_dir_all(target).map_err(io_err("create", target))?;
-            let staging = target.join(format!(".coldkeep-recovery-{id}"));
-            let result = (|| {
-                for (i, path) in paths.iter().enumerate() {
-                    let stage = staging.join(i.to_string());
-                    let summary = restore::run(&shared.repo, &snap, path, &stage, &opts)?;
+            let into = Beneath::open(target).map_err(io_err("open", target))?;
+            let staging = format!(".coldkeep-recovery-{id}").into_bytes();
+            into.mkdir(&staging).map_err(io_err("create", &into.display(&staging)))?;
+            let mut failed = Vec::new();
+            let mut moved_aside = 0;
+            for (i, path) in paths.iter().enumerate() {
+                let stage = [&staging[..], b"/", i.to_string().as_bytes()].concat();
+                let mut one = || -> Result<(), ProtectError> {
+                    into.mkdir(&stage).map_err(io_err("create", &into.display(&stage)))?;
+                    let at = into.subdir(&stage).map_err(io_err("open", &into.display(&stage)))?;
+                    let summary = restore::run_beneath(&shared.repo, &snap, path, &at, &opts)?;
                     warnings.extend(summary.warnings);
                     // What the restore made, and where it goes.
-                    let name = components(path).last().map(<[u8]>::to_vec);
                     let is_dir = match resolve(&shared.repo, &snap, path)? {
                         Resolved::Root(_) => true,
                         Resolved::Node(node) => matches!(node.kind, NodeKind::Dir { .. }),
                     };
-                    let (from, to) = match (&name, is_dir) {
-                        (Some(n), true) => (stage.clone(), target.join(path_of(n))),
-                        (Some(n), false) => (stage.join(path_of(n)), target.join(path_of(n))),
-                        (None, _) => (stage.clone(), target.to_owned()),
-                    };
-                    place(&from, &to, *overwrite_existing, stats)?;
+                    let mv =
+                        Moves { into: &into, staging: &staging, overwrite: *overwrite_existing };
+                    match components(path).last() {
+                        Some(name) if is_dir => mv.place(&stage, name, stats, &mut moved_aside),
+                        Some(name) => {
+                            let from = [&stage[..], b"/", name].concat();
+                            mv.place(&from, name, stats, &mut moved_aside)
+                        }
+                        None => mv.merge(&stage, b"", stats, &mut moved_aside),
+                    }
+                };
+                match one() {
+                    Ok(()) => {}
+                    Err(e) if canceled(&e) => {
+                        let _ = std::fs::remove_dir_all(into.display(&staging));
+                        return Err(e);
+                    }
+                    // One path that fails does not stop the others.
+                    Err(e) => failed.push(format!("{}: {e}", String::from_utf8_lossy(path))),
                 }
+            }
+            // A direct child of the target: removing it never follows a symlink put in its place.
+            let _ = std::fs::remove_dir_all(into.display(&staging));
+            if failed.is_empty() {
                 Ok(())
-            })();
-            let _ = std::fs::remove_dir_all(&staging);
-            result
+            } else {
+                Err(ProtectError::PathsNotRecovered { total: paths.len(), failed })
+            }
         }
         RecoveryParams::DownloadFilesAndFolders { snapshot: id, paths, output } => {
             let snap = snapshot(&shared.repo, *id)?;
@@ -340,35 +363,65 @@ fn execute(
     }
 }
 
-/// Moves `from` (restored into staging) to `to`: into place when nothing is there; merged into
-/// an existing directory entry by entry; otherwise replacing what is there when `overwrite`,
-/// else leaving it and counting it skipped. Never follows a symlink at `to`.
-fn place(
-    from: &Path,
-    to: &Path,
+/// Moving what a recovery restored into staging to where it goes, all beneath the target's
+/// descriptor: no path component is followed as a symlink, and a symlink where an entry goes is
+/// replaced, not followed.
+struct Moves<'a> {
+    into: &'a Beneath,
+    staging: &'a [u8],
     overwrite: bool,
-    stats: &mut RecoveryStats,
-) -> Result<(), ProtectError> {
-    let existing = match std::fs::symlink_metadata(to) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return std::fs::rename(from, to).map_err(io_err("move into place", to));
+}
+
+impl Moves<'_> {
+    /// Moves `from` to `to`: into place when nothing is there; merged into an existing
+    /// directory entry by entry; otherwise replacing what is there (which is moved into
+    /// staging, and goes with it) when `overwrite`, else leaving it and counting it skipped.
+    fn place(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        stats: &mut RecoveryStats,
+        moved_aside: &mut usize,
+    ) -> Result<(), ProtectError> {
+        let t = self.into;
+        let shown = t.display(to);
+        let Some(existing) = t.stat(to).map_err(io_err("inspect", &shown))? else {
+            return t.rename(from, to).map_err(io_err("move into place", &shown));
+        };
+        let incoming = t.stat(from).map_err(io_err("inspect", &t.display(from)))?;
+        let dir = Some(rustix::fs::FileType::Directory);
+        if Some(existing) == dir && incoming == dir {
+            return self.merge(from, to, stats, moved_aside);
         }
-        other => other.map_err(io_err("inspect", to))?,
-    };
-    let incoming = std::fs::symlink_metadata(from).map_err(io_err("inspect", from))?;
-    if existing.is_dir() && incoming.is_dir() {
-        for entry in std::fs::read_dir(from).map_err(io_err("list", from))? {
-            let name = entry.map_err(io_err("list", from))?.file_name();
-            place(&from.join(&name), &to.join(&name), overwrite, stats)?;
+        if !self.overwrite {
+            stats.skipped += 1;
+            return Ok(());
         }
-        return Ok(());
+        *moved_aside += 1;
+        let aside = [self.staging, format!("/replaced-{moved_aside}").as_bytes()].concat();
+        t.rename(to, &aside).map_err(io_err("move aside", &shown))?;
+        t.rename(from, to).map_err(io_err("replace", &shown))
     }
-    if !overwrite {
-        stats.skipped += 1;
-        return Ok(());
+
+    /// Places every entry of the directory `from` into the existing directory `to`.
+    fn merge(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        stats: &mut RecoveryStats,
+        moved_aside: &mut usize,
+    ) -> Result<(), ProtectError> {
+        let names = self.into.list(from).map_err(io_err("list", &self.into.display(from)))?;
+        for name in names {
+            let join = |dir: &[u8]| {
+                if dir.is_empty() {
+                    name.clone()
+                } else {
+                    [dir, b"/", &name].concat()
+                }
+            };
+            self.place(&join(from), &join(to), stats, moved_aside)?;
+        }
+        Ok(())
     }
-    if existing.is_dir() {
-        std::fs::remove_dir_all(to).map_err(io_err("replace", to))?;
-    }
-    std::fs::rename(from, to).map_err(io_err("replace", to))
 }
