@@ -132,6 +132,7 @@ pub(crate) fn run(
         let sealer_thread = scope.spawn(|| packer::seal_all(repo, &sealer, &progress));
         let ctx = walk::Walk {
             repo,
+            source: &source,
             chunker,
             zeros_as_holes: opts.disk_image,
             append_only: opts.append_only,

@@ -11,9 +11,10 @@
 use std::ffi::OsStr;
 use std::fs::{File, Metadata};
 use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use coldkeep_catalog::Warning;
@@ -35,6 +36,9 @@ const READ_WHOLE_LIMIT: u64 = 8 << 20;
 
 pub(super) struct Walk<'a> {
     pub repo: &'a Repository,
+    /// The source path, for messages (entries are opened through their directory's
+    /// descriptor, never by this path joined with theirs).
+    pub source: &'a Path,
     /// The repository's chunker, or a fixed-size one for a disk image.
     pub chunker: &'a Chunker,
     /// Chunks of zeros become holes: neither stored nor written back (disk images).
@@ -48,6 +52,12 @@ pub(super) struct Walk<'a> {
     pub warnings: &'a Mutex<Vec<Warning>>,
 }
 
+/// Opens a directory to walk, not following a symlink in its place.
+fn open_dir(path: &Path) -> std::io::Result<File> {
+    let flags = rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::NOFOLLOW;
+    File::options().read(true).custom_flags(flags.bits().cast_signed()).open(path)
+}
+
 fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
     if rel.is_empty() {
         name.to_vec()
@@ -56,7 +66,24 @@ fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
     }
 }
 
+/// How an entry of the open directory `dir` is named to the kernel: through the directory's
+/// descriptor in `/proc/self/fd`, so the path is short however deep the entry is, and no
+/// component above the directory is looked up again (one renamed or swapped for a symlink since
+/// cannot redirect the walk).
+fn handle_of(dir: &File) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()))
+}
+
 impl Walk<'_> {
+    /// The full path of `rel`, for messages.
+    fn shown(&self, rel: &[u8]) -> PathBuf {
+        if rel.is_empty() {
+            self.source.to_owned()
+        } else {
+            self.source.join(OsStr::from_bytes(rel))
+        }
+    }
+
     fn warn(&self, rel: &[u8], message: impl Into<String>) {
         let warning = Warning { path: rel.to_vec(), message: message.into() };
         tracing::warn!(path = %String::from_utf8_lossy(&warning.path), "{}", warning.message);
@@ -90,9 +117,11 @@ impl Walk<'_> {
         let md = std::fs::symlink_metadata(source)
             .map_err(|e| BackupError::Source { path: source.to_owned(), cause: e })?;
         if md.is_dir() {
-            let entries = std::fs::read_dir(source)
-                .map_err(|e| BackupError::Source { path: source.to_owned(), cause: e })?;
-            return self.dir_entries(source, b"", entries, parent);
+            let source_err = |e| BackupError::Source { path: source.to_owned(), cause: e };
+            let dir = open_dir(source).map_err(source_err)?;
+            let handle = handle_of(&dir);
+            let entries = std::fs::read_dir(&handle).map_err(source_err)?;
+            return self.dir_entries(&handle, b"", entries, parent);
         }
         let name = source.file_name().map_or(&b"source"[..], OsStrExt::as_bytes);
         let prev = parent.and_then(|t| t.get(name));
@@ -104,9 +133,15 @@ impl Walk<'_> {
         self.store(&tree.encode(), BlobKind::Tree)
     }
 
-    fn dir(&self, abs: &Path, rel: &[u8], parent: Option<&Tree>) -> Result<ChunkId, BackupError> {
-        match std::fs::read_dir(abs) {
-            Ok(entries) => self.dir_entries(abs, rel, entries, parent),
+    /// The sub-directory at `at` (a name under its parent's handle), walked through a
+    /// descriptor of its own, held while its entries are.
+    fn dir(&self, at: &Path, rel: &[u8], parent: Option<&Tree>) -> Result<ChunkId, BackupError> {
+        let opened = open_dir(at).and_then(|dir| {
+            let handle = handle_of(&dir);
+            std::fs::read_dir(&handle).map(|entries| (dir, handle, entries))
+        });
+        match opened {
+            Ok((_dir, handle, entries)) => self.dir_entries(&handle, rel, entries, parent),
             Err(e) => {
                 self.warn(rel, format!("directory not read: {e}"));
                 self.store_tree(&Tree::default())
@@ -152,7 +187,7 @@ impl Walk<'_> {
     /// `md` is the entry's `lstat`.
     fn entry(
         &self,
-        abs: &Path,
+        at: &Path,
         rel: &[u8],
         md: std::io::Result<Metadata>,
         prev: Option<&Node>,
@@ -171,14 +206,14 @@ impl Walk<'_> {
                 Some(NodeKind::Dir { tree }) => self.parent_tree(tree)?,
                 _ => None,
             };
-            let tree = self.dir(abs, rel, prev_tree.as_ref())?;
-            (NodeKind::Dir { tree }, fsmeta::path_xattrs(abs))
+            let tree = self.dir(at, rel, prev_tree.as_ref())?;
+            (NodeKind::Dir { tree }, fsmeta::path_xattrs(at))
         } else if ft.is_symlink() {
-            match std::fs::read_link(abs) {
+            match std::fs::read_link(at) {
                 Ok(target) => {
                     add(&self.progress.symlinks, 1);
                     let target = target.as_os_str().as_bytes().to_vec();
-                    (NodeKind::Symlink { target }, fsmeta::path_xattrs(abs))
+                    (NodeKind::Symlink { target }, fsmeta::path_xattrs(at))
                 }
                 Err(e) => {
                     self.warn(rel, format!("symlink vanished before it was read: {e}"));
@@ -186,7 +221,7 @@ impl Walk<'_> {
                 }
             }
         } else if ft.is_file() {
-            match self.file(abs, rel, &md, prev)? {
+            match self.file(at, rel, &md, prev)? {
                 Some(found) => found,
                 None => return Ok(None),
             }
@@ -201,7 +236,7 @@ impl Walk<'_> {
     /// unchanged, read otherwise. `md` is the file's `lstat` from the directory walk.
     fn file(
         &self,
-        abs: &Path,
+        at: &Path,
         rel: &[u8],
         md: &Metadata,
         prev: Option<&Node>,
@@ -215,16 +250,17 @@ impl Walk<'_> {
         }
         // O_NONBLOCK: if a fifo was swapped in since the lstat, opening it must not hang.
         let flags = fsmeta::O_NOFOLLOW | rustix::fs::OFlags::NONBLOCK.bits().cast_signed();
-        let file = match File::options().read(true).custom_flags(flags).open(abs) {
+        let file = match File::options().read(true).custom_flags(flags).open(at) {
             Ok(f) => f,
             Err(e) => {
                 self.warn(rel, format!("not read: {e}"));
                 return Ok(None);
             }
         };
+        let shown = self.shown(rel);
         let read = match self.grown(md, prev) {
-            Some((from, prefix)) => self.read_tail(&file, abs, md, from, prefix),
-            None => self.read_content(&file, abs, md),
+            Some((from, prefix)) => self.read_tail(&file, &shown, md, from, prefix),
+            None => self.read_content(&file, &shown, md),
         };
         let pieces = match read {
             Ok(pieces) => pieces,
@@ -239,7 +275,7 @@ impl Walk<'_> {
         add(&self.progress.bytes, size);
         // One fstat after reading tells both whether this is still the file the walk saw and
         // whether it changed while being read.
-        let after = file.metadata().map_err(|e| IoError::new("stat", abs, e))?;
+        let after = file.metadata().map_err(|e| IoError::new("stat", &shown, e))?;
         if after.ino() != md.ino() || after.dev() != md.dev() || !after.is_file() {
             self.warn(rel, "replaced by another file while being read; skipped");
             return Ok(None);
