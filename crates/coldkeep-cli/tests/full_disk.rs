@@ -22,7 +22,7 @@ struct SmallDisk(PathBuf);
 impl SmallDisk {
     fn mount(dir: &Path, size_mib: u64) -> Option<Self> {
         if !rustix::process::geteuid().is_root() {
-            eprintln!("skipped: mounting a small filesystem needs root");
+            coldkeep_testing::skip("mounting a small filesystem needs root");
             return None;
         }
         std::fs::create_dir_all(dir).expect("mount point");
@@ -31,7 +31,7 @@ impl SmallDisk {
             .arg(dir)
             .status();
         if !status.is_ok_and(|s| s.success()) {
-            eprintln!("skipped: cannot mount a tmpfs here");
+            coldkeep_testing::skip("a tmpfs cannot be mounted here");
             return None;
         }
         Some(Self(dir.to_owned()))

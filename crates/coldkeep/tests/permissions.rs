@@ -61,8 +61,7 @@ fn a_repository_is_private_whatever_the_umask() {
 
     // Another user can neither read the chunk key nor take the lock.
     if !rustix::process::geteuid().is_root() {
-        assert!(std::env::var_os("CI").is_none(), "CI runs as root: this part must run there");
-        eprintln!("SKIPPED: reading as another user needs root (setpriv)");
+        coldkeep_testing::skip("reading as another user needs root (setpriv)");
         return;
     }
     // The temporary directory itself must be traversable for the test to mean anything.
