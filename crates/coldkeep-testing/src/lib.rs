@@ -67,7 +67,10 @@ fn list(root: &Path, errors: &mut Vec<String>) -> BTreeMap<Vec<u8>, PathBuf> {
 }
 
 /// The extended attributes of `path` (none where the filesystem has no support for them).
-fn xattrs(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>, rustix::io::Errno> {
+/// Extended attributes as (name, value) pairs, sorted.
+type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn xattrs(path: &Path) -> Result<Xattrs, rustix::io::Errno> {
     let mut names = vec![0u8; 65536];
     let n = match rustix::fs::llistxattr(path, &mut names[..]) {
         Ok(n) => n,
@@ -135,7 +138,9 @@ pub fn compare_trees(expected: &Path, actual: &Path, how: Compare) -> Vec<String
         };
         if ta.is_symlink() {
             match (fs::read_link(pa), fs::read_link(pb)) {
-                (Ok(x), Ok(y)) => differ("target", format!("{x:?}"), format!("{y:?}")),
+                (Ok(x), Ok(y)) => {
+                    differ("target", x.display().to_string(), y.display().to_string())
+                }
                 (x, y) => differ("unreadable symlink", format!("{x:?}, {y:?}"), String::new()),
             }
         } else {

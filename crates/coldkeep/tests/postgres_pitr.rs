@@ -157,7 +157,9 @@ fn a_point_in_time_recovery_of_postgresql_shows_exactly_what_was_committed_then(
     std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .expect("chmod");
     let (data, archive, socket_dir) = (root.join("data"), root.join("archive"), root.join("sock"));
-    for d in [&data, &archive, &socket_dir] {
+    // Segments are copied here and renamed into the archive: a log run never sees one half-copied.
+    let staging = tmp.path().join("archive.tmp");
+    for d in [&data, &archive, &staging, &socket_dir] {
         std::fs::create_dir(d).expect("mkdir");
         give(d);
     }
@@ -169,10 +171,12 @@ fn a_point_in_time_recovery_of_postgresql_shows_exactly_what_was_committed_then(
     );
     pg.configure(&format!(
         "port = {}\nlisten_addresses = ''\nunix_socket_directories = '{}'\nwal_level = replica\n\
-         archive_mode = on\narchive_command = 'test ! -f {a}/%f && cp %p {a}/%f'\n",
+         archive_mode = on\n\
+         archive_command = 'test ! -f {a}/%f && cp %p {t}/%f && mv {t}/%f {a}/%f'\n",
         pg.port,
         socket_dir.display(),
-        a = archive.display()
+        a = archive.display(),
+        t = staging.display()
     ));
     pg.start();
     pg.sql("CREATE TABLE marker (id serial PRIMARY KEY, batch int NOT NULL)");
