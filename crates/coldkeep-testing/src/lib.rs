@@ -139,7 +139,7 @@ pub fn compare_trees(expected: &Path, actual: &Path, how: Compare) -> Vec<String
         if ta.is_symlink() {
             match (fs::read_link(pa), fs::read_link(pb)) {
                 (Ok(x), Ok(y)) => {
-                    differ("target", x.display().to_string(), y.display().to_string())
+                    differ("target", x.display().to_string(), y.display().to_string());
                 }
                 (x, y) => differ("unreadable symlink", format!("{x:?}, {y:?}"), String::new()),
             }
@@ -368,6 +368,13 @@ impl Dataset {
     }
 }
 
+/// A test that cannot run here says so loudly and passes — except in CI (`CI` set), where every
+/// test must run: there it fails with the reason.
+pub fn skip(reason: &str) {
+    assert!(std::env::var_os("CI").is_none(), "this test must run in CI, but {reason}");
+    eprintln!("SKIPPED: {reason}");
+}
+
 #[cfg(test)]
 mod compare_tests {
     use super::*;
@@ -382,11 +389,4 @@ mod compare_tests {
         std::fs::create_dir(&b).expect("mkdir");
         assert!(compare_trees(&a, &b, Compare::default()).is_empty(), "two empty trees");
     }
-}
-
-/// A test that cannot run here says so loudly and passes — except in CI (`CI` set), where every
-/// test must run: there it fails with the reason.
-pub fn skip(reason: &str) {
-    assert!(std::env::var_os("CI").is_none(), "this test must run in CI, but {reason}");
-    eprintln!("SKIPPED: {reason}");
 }
