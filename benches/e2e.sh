@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # e2e.sh — coldkeep and restic on the same data, same machine, same run; prints ratios.
 #
-# Dataset: two versions of the Linux 6.1 source tree (../shared/bench/prepare-data.sh or
-# benches/prepare-data.sh puts them under $DATA). Sequence per tool (repo wiped first):
+# Dataset: two versions of the Linux 6.1 source tree (benches/prepare-data.sh, from Debian's
+# archive, puts them under $DATA). Sequence per tool (repo wiped first):
 #   init; backup1 of A; backup2 of A unchanged; turn the work tree into B in place (rsync, only
 #   changed files rewritten); backup3 of B; restore of the latest snapshot; verify (untimed,
 #   diff -rq must find 0 differences).
@@ -46,7 +46,7 @@ TREE=linux-source-6.1
 SRC_A=$DATA/A/$TREE
 SRC_B=$DATA/B/$TREE
 export RESTIC_PASSWORD=bench-not-secret
-[ -d "$SRC_A" ] && [ -d "$SRC_B" ] || { echo "datasets missing: run ../shared/bench/prepare-data.sh" >&2; exit 1; }
+[ -d "$SRC_A" ] && [ -d "$SRC_B" ] || { echo "datasets missing: run benches/prepare-data.sh (DATA=$DATA)" >&2; exit 1; }
 for c in /usr/bin/time rsync; do command -v $c >/dev/null || { echo "missing $c (apt-get install time rsync)" >&2; exit 1; }; done
 
 (cd "$ROOT" && cargo build --release -q -p coldkeep-cli)
