@@ -6,7 +6,7 @@
 //! backup unwinds, the packs written so far are sealed and indexed (reusable by later backups,
 //! reclaimable by garbage collection) and no snapshot is committed: nothing is half-committed.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
@@ -29,6 +29,8 @@ pub struct Control {
     deadline: Option<Instant>,
     lock: Mutex<()>,
     changed: Condvar,
+    /// Callers blocked in a paused checkpoint right now.
+    held: AtomicUsize,
 }
 
 impl Default for Control {
@@ -45,6 +47,7 @@ impl Control {
             deadline,
             lock: Mutex::new(()),
             changed: Condvar::new(),
+            held: AtomicUsize::new(0),
         }
     }
 
@@ -105,9 +108,29 @@ impl Control {
             if self.state.load(Ordering::SeqCst) == PAUSED {
                 // Wakes on resume or cancel; the timeout re-checks the deadline.
                 let wait = std::time::Duration::from_millis(200);
+                self.held.fetch_add(1, Ordering::SeqCst);
                 drop(self.changed.wait_timeout(guard, wait));
+                self.held.fetch_sub(1, Ordering::SeqCst);
             }
         }
+    }
+
+    /// How many workers are held at a checkpoint of this paused operation right now: a
+    /// progress display can say "paused" once all of them are, and a test knows the work has
+    /// reached a chunk boundary instead of guessing with a sleep.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::SeqCst)
+    }
+
+    /// Waits until at least `n` workers are held, or `until` passes (false then).
+    pub fn wait_held(&self, n: usize, until: Instant) -> bool {
+        while self.held() < n {
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        true
     }
 }
 
@@ -124,7 +147,7 @@ mod tests {
             let control = Arc::clone(&control);
             std::thread::spawn(move || control.checkpoint())
         };
-        std::thread::sleep(Duration::from_millis(50));
+        assert!(control.wait_held(1, Instant::now() + Duration::from_secs(60)));
         assert!(!worker.is_finished(), "blocked while paused");
         assert!(control.resume());
         assert_eq!(worker.join().expect("join"), Ok(()));

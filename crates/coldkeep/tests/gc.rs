@@ -144,7 +144,9 @@ fn a_backup_running_during_gc_loses_no_chunk() {
     let opts = BackupOptions { control: Some(control.clone()), ..BackupOptions::default() };
     std::thread::scope(|s| {
         let backup = s.spawn(|| f.engine.backup(&f.src, &opts));
-        std::thread::sleep(Duration::from_millis(200));
+        // Held at its first file: it has read the chunk index.
+        let long = std::time::Instant::now() + Duration::from_secs(120);
+        assert!(control.wait_held(1, long), "the backup never reached its first file");
         for _ in 0..2 {
             let during = f.engine.gc(now_gc()).expect("gc during the backup");
             assert_eq!((during.packs_condemned, during.packs_deleted), (0, 0), "{during:?}");

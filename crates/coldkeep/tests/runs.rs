@@ -219,21 +219,24 @@ fn a_paused_backup_reads_nothing_until_resumed() {
     let files = || progress.files.load(std::sync::atomic::Ordering::SeqCst);
     std::thread::scope(|s| {
         let backup = s.spawn(|| f.engine.backup(&src, &opts));
-        std::thread::sleep(Duration::from_millis(300));
+        // A generous bound on the waits, which are for events, not for time to pass.
+        let long = std::time::Instant::now() + Duration::from_secs(120);
+        assert!(control.wait_held(1, long), "the backup reached its first checkpoint");
         assert!(!backup.is_finished(), "a paused backup does not finish");
         assert_eq!(files(), 0, "nothing read while paused");
         control.resume();
-        while files() == 0 && !backup.is_finished() {
+        while files() == 0 {
             std::thread::yield_now();
         }
         control.pause();
-        std::thread::sleep(Duration::from_millis(100)); // in-flight chunks finish
+        // Both workers held at a chunk boundary: nothing moves until resumed.
+        assert!(control.wait_held(2, long), "both workers stop at a checkpoint");
         let at_pause = files();
-        std::thread::sleep(Duration::from_millis(300));
-        if !backup.is_finished() {
-            assert_eq!(files(), at_pause, "no file started while paused");
-            assert!(at_pause < 200);
+        assert!(!backup.is_finished() && at_pause < 200, "{at_pause} files read before the pause");
+        for _ in 0..1_000 {
+            std::thread::yield_now();
         }
+        assert_eq!(files(), at_pause, "no file started while paused");
         control.resume();
         let snap = backup.join().expect("join").expect("backup");
         assert_eq!(snap.stats.files, 200);
