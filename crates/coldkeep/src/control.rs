@@ -147,7 +147,7 @@ mod tests {
             let control = Arc::clone(&control);
             std::thread::spawn(move || control.checkpoint())
         };
-        assert!(control.wait_held(1, Instant::now() + Duration::from_secs(60)));
+        assert!(control.wait_held(1, Instant::now() + Duration::from_mins(1)));
         assert!(!worker.is_finished(), "blocked while paused");
         assert!(control.resume());
         assert_eq!(worker.join().expect("join"), Ok(()));
