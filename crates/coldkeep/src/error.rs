@@ -169,6 +169,14 @@ pub enum RestoreError {
     Read(#[from] ReadError),
     #[error("restore target {} exists and is not an empty directory", .0.display())]
     TargetNotEmpty(PathBuf),
+    /// An earlier restore into the target was interrupted: what it wrote is in this staging
+    /// directory, never at the final names. Remove it (or restore elsewhere).
+    #[error(
+        "an earlier restore into this target was interrupted: its partial result is in {}; \
+         remove it to restore here again",
+        .0.display()
+    )]
+    Interrupted(PathBuf),
     /// A name in the snapshot is not a single plain path component (`..`, `/`, empty, NUL…).
     #[error("refusing hostile name {name:?} in directory {dir:?}")]
     HostilePath { dir: String, name: String },

@@ -20,9 +20,11 @@
 //! outside the target, however deep the tree or long the target's path.
 
 use std::collections::{HashMap, LinkedList};
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::ErrorKind;
 use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -30,6 +32,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use coldkeep_catalog::{ChunkLocation, SnapshotRecord};
 use coldkeep_store::{Access, BlobEntry, ChunkId, PackFile, PackId};
 use rayon::prelude::*;
+use rustix::fs::AtFlags;
 
 use crate::beneath::{self, Beneath};
 use crate::control::Control;
@@ -164,9 +167,35 @@ pub(crate) fn run(
 ) -> Result<RestoreSummary, RestoreError> {
     let selected = resolve(repo, snap, sub_path)?;
     let created_target = prepare_target(target)?;
-    let target = &Beneath::open(target).map_err(io("open", target))?;
-    restore_beneath(repo, snap, selected, target, created_target, opts)
+    let outer = &Beneath::open(target).map_err(io("open", target))?;
+    // Everything is restored into a staging directory and moved into place once complete, so
+    // a restore killed part-way leaves no file at its final name (half-written, with zeros
+    // where the rest should be), only the staging directory, which the next restore names.
+    let staging = format!("{STAGING_PREFIX}{}", coldkeep_store::PackId::random()).into_bytes();
+    outer.mkdir(&staging).map_err(io_at("create", outer, &staging))?;
+    let inner = &outer.subdir(&staging).map_err(io_at("open", outer, &staging))?;
+    let (mut summary, root_meta) =
+        restore_beneath(repo, snap, selected, inner, created_target, false, opts)?;
+    for name in inner.list(b"").map_err(io_at("list", outer, &staging))? {
+        let from = join(&staging, &name);
+        outer.rename(&from, &name).map_err(io_at("move into place", outer, &name))?;
+    }
+    rustix::fs::unlinkat(
+        outer.dir(b"").map_err(io("open", target))?,
+        OsStr::from_bytes(&staging),
+        AtFlags::REMOVEDIR,
+    )
+    .map_err(|e| io_at("remove", outer, &staging)(e.into()))?;
+    if let Some(meta) = root_meta {
+        let dir = File::from(outer.dir(b"").map_err(io("open", target))?);
+        let failed = fsmeta::apply_fd(&dir, &meta, fsmeta::running_as_root());
+        summary.warnings.extend(failed.into_iter().map(|f| format!("{}: {f}", target.display())));
+    }
+    Ok(summary)
 }
+
+/// The name a restore's staging directory starts with.
+const STAGING_PREFIX: &str = ".coldkeep-restore-";
 
 /// Restores into `target`, an empty directory the caller made and opened for the purpose (so
 /// it takes the backed-up directory's own metadata, as a target the restore creates does).
@@ -178,17 +207,21 @@ pub(crate) fn run_beneath(
     opts: &RestoreOptions,
 ) -> Result<RestoreSummary, RestoreError> {
     let selected = resolve(repo, snap, sub_path)?;
-    restore_beneath(repo, snap, selected, target, true, opts)
+    Ok(restore_beneath(repo, snap, selected, target, true, true, opts)?.0)
 }
 
+/// Restores `selected` into `target`. When `created_target`, the target takes the backed-up
+/// directory's own metadata: applied here when `apply_root`, else returned for the caller to
+/// apply where the restored entries end up.
 fn restore_beneath(
     repo: &Repository,
     snap: &SnapshotRecord,
     selected: Resolved,
     target: &Beneath,
     created_target: bool,
+    apply_root: bool,
     opts: &RestoreOptions,
-) -> Result<RestoreSummary, RestoreError> {
+) -> Result<(RestoreSummary, Option<Meta>), RestoreError> {
     let progress = opts.progress.clone().unwrap_or_default();
     let control = opts.control.clone().unwrap_or_default();
     let threads = opts.threads.unwrap_or_else(|| WORKERS_PER_CORE * repo::cores());
@@ -258,20 +291,22 @@ fn restore_beneath(
             warnings.note(target, rel, fsmeta::apply_symlink(dir.as_fd(), name, meta, as_root));
         }
         let dirs = plan.dirs.iter().rev().map(|(rel, meta)| (rel.as_slice(), meta));
-        for (rel, meta) in dirs.chain(root_meta.as_ref().map(|m| (&b""[..], m))) {
+        let root = root_meta.as_ref().filter(|_| apply_root).map(|m| (&b""[..], m));
+        for (rel, meta) in dirs.chain(root) {
             let dir = File::from(target.dir(rel).map_err(io_at("open", target, rel))?);
             warnings.note(target, rel, fsmeta::apply_fd(&dir, meta, as_root));
         }
         Ok(())
     })?;
-    Ok(RestoreSummary {
+    let summary = RestoreSummary {
         files: plan.files.len() as u64 + plan.hardlinks.len() as u64,
         dirs: plan.dirs.len() as u64,
         symlinks: plan.symlinks.len() as u64,
         hardlinks: plan.hardlinks.len() as u64,
         bytes: plan.files.iter().map(|f| f.size).sum(),
         warnings: warnings.0.into_inner().unwrap_or_else(PoisonError::into_inner),
-    })
+    };
+    Ok((summary, root_meta.filter(|_| !apply_root)))
 }
 
 /// A test's callback between the phases of a restore.
@@ -323,8 +358,17 @@ fn prepare_target(target: &Path) -> Result<bool, RestoreError> {
             Err(RestoreError::SymlinkEscape(target.to_owned()))
         }
         Ok(md) if md.is_dir() => {
-            let mut entries = std::fs::read_dir(target).map_err(io("list", target))?;
-            if entries.next().is_some() {
+            let names: Vec<_> = std::fs::read_dir(target)
+                .map_err(io("list", target))?
+                .map(|e| e.map(|e| e.file_name()))
+                .collect::<Result<_, _>>()
+                .map_err(io("list", target))?;
+            if let Some(left) =
+                names.iter().find(|n| n.as_bytes().starts_with(STAGING_PREFIX.as_bytes()))
+            {
+                return Err(RestoreError::Interrupted(target.join(left)));
+            }
+            if !names.is_empty() {
                 return Err(RestoreError::TargetNotEmpty(target.to_owned()));
             }
             Ok(false)
@@ -790,8 +834,11 @@ mod tests {
             let (target, outside) = (f.target.clone(), f.outside.clone());
             *lock(&PHASE_HOOK) = Some(Box::new(move |at: &str| {
                 if at == step {
-                    std::fs::rename(target.join("sub"), target.join("moved")).expect("move");
-                    std::os::unix::fs::symlink(&outside, target.join("sub")).expect("swap");
+                    // The restore works in its staging directory, the target's one entry.
+                    let staging = std::fs::read_dir(&target).expect("ls").next().expect("one");
+                    let dir = staging.expect("entry").path();
+                    std::fs::rename(dir.join("sub"), target.join("moved")).expect("move");
+                    std::os::unix::fs::symlink(&outside, dir.join("sub")).expect("swap");
                 }
             }));
             let result = restore(&f, &snap);
@@ -802,5 +849,34 @@ mod tests {
             );
             assert_untouched(&f);
         }
+    }
+
+    /// A restore killed part-way leaves nothing at its final names, only its staging directory,
+    /// and the next restore into that target says so.
+    #[test]
+    fn an_interrupted_restore_leaves_no_half_file_and_is_reported() {
+        let f = fixture();
+        let src = f.dir.path().join("src");
+        std::fs::create_dir_all(src.join("d")).expect("mkdir");
+        let big: Vec<u8> =
+            (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+        std::fs::write(src.join("d/big"), &big).expect("write");
+        std::fs::write(src.join("small"), b"small").expect("write");
+        let snap =
+            crate::backup::run(&f.repo, &src, &crate::BackupOptions::default()).expect("backup");
+        *lock(&PHASE_HOOK) = Some(Box::new(|at: &str| {
+            assert_ne!(at, "created", "killed after the large files were created and sized");
+        }));
+        let killed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| restore(&f, &snap)));
+        lock(&PHASE_HOOK).take();
+        assert!(killed.is_err(), "the hook stopped the restore");
+        let left: Vec<_> =
+            std::fs::read_dir(&f.target).expect("ls").map(|e| e.expect("e").file_name()).collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert!(left[0].as_bytes().starts_with(STAGING_PREFIX.as_bytes()), "{left:?}");
+        assert!(matches!(restore(&f, &snap), Err(RestoreError::Interrupted(_))));
+        std::fs::remove_dir_all(f.target.join(&left[0])).expect("clean up");
+        restore(&f, &snap).expect("a restore into the emptied target");
+        assert_eq!(std::fs::read(f.target.join("d/big")).expect("read"), big);
     }
 }
