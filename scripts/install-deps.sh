@@ -5,6 +5,7 @@
 #   postgresql                     the server, pgbench and psql of the point-in-time recovery
 #                                  test (crates/coldkeep/tests/postgres_pitr.rs)
 #   cargo-nextest                  the test runner (preinstalled on our machines; cargo-installed otherwise)
+#   cargo-fuzz                     runs the fuzz targets on nightly (scripts/test.sh), cargo-installed
 # Idempotent and quiet when everything is there.
 set -euo pipefail
 need=()
@@ -18,3 +19,4 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz

@@ -34,8 +34,17 @@ fn options() -> impl Options {
 /// # Panics
 /// Only if serde fails on an in-memory value, which the types used here cannot do.
 pub fn encode<T: Serialize>(version: u8, value: &T) -> Vec<u8> {
-    let mut out = vec![version];
-    options().serialize_into(&mut out, value).expect("in-memory serialization cannot fail");
+    let body = options().serialize(value).expect("in-memory serialization cannot fail");
+    seal(version, &body)
+}
+
+/// A record of format `version` around `body` as it is: the version byte in front, the
+/// checksum behind. [`encode`] seals a value's bincode; fuzzers and tests seal arbitrary bytes,
+/// so that what they feed reaches the body decoder instead of stopping at the checksum.
+pub fn seal(version: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 5);
+    out.push(version);
+    out.extend_from_slice(body);
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
