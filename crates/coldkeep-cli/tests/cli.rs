@@ -92,6 +92,34 @@ fn errors_are_clear_and_exit_non_zero() {
     assert_eq!(out.status.code(), Some(1));
     let out = coldkeep(&repo, &["backup"]);
     assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
+
+    // Another process holds the repository and answers no commands: the message starts with
+    // what is wrong, then says what to do.
+    // The shell takes the lock on a descriptor and becomes `sleep`, so killing it frees it.
+    let mut holder = Command::new("sh")
+        .args(["-c", "exec 9>\"$0\"; flock -x 9; exec sleep 30"])
+        .arg(repo.join("lock"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("flock");
+    let mut busy = None;
+    for _ in 0..200 {
+        let out = coldkeep(&repo, &["--lock-wait-secs", "0", "gc"]);
+        if out.status.code() == Some(1) && String::from_utf8_lossy(&out.stderr).contains("in use") {
+            busy = Some(String::from_utf8_lossy(&out.stderr).into_owned());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20)); // flock has not started yet
+    }
+    holder.kill().expect("kill flock");
+    holder.wait().expect("reap flock");
+    let busy = busy.expect("the busy repository was refused");
+    let expected =
+        format!("error: repository {} is in use by another process, which", repo.display());
+    assert!(busy.starts_with(&expected), "{busy}");
+    assert!(busy.contains("coldkeep serve"), "{busy}");
 }
 
 #[test]
