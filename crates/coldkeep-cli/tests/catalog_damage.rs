@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use coldkeep_testing::Dataset;
+use coldkeep_testing::{pack_files, Dataset};
 use common::{assert_ok, coldkeep, killed_after};
 
 fn catalog_files(repo: &Path, prefix: &str, suffix: &str) -> Vec<PathBuf> {
@@ -22,24 +22,6 @@ fn catalog_files(repo: &Path, prefix: &str, suffix: &str) -> Vec<PathBuf> {
         .collect();
     found.sort();
     found
-}
-
-fn pack_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            pack_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "pack") {
-            out.push(path);
-        }
-    }
-}
-
-fn packs(repo: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    pack_files(&repo.join("packs"), &mut out);
-    out.sort();
-    out
 }
 
 /// Two backups of different content; returns the repository.
@@ -58,7 +40,7 @@ fn two_backups(tmp: &Path) -> PathBuf {
 /// What every damaged repository must show: writers refused with the typed message, readers
 /// warned, check exits 3, gc deletes nothing, no pack lost.
 fn assert_loss_is_caught(repo: &Path, tmp: &Path) {
-    let before = packs(repo);
+    let before = pack_files(repo);
     let listed = coldkeep(repo, &["--json", "snapshots"]);
     if listed.status.success() {
         let stderr = String::from_utf8_lossy(&listed.stderr);
@@ -76,7 +58,7 @@ fn assert_loss_is_caught(repo: &Path, tmp: &Path) {
     assert_eq!(check.status.code(), Some(3), "check must report the loss");
     let stdout = String::from_utf8_lossy(&check.stdout);
     assert!(stdout.contains("the catalog lost commits"), "{stdout}");
-    assert_eq!(packs(repo), before, "no pack may be deleted");
+    assert_eq!(pack_files(repo), before, "no pack may be deleted");
 }
 
 #[test]

@@ -192,6 +192,24 @@ pub fn compare_trees(expected: &Path, actual: &Path, how: Compare) -> Vec<String
     diffs
 }
 
+/// Every pack file of the repository at `repo`, sorted.
+pub fn pack_files(repo: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in fs::read_dir(dir).expect("read dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "pack") {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&repo.join("packs"), &mut out);
+    out.sort();
+    out
+}
+
 /// Bytes actually allocated on disk for a file.
 pub fn allocated_bytes(path: &Path) -> u64 {
     fs::symlink_metadata(path).map_or(0, |m| m.blocks() * 512)

@@ -215,6 +215,12 @@ fn mark(repo: &Repository) -> Result<HashSet<ChunkId>, GcError> {
     Ok(live)
 }
 
+/// Whether the grace period has passed since `since`, at trusted time `now`.
+fn waited(now: Usecs, since: Usecs, grace: Duration) -> bool {
+    let grace_us = i64::try_from(grace.as_micros()).unwrap_or(i64::MAX);
+    now.0.saturating_sub(since.0) >= grace_us
+}
+
 /// Whether every backup that may reference a pack condemned under `c` has ended.
 fn backups_done(repo: &Repository, c: &Condemned) -> bool {
     c.epoch != repo.tickets.epoch || repo.tickets.oldest_running().is_none_or(|t| t > c.ticket)
@@ -228,9 +234,8 @@ fn sweep(
     grace: Duration,
     report: &mut GcReport,
 ) -> Result<(), GcError> {
-    let grace_us = i64::try_from(grace.as_micros()).unwrap_or(i64::MAX);
     for (pack, c) in repo.catalog.condemned()? {
-        if now.0.saturating_sub(c.at.0) < grace_us || !backups_done(repo, &c) {
+        if !waited(now, c.at, grace) || !backups_done(repo, &c) {
             continue;
         }
         let path = repo.packs.path_of(pack);
@@ -353,7 +358,6 @@ fn remove_orphans(
     if repo.tickets.oldest_running().is_some() {
         return Ok(()); // a running backup's sealed pack may not be indexed yet
     }
-    let grace_us = i64::try_from(grace.as_micros()).unwrap_or(i64::MAX);
     let known: HashSet<PackId> = repo.catalog.packs()?.into_iter().map(|(id, _)| id).collect();
     for pack in repo.packs.list()? {
         if known.contains(&pack) {
@@ -362,7 +366,7 @@ fn remove_orphans(
         let path = repo.packs.path_of(pack);
         let meta = std::fs::metadata(&path).map_err(|e| IoError::new("stat", &path, e))?;
         let sealed = meta.modified().map_or(now, |t| Usecs(crate::repo::system_time_us(t)));
-        if now.0.saturating_sub(sealed.0) < grace_us {
+        if !waited(now, sealed, grace) {
             report.orphan_packs_waiting += 1;
             continue;
         }

@@ -42,7 +42,7 @@ use crate::fsmeta;
 use crate::progress::{add, Progress};
 use crate::read::{resolve, Resolved};
 use crate::repo::{self, worker_pool, Repository};
-use crate::tree::{validate_name, Meta, Node, NodeKind, Piece, Tree};
+use crate::tree::{join, validate_name, Meta, Node, NodeKind, Piece, Tree};
 
 /// How to run a restore.
 #[derive(Debug, Clone, Default)]
@@ -146,15 +146,6 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Re
             return RestoreError::SymlinkEscape(path.to_owned());
         }
         RestoreError::Io(IoError::new(op, path, e))
-    }
-}
-
-/// `a/b` from `a` and `b` (`b` alone at the top).
-fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
-    if dir.is_empty() {
-        name.to_vec()
-    } else {
-        [dir, b"/", name].concat()
     }
 }
 

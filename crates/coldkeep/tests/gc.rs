@@ -165,17 +165,6 @@ fn a_backup_running_during_gc_loses_no_chunk() {
     });
 }
 
-fn pack_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            pack_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "pack") {
-            out.push(path);
-        }
-    }
-}
-
 /// Packs no record names (here: another repository's, as a catalog that lost them would see
 /// them) wait out the grace period, and those holding trees no snapshot reaches are kept.
 #[test]
@@ -187,8 +176,7 @@ fn unindexed_packs_wait_for_the_grace_period_and_lost_trees_are_never_deleted() 
     fill(&src, 5);
     other.backup(&src, &BackupOptions::default()).expect("backup");
     drop(other);
-    let mut lost = Vec::new();
-    pack_files(&tmp.path().join("other/packs"), &mut lost);
+    let lost = coldkeep_testing::pack_files(&tmp.path().join("other"));
     assert!(lost.len() > 2, "{lost:?}");
 
     let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time");

@@ -29,7 +29,7 @@ use crate::error::{BackupError, IoError};
 use crate::fsmeta;
 use crate::progress::{add, Progress};
 use crate::repo::Repository;
-use crate::tree::{Node, NodeKind, Piece, Tree, Xattr};
+use crate::tree::{join, Node, NodeKind, Piece, Tree, Xattr};
 
 /// Files up to this size are read whole and cut in memory; larger ones are streamed.
 const READ_WHOLE_LIMIT: u64 = 8 << 20;
@@ -56,14 +56,6 @@ pub(super) struct Walk<'a> {
 fn open_dir(path: &Path) -> std::io::Result<File> {
     let flags = rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::NOFOLLOW;
     File::options().read(true).custom_flags(flags.bits().cast_signed()).open(path)
-}
-
-fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
-    if rel.is_empty() {
-        name.to_vec()
-    } else {
-        [rel, b"/", name].concat()
-    }
 }
 
 /// How an entry of the open directory `dir` is named to the kernel: through the directory's

@@ -34,7 +34,7 @@ use crate::error::{IoError, RecoveryError, RestoreError};
 use crate::progress::Progress;
 use crate::read::{resolve, snapshot, Resolved};
 use crate::restore::{self, RestoreOptions, RestoreSummary};
-use crate::tree::{components, NodeKind};
+use crate::tree::{components, join, NodeKind};
 
 /// What a caller gives to create a recovery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -297,7 +297,7 @@ fn execute(
             let mut failed = Vec::new();
             let mut moved_aside = 0;
             for (i, path) in paths.iter().enumerate() {
-                let stage = [&staging[..], b"/", i.to_string().as_bytes()].concat();
+                let stage = join(&staging, i.to_string().as_bytes());
                 let mut one = || -> Result<(), ProtectError> {
                     into.mkdir(&stage).map_err(io_err("create", &into.display(&stage)))?;
                     let at = into.subdir(&stage).map_err(io_err("open", &into.display(&stage)))?;
@@ -312,10 +312,7 @@ fn execute(
                         Moves { into: &into, staging: &staging, overwrite: *overwrite_existing };
                     match components(path).last() {
                         Some(name) if is_dir => mv.place(&stage, name, stats, &mut moved_aside),
-                        Some(name) => {
-                            let from = [&stage[..], b"/", name].concat();
-                            mv.place(&from, name, stats, &mut moved_aside)
-                        }
+                        Some(name) => mv.place(&join(&stage, name), name, stats, &mut moved_aside),
                         None => mv.merge(&stage, b"", stats, &mut moved_aside),
                     }
                 };
@@ -413,14 +410,7 @@ impl Moves<'_> {
     ) -> Result<(), ProtectError> {
         let names = self.into.list(from).map_err(io_err("list", &self.into.display(from)))?;
         for name in names {
-            let join = |dir: &[u8]| {
-                if dir.is_empty() {
-                    name.clone()
-                } else {
-                    [dir, b"/", &name].concat()
-                }
-            };
-            self.place(&join(from), &join(to), stats, moved_aside)?;
+            self.place(&join(from, &name), &join(to, &name), stats, moved_aside)?;
         }
         Ok(())
     }
