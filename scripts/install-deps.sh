@@ -2,6 +2,7 @@
 # Installs what a fresh Debian machine lacks to build and test coldkeep:
 #   librocksdb-dev + libclang-dev  link Debian's RocksDB (see .cargo/config.toml) instead of
 #                                  compiling it from source (29 min vs 38 s on 2 cores)
+#   faketime                       runs a command with its clock set ahead (tests/clock.rs)
 #   postgresql                     the server, pgbench and psql of the point-in-time recovery
 #                                  test (crates/coldkeep/tests/postgres_pitr.rs)
 #   cargo-nextest                  the test runner (preinstalled on our machines; cargo-installed otherwise)
@@ -9,7 +10,7 @@
 # Idempotent and quiet when everything is there.
 set -euo pipefail
 need=()
-for pkg in librocksdb-dev libclang-dev postgresql; do
+for pkg in librocksdb-dev libclang-dev postgresql faketime; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
