@@ -12,9 +12,6 @@ use rustix::fs::{AtFlags, Gid, Mode, Timespec, Timestamps, Uid};
 
 use crate::tree::{Meta, Timestamp, Xattr};
 
-/// `O_NOFOLLOW` for `OpenOptionsExt::custom_flags`: opening a symlink fails instead of following.
-pub(crate) const O_NOFOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits().cast_signed();
-
 /// The metadata of `md` (from `symlink_metadata`) with the given extended attributes.
 pub(crate) fn read(md: &Metadata, xattrs: Vec<Xattr>) -> Meta {
     Meta {

@@ -58,12 +58,42 @@ fn open_dir(path: &Path) -> std::io::Result<File> {
     File::options().read(true).custom_flags(flags.bits().cast_signed()).open(path)
 }
 
-/// How an entry of the open directory `dir` is named to the kernel: through the directory's
-/// descriptor in `/proc/self/fd`, so the path is short however deep the entry is, and no
-/// component above the directory is looked up again (one renamed or swapped for a symlink since
-/// cannot redirect the walk).
+/// The open directory `dir` as a path, through its descriptor in `/proc/self/fd`: for the
+/// calls that take only a path (listing it, a symlink's xattrs). Short however deep the
+/// directory is, and no component above it is looked up again.
 fn handle_of(dir: &File) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()))
+}
+
+/// An entry as the kernel is asked for it: by its name in its open parent directory, so path
+/// length does not matter and no component above it can be swapped for a symlink.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    dir: &'a File,
+    name: &'a [u8],
+}
+
+impl At<'_> {
+    fn open(self, flags: rustix::fs::OFlags) -> std::io::Result<File> {
+        use rustix::fs::OFlags;
+        let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(
+            self.dir,
+            OsStr::from_bytes(self.name),
+            flags,
+            rustix::fs::Mode::empty(),
+        )?;
+        Ok(File::from(fd))
+    }
+
+    fn read_link(self) -> std::io::Result<Vec<u8>> {
+        Ok(rustix::fs::readlinkat(self.dir, OsStr::from_bytes(self.name), Vec::new())?.into_bytes())
+    }
+
+    /// The entry as a path, through its directory's descriptor.
+    fn path(self) -> PathBuf {
+        handle_of(self.dir).join(OsStr::from_bytes(self.name))
+    }
 }
 
 impl Walk<'_> {
@@ -108,16 +138,17 @@ impl Walk<'_> {
     pub fn root(&self, source: &Path, parent: Option<&Tree>) -> Result<ChunkId, BackupError> {
         let md = std::fs::symlink_metadata(source)
             .map_err(|e| BackupError::Source { path: source.to_owned(), cause: e })?;
+        let source_err = |e| BackupError::Source { path: source.to_owned(), cause: e };
         if md.is_dir() {
-            let source_err = |e| BackupError::Source { path: source.to_owned(), cause: e };
             let dir = open_dir(source).map_err(source_err)?;
-            let handle = handle_of(&dir);
-            let entries = std::fs::read_dir(&handle).map_err(source_err)?;
-            return self.dir_entries(&handle, b"", entries, parent);
+            let entries = std::fs::read_dir(handle_of(&dir)).map_err(source_err)?;
+            return self.dir_entries(&dir, b"", entries, parent);
         }
         let name = source.file_name().map_or(&b"source"[..], OsStrExt::as_bytes);
+        let above = source.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = open_dir(above).map_err(source_err)?;
         let prev = parent.and_then(|t| t.get(name));
-        let entries = self.entry(source, name, Ok(md), prev)?.into_iter().collect();
+        let entries = self.entry(At { dir: &dir, name }, name, Ok(md), prev)?.into_iter().collect();
         self.store_tree(&Tree { entries })
     }
 
@@ -125,25 +156,33 @@ impl Walk<'_> {
         self.store(&tree.encode(), BlobKind::Tree)
     }
 
-    /// The sub-directory at `at` (a name under its parent's handle), walked through a
-    /// descriptor of its own, held while its entries are.
-    fn dir(&self, at: &Path, rel: &[u8], parent: Option<&Tree>) -> Result<ChunkId, BackupError> {
-        let opened = open_dir(at).and_then(|dir| {
-            let handle = handle_of(&dir);
-            std::fs::read_dir(&handle).map(|entries| (dir, handle, entries))
-        });
+    /// The sub-directory `at`, walked through a descriptor of its own (held while its entries
+    /// are), and its extended attributes.
+    fn dir(
+        &self,
+        at: At<'_>,
+        rel: &[u8],
+        parent: Option<&Tree>,
+    ) -> Result<(ChunkId, Vec<Xattr>), BackupError> {
+        use rustix::fs::OFlags;
+        let opened = at
+            .open(OFlags::RDONLY | OFlags::DIRECTORY)
+            .and_then(|dir| std::fs::read_dir(handle_of(&dir)).map(|entries| (dir, entries)));
         match opened {
-            Ok((_dir, handle, entries)) => self.dir_entries(&handle, rel, entries, parent),
+            Ok((dir, entries)) => {
+                let xattrs = fsmeta::fd_xattrs(&dir);
+                Ok((self.dir_entries(&dir, rel, entries, parent)?, xattrs))
+            }
             Err(e) => {
                 self.warn(rel, format!("directory not read: {e}"));
-                self.store_tree(&Tree::default())
+                Ok((self.store_tree(&Tree::default())?, Vec::new()))
             }
         }
     }
 
     fn dir_entries(
         &self,
-        abs: &Path,
+        dir: &File,
         rel: &[u8],
         entries: std::fs::ReadDir,
         parent: Option<&Tree>,
@@ -163,12 +202,7 @@ impl Walk<'_> {
                 let prev = parent.and_then(|t| t.get(name));
                 // `DirEntry::metadata` is an lstat relative to the open directory: no walk of
                 // the full path.
-                self.entry(
-                    &abs.join(OsStr::from_bytes(name)),
-                    &join(rel, name),
-                    entry.metadata(),
-                    prev,
-                )
+                self.entry(At { dir, name }, &join(rel, name), entry.metadata(), prev)
             })
             .collect::<Result<_, _>>()?;
         add(&self.progress.dirs, 1);
@@ -179,7 +213,7 @@ impl Walk<'_> {
     /// `md` is the entry's `lstat`.
     fn entry(
         &self,
-        at: &Path,
+        at: At<'_>,
         rel: &[u8],
         md: std::io::Result<Metadata>,
         prev: Option<&Node>,
@@ -198,14 +232,13 @@ impl Walk<'_> {
                 Some(NodeKind::Dir { tree }) => self.parent_tree(tree)?,
                 _ => None,
             };
-            let tree = self.dir(at, rel, prev_tree.as_ref())?;
-            (NodeKind::Dir { tree }, fsmeta::path_xattrs(at))
+            let (tree, xattrs) = self.dir(at, rel, prev_tree.as_ref())?;
+            (NodeKind::Dir { tree }, xattrs)
         } else if ft.is_symlink() {
-            match std::fs::read_link(at) {
+            match at.read_link() {
                 Ok(target) => {
                     add(&self.progress.symlinks, 1);
-                    let target = target.as_os_str().as_bytes().to_vec();
-                    (NodeKind::Symlink { target }, fsmeta::path_xattrs(at))
+                    (NodeKind::Symlink { target }, fsmeta::path_xattrs(&at.path()))
                 }
                 Err(e) => {
                     self.warn(rel, format!("symlink vanished before it was read: {e}"));
@@ -228,7 +261,7 @@ impl Walk<'_> {
     /// unchanged, read otherwise. `md` is the file's `lstat` from the directory walk.
     fn file(
         &self,
-        at: &Path,
+        at: At<'_>,
         rel: &[u8],
         md: &Metadata,
         prev: Option<&Node>,
@@ -241,8 +274,7 @@ impl Walk<'_> {
             return Ok(Some(reused));
         }
         // O_NONBLOCK: if a fifo was swapped in since the lstat, opening it must not hang.
-        let flags = fsmeta::O_NOFOLLOW | rustix::fs::OFlags::NONBLOCK.bits().cast_signed();
-        let file = match File::options().read(true).custom_flags(flags).open(at) {
+        let file = match at.open(rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK) {
             Ok(f) => f,
             Err(e) => {
                 self.warn(rel, format!("not read: {e}"));
