@@ -117,6 +117,12 @@ impl Beneath {
         Ok(rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o700))?)
     }
 
+    /// Removes the empty directory `rel`.
+    pub fn remove_dir(&self, rel: &[u8]) -> io::Result<()> {
+        let (dir, name) = self.parent(rel)?;
+        Ok(rustix::fs::unlinkat(&dir, name, AtFlags::REMOVEDIR)?)
+    }
+
     /// Makes the symlink `rel` pointing at `dest` (which is never followed).
     pub fn symlink(&self, rel: &[u8], dest: &[u8]) -> io::Result<()> {
         let (dir, name) = self.parent(rel)?;
@@ -202,6 +208,14 @@ fn open_beneath(
         }
     }
     Err(io::Error::new(io::ErrorKind::InvalidInput, "an empty path"))
+}
+
+/// The open descriptor `fd` as a path, `/proc/self/fd/N`: for the calls that take only a path.
+/// The path is short however deep the file is, and what it names cannot be swapped: it resolves
+/// to the open file itself, so a path joined under it looks up nothing above.
+pub(crate) fn fd_path(fd: impl AsFd) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd()))
 }
 
 /// Whether an error means a symlink (or a way out) was met where a plain entry should be.

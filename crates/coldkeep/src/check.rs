@@ -168,15 +168,15 @@ pub(crate) fn run(repo: &Repository, opts: CheckOptions) -> Result<CheckReport, 
     };
     let on_disk: HashSet<PackId> = repo.packs.list()?.into_iter().collect();
     report.packs = catalog_packs.len() as u64;
-    report.unindexed_packs = on_disk.difference(&catalog_packs).map(ToString::to_string).collect();
-    report.unindexed_packs.sort();
     for pack in on_disk.difference(&catalog_packs) {
+        report.unindexed_packs.push(pack.to_string());
         // A pack whose trailer does not read holds unknown trees: listed too.
         let lost = crate::gc::lost_trees(&repo.packs.path_of(*pack), *pack, &seen_trees);
         if !matches!(lost, Ok(0)) {
             report.unindexed_packs_with_trees.push(pack.to_string());
         }
     }
+    report.unindexed_packs.sort();
     report.unindexed_packs_with_trees.sort();
     // A condemned pack whose file is gone was deleted by a sweep that did not get to forget it.
     let deleted: HashSet<PackId> = match repo.catalog.condemned() {

@@ -4,9 +4,9 @@
 
 use std::ffi::OsStr;
 use std::fs::{File, Metadata};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rustix::fs::{AtFlags, Gid, Mode, Timespec, Timestamps, Uid};
 
@@ -158,8 +158,7 @@ fn apply_to(target: Target<'_>, meta: &Meta, as_root: bool) -> Vec<String> {
                 // Through the directory's descriptor in /proc: the link is its last component,
                 // which lsetxattr does not follow, and no other component can be swapped.
                 Target::Symlink { dir, name: link } => {
-                    let mut path = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
-                    path.push(link);
+                    let path = crate::beneath::fd_path(dir).join(link);
                     rustix::fs::lsetxattr(&path, name, &x.value, flags)
                 }
                 Target::Fd(f) => rustix::fs::fsetxattr(f, name, &x.value, flags),

@@ -20,7 +20,6 @@
 //! outside the target, however deep the tree or long the target's path.
 
 use std::collections::{HashMap, LinkedList};
-use std::ffi::OsStr;
 use std::fs::File;
 use std::io::ErrorKind;
 use std::os::fd::AsFd;
@@ -32,7 +31,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use coldkeep_catalog::{ChunkLocation, SnapshotRecord};
 use coldkeep_store::{Access, BlobEntry, ChunkId, PackFile, PackId};
 use rayon::prelude::*;
-use rustix::fs::AtFlags;
 
 use crate::beneath::{self, Beneath};
 use crate::control::Control;
@@ -166,21 +164,14 @@ pub(crate) fn run(
     outer.mkdir(&staging).map_err(io_at("create", outer, &staging))?;
     let inner = &outer.subdir(&staging).map_err(io_at("open", outer, &staging))?;
     let (mut summary, root_meta) =
-        restore_beneath(repo, snap, selected, inner, created_target, false, opts)?;
+        restore_beneath(repo, snap, selected, inner, created_target, opts)?;
     for name in inner.list(b"").map_err(io_at("list", outer, &staging))? {
         let from = join(&staging, &name);
         outer.rename(&from, &name).map_err(io_at("move into place", outer, &name))?;
     }
-    rustix::fs::unlinkat(
-        outer.dir(b"").map_err(io("open", target))?,
-        OsStr::from_bytes(&staging),
-        AtFlags::REMOVEDIR,
-    )
-    .map_err(|e| io_at("remove", outer, &staging)(e.into()))?;
+    outer.remove_dir(&staging).map_err(io_at("remove", outer, &staging))?;
     if let Some(meta) = root_meta {
-        let dir = File::from(outer.dir(b"").map_err(io("open", target))?);
-        let failed = fsmeta::apply_fd(&dir, &meta, fsmeta::running_as_root());
-        summary.warnings.extend(failed.into_iter().map(|f| format!("{}: {f}", target.display())));
+        apply_root_meta(outer, &meta, &mut summary)?;
     }
     Ok(summary)
 }
@@ -198,19 +189,36 @@ pub(crate) fn run_beneath(
     opts: &RestoreOptions,
 ) -> Result<RestoreSummary, RestoreError> {
     let selected = resolve(repo, snap, sub_path)?;
-    Ok(restore_beneath(repo, snap, selected, target, true, true, opts)?.0)
+    let (mut summary, root_meta) = restore_beneath(repo, snap, selected, target, true, opts)?;
+    if let Some(meta) = root_meta {
+        apply_root_meta(target, &meta, &mut summary)?;
+    }
+    Ok(summary)
 }
 
-/// Restores `selected` into `target`. When `created_target`, the target takes the backed-up
-/// directory's own metadata: applied here when `apply_root`, else returned for the caller to
-/// apply where the restored entries end up.
+/// Gives the target directory itself `meta` (after everything in it is in place, so that its
+/// mtime stays), noting in `summary` what could not be applied.
+fn apply_root_meta(
+    target: &Beneath,
+    meta: &Meta,
+    summary: &mut RestoreSummary,
+) -> Result<(), RestoreError> {
+    let dir = File::from(target.dir(b"").map_err(io_at("open", target, b""))?);
+    let failed = fsmeta::apply_fd(&dir, meta, fsmeta::running_as_root());
+    let path = target.display(b"");
+    summary.warnings.extend(failed.into_iter().map(|f| format!("{}: {f}", path.display())));
+    Ok(())
+}
+
+/// Restores `selected` into `target`. When `created_target`, returns the metadata the target
+/// directory takes (the backed-up directory's own) for the caller to apply where the restored
+/// entries end up.
 fn restore_beneath(
     repo: &Repository,
     snap: &SnapshotRecord,
     selected: Resolved,
     target: &Beneath,
     created_target: bool,
-    apply_root: bool,
     opts: &RestoreOptions,
 ) -> Result<(RestoreSummary, Option<Meta>), RestoreError> {
     let progress = opts.progress.clone().unwrap_or_default();
@@ -281,9 +289,7 @@ fn restore_beneath(
             let (dir, name) = target.parent(rel).map_err(io_at("open", target, rel))?;
             warnings.note(target, rel, fsmeta::apply_symlink(dir.as_fd(), name, meta, as_root));
         }
-        let dirs = plan.dirs.iter().rev().map(|(rel, meta)| (rel.as_slice(), meta));
-        let root = root_meta.as_ref().filter(|_| apply_root).map(|m| (&b""[..], m));
-        for (rel, meta) in dirs.chain(root) {
+        for (rel, meta) in plan.dirs.iter().rev() {
             let dir = File::from(target.dir(rel).map_err(io_at("open", target, rel))?);
             warnings.note(target, rel, fsmeta::apply_fd(&dir, meta, as_root));
         }
@@ -297,7 +303,7 @@ fn restore_beneath(
         bytes: plan.files.iter().map(|f| f.size).sum(),
         warnings: warnings.0.into_inner().unwrap_or_else(PoisonError::into_inner),
     };
-    Ok((summary, root_meta.filter(|_| !apply_root)))
+    Ok((summary, root_meta))
 }
 
 /// A test's callback between the phases of a restore.

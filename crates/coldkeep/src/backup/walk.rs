@@ -11,7 +11,6 @@
 use std::ffi::OsStr;
 use std::fs::{File, Metadata};
 use std::io::{Read, Seek, SeekFrom};
-use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -24,6 +23,7 @@ use rayon::prelude::*;
 
 use super::known::KnownChunks;
 use super::packer::Packer;
+use crate::beneath::fd_path;
 use crate::control::Control;
 use crate::error::{BackupError, IoError};
 use crate::fsmeta;
@@ -58,13 +58,6 @@ fn open_dir(path: &Path) -> std::io::Result<File> {
     File::options().read(true).custom_flags(flags.bits().cast_signed()).open(path)
 }
 
-/// The open directory `dir` as a path, through its descriptor in `/proc/self/fd`: for the
-/// calls that take only a path (listing it, a symlink's xattrs). Short however deep the
-/// directory is, and no component above it is looked up again.
-fn handle_of(dir: &File) -> PathBuf {
-    PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()))
-}
-
 /// An entry as the kernel is asked for it: by its name in its open parent directory, so path
 /// length does not matter and no component above it can be swapped for a symlink.
 #[derive(Clone, Copy)]
@@ -92,7 +85,7 @@ impl At<'_> {
 
     /// The entry as a path, through its directory's descriptor.
     fn path(self) -> PathBuf {
-        handle_of(self.dir).join(OsStr::from_bytes(self.name))
+        fd_path(self.dir).join(OsStr::from_bytes(self.name))
     }
 }
 
@@ -141,7 +134,7 @@ impl Walk<'_> {
         let source_err = |e| BackupError::Source { path: source.to_owned(), cause: e };
         if md.is_dir() {
             let dir = open_dir(source).map_err(source_err)?;
-            let entries = std::fs::read_dir(handle_of(&dir)).map_err(source_err)?;
+            let entries = std::fs::read_dir(fd_path(&dir)).map_err(source_err)?;
             return self.dir_entries(&dir, b"", entries, parent);
         }
         let name = source.file_name().map_or(&b"source"[..], OsStrExt::as_bytes);
@@ -167,7 +160,7 @@ impl Walk<'_> {
         use rustix::fs::OFlags;
         let opened = at
             .open(OFlags::RDONLY | OFlags::DIRECTORY)
-            .and_then(|dir| std::fs::read_dir(handle_of(&dir)).map(|entries| (dir, entries)));
+            .and_then(|dir| std::fs::read_dir(fd_path(&dir)).map(|entries| (dir, entries)));
         match opened {
             Ok((dir, entries)) => {
                 let xattrs = fsmeta::fd_xattrs(&dir);
