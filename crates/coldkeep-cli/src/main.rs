@@ -579,16 +579,7 @@ pub(crate) fn execute(engine: &Engine, command: &Command, s: &mut Session<'_>) -
             .with_context(|| format!("restoring snapshot {id} into {}", target.display()))?;
             s.print(&summary, || view::restore_summary(&summary, id, target))?;
         }
-        // JSON carries bytes as base64, one range (at most 8 MiB) at a time: the file's size
-        // says whether more ranges follow.
-        Command::Cat { snapshot, path, offset, length } if s.json => {
-            let id = parse_snapshot(engine, snapshot)?;
-            let (offset, len) = (offset.unwrap_or(0), length.unwrap_or(coldkeep::MAX_READ_LEN));
-            let slice = engine.read_file(id, arg_bytes(path), offset, len)?;
-            let v = view::FileRange::new(arg_bytes(path), offset, &slice);
-            s.print(&v, String::new)?;
-        }
-        Command::Cat { snapshot, path, offset: None, length: None } => {
+        Command::Cat { snapshot, path, offset: None, length: None } if !s.json => {
             let id = parse_snapshot(engine, snapshot)?;
             let mut out = std::io::BufWriter::new(&mut *s.out);
             engine.cat(id, arg_bytes(path), &mut out)?;
@@ -598,7 +589,14 @@ pub(crate) fn execute(engine: &Engine, command: &Command, s: &mut Session<'_>) -
             let id = parse_snapshot(engine, snapshot)?;
             let (offset, len) = (offset.unwrap_or(0), length.unwrap_or(coldkeep::MAX_READ_LEN));
             let slice = engine.read_file(id, arg_bytes(path), offset, len)?;
-            s.out.write_all(&slice.data)?;
+            if s.json {
+                // JSON carries bytes as base64, one range (at most 8 MiB) at a time: the file's
+                // size says whether more ranges follow.
+                let v = view::FileRange::new(arg_bytes(path), offset, &slice);
+                s.print(&v, String::new)?;
+            } else {
+                s.out.write_all(&slice.data)?;
+            }
         }
         Command::Check { read_data } => {
             let report = engine.check(CheckOptions { read_data: *read_data })?;

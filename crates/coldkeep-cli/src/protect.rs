@@ -1198,8 +1198,7 @@ fn recovery_json<S: serde::Serializer>(r: &Recovery, s: S) -> Result<S::Ok, S::E
 }
 
 fn bytes_of(p: &std::path::Path) -> Vec<u8> {
-    use std::os::unix::ffi::OsStrExt;
-    p.as_os_str().as_bytes().to_vec()
+    crate::arg_bytes(p.as_os_str()).to_vec()
 }
 
 pub fn recovery(engine: &Engine, cmd: &RecoveryCmd, s: &mut Session<'_>) -> Result<u8> {
