@@ -295,7 +295,14 @@ fn execute(
             let staging = format!(".coldkeep-recovery-{id}").into_bytes();
             into.mkdir(&staging).map_err(io_err("create", &into.display(&staging)))?;
             let mut failed = Vec::new();
-            let mut moved_aside = 0;
+            let mut moves = Moves {
+                into: &into,
+                staging: &staging,
+                overwrite: *overwrite_existing,
+                stats,
+                moved_aside: 0,
+            };
+            let mut outcome = Ok(());
             for (i, path) in paths.iter().enumerate() {
                 let stage = join(&staging, i.to_string().as_bytes());
                 let mut one = || -> Result<(), ProtectError> {
@@ -308,19 +315,17 @@ fn execute(
                         Resolved::Root(_) => true,
                         Resolved::Node(node) => matches!(node.kind, NodeKind::Dir { .. }),
                     };
-                    let mv =
-                        Moves { into: &into, staging: &staging, overwrite: *overwrite_existing };
                     match components(path).last() {
-                        Some(name) if is_dir => mv.place(&stage, name, stats, &mut moved_aside),
-                        Some(name) => mv.place(&join(&stage, name), name, stats, &mut moved_aside),
-                        None => mv.merge(&stage, b"", stats, &mut moved_aside),
+                        Some(name) if is_dir => moves.place(&stage, name),
+                        Some(name) => moves.place(&join(&stage, name), name),
+                        None => moves.merge(&stage, b""),
                     }
                 };
                 match one() {
                     Ok(()) => {}
                     Err(e) if canceled(&e) => {
-                        let _ = std::fs::remove_dir_all(into.display(&staging));
-                        return Err(e);
+                        outcome = Err(e);
+                        break;
                     }
                     // One path that fails does not stop the others.
                     Err(e) => failed.push(format!("{}: {e}", String::from_utf8_lossy(path))),
@@ -328,6 +333,7 @@ fn execute(
             }
             // A direct child of the target: removing it never follows a symlink put in its place.
             let _ = std::fs::remove_dir_all(into.display(&staging));
+            outcome?;
             if failed.is_empty() {
                 Ok(())
             } else {
@@ -367,19 +373,16 @@ struct Moves<'a> {
     into: &'a Beneath,
     staging: &'a [u8],
     overwrite: bool,
+    stats: &'a mut RecoveryStats,
+    /// Entries replaced so far (each moved aside into staging under a name of its own).
+    moved_aside: usize,
 }
 
 impl Moves<'_> {
     /// Moves `from` to `to`: into place when nothing is there; merged into an existing
     /// directory entry by entry; otherwise replacing what is there (which is moved into
     /// staging, and goes with it) when `overwrite`, else leaving it and counting it skipped.
-    fn place(
-        &self,
-        from: &[u8],
-        to: &[u8],
-        stats: &mut RecoveryStats,
-        moved_aside: &mut usize,
-    ) -> Result<(), ProtectError> {
+    fn place(&mut self, from: &[u8], to: &[u8]) -> Result<(), ProtectError> {
         let t = self.into;
         let shown = t.display(to);
         let Some(existing) = t.stat(to).map_err(io_err("inspect", &shown))? else {
@@ -388,29 +391,23 @@ impl Moves<'_> {
         let incoming = t.stat(from).map_err(io_err("inspect", &t.display(from)))?;
         let dir = Some(rustix::fs::FileType::Directory);
         if Some(existing) == dir && incoming == dir {
-            return self.merge(from, to, stats, moved_aside);
+            return self.merge(from, to);
         }
         if !self.overwrite {
-            stats.skipped += 1;
+            self.stats.skipped += 1;
             return Ok(());
         }
-        *moved_aside += 1;
-        let aside = [self.staging, format!("/replaced-{moved_aside}").as_bytes()].concat();
+        self.moved_aside += 1;
+        let aside = [self.staging, format!("/replaced-{}", self.moved_aside).as_bytes()].concat();
         t.rename(to, &aside).map_err(io_err("move aside", &shown))?;
         t.rename(from, to).map_err(io_err("replace", &shown))
     }
 
     /// Places every entry of the directory `from` into the existing directory `to`.
-    fn merge(
-        &self,
-        from: &[u8],
-        to: &[u8],
-        stats: &mut RecoveryStats,
-        moved_aside: &mut usize,
-    ) -> Result<(), ProtectError> {
+    fn merge(&mut self, from: &[u8], to: &[u8]) -> Result<(), ProtectError> {
         let names = self.into.list(from).map_err(io_err("list", &self.into.display(from)))?;
         for name in names {
-            self.place(&join(from, &name), &join(to, &name), stats, moved_aside)?;
+            self.place(&join(from, &name), &join(to, &name))?;
         }
         Ok(())
     }
