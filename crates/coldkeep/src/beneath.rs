@@ -51,11 +51,7 @@ impl Beneath {
 
     /// The full path of `rel`, for messages.
     pub fn display(&self, rel: &[u8]) -> PathBuf {
-        if rel.is_empty() {
-            self.path.clone()
-        } else {
-            self.path.join(OsStr::from_bytes(rel))
-        }
+        under(&self.path, rel)
     }
 
     /// Opens `rel` with `flags` (plus `O_NOFOLLOW | O_CLOEXEC`), creating it with `mode` when
@@ -208,6 +204,15 @@ fn open_beneath(
         }
     }
     Err(io::Error::new(io::ErrorKind::InvalidInput, "an empty path"))
+}
+
+/// The path of `rel` (a relative snapshot path) under `root`: `root` itself for `""`.
+pub(crate) fn under(root: &Path, rel: &[u8]) -> PathBuf {
+    if rel.is_empty() {
+        root.to_owned()
+    } else {
+        root.join(OsStr::from_bytes(rel))
+    }
 }
 
 /// The open descriptor `fd` as a path, `/proc/self/fd/N`: for the calls that take only a path.

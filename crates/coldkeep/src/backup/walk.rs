@@ -92,11 +92,7 @@ impl At<'_> {
 impl Walk<'_> {
     /// The full path of `rel`, for messages.
     fn shown(&self, rel: &[u8]) -> PathBuf {
-        if rel.is_empty() {
-            self.source.to_owned()
-        } else {
-            self.source.join(OsStr::from_bytes(rel))
-        }
+        crate::beneath::under(self.source, rel)
     }
 
     fn warn(&self, rel: &[u8], message: impl Into<String>) {
