@@ -250,8 +250,10 @@ impl TrustedClock {
             }
             _ => None,
         };
-        // A clock that has never observed anything (a new repository) starts from the wall.
-        let allowance = if s.retention == Usecs::ZERO {
+        // A clock that has never observed anything (a new repository) starts from the wall,
+        // and that first reading is no step.
+        let fresh = s.retention == Usecs::ZERO;
+        let allowance = if fresh {
             i64::MAX
         } else {
             elapsed.map_or(0, |e| e.saturating_add(e / CATCH_UP_DIVISOR))
@@ -259,7 +261,7 @@ impl TrustedClock {
         let reachable = Usecs(s.retention.0.saturating_add(allowance));
         let retention = s.retention.max(wall.min(reachable));
         let advanced = wall.0.saturating_sub(s.last_wall.0);
-        let unexplained = s.retention != Usecs::ZERO
+        let unexplained = !fresh
             && match elapsed {
                 Some(e) => advanced.saturating_sub(e) > STEP_TOLERANCE,
                 None => {
