@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use coldkeep_chunker::{CdcParams, Chunker, ChunkerConfig};
-use coldkeep_store::{encode_frame, BlobKind, ChunkKey, PackDir, PackWriter, GROUP_TARGET};
+use coldkeep_store::{encode_frame, BlobKind, ChunkKey, LocalBackend, PackWriter, GROUP_TARGET};
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
@@ -84,7 +84,7 @@ fn main() {
     println!("\n| zstd level | frames | stored bytes (tree A, one blob per file) | ratio | compress MB/s (1 core) |");
     println!("|---|---|---:|---:|---:|");
     let tmp = tempfile::tempdir().expect("tempdir");
-    let packs = PackDir::create(tmp.path()).expect("pack dir");
+    let packs = LocalBackend::create(tmp.path()).expect("pack dir");
     for level in [1, 2, 3] {
         let t = Instant::now();
         let stored: usize = contents.iter().map(|c| encode_frame(c, level).1.len()).sum();

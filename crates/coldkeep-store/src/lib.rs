@@ -6,32 +6,38 @@
 //! * [`PackWriter`] / [`PackFile`]: the on-disk pack format (`docs/FORMAT.md`). A pack holds
 //!   frames — a large blob alone, or several small ones together — each compressed with zstd or
 //!   kept raw when zstd does not make it smaller. Compressing is the CPU-heavy part of a backup;
-//!   each worker thread does it for the pack it holds. Packs are written to a temporary name,
-//!   fsynced, renamed and their directory fsynced; once visible they never change.
-//! * [`PackDir`]: where packs live inside a repository.
+//!   each worker thread does it for the pack it holds. A pack is written once, as a stream,
+//!   and never changes.
+//! * [`backend`]: where a repository's objects live — the [`Backend`] trait, a local directory,
+//!   memory, and the conformance suite every backend passes. Nothing outside a backend knows
+//!   where or how an object is stored.
 
+pub mod backend;
 mod blob;
 mod id;
 mod pack;
-mod pack_dir;
 
+pub use backend::{
+    Access, Backend, ErrorKind, LocalBackend, MemoryBackend, ObjectInfo, ObjectKind, ObjectName,
+    ObjectReader, ObjectWriter,
+};
 pub use blob::{encode_frame, BlobKind, Compression};
 pub use id::{ChunkId, ChunkKey, PackId, ParseIdError};
 pub use pack::{
-    Access, BlobEntry, Frame, PackFile, PackWriter, SealedPack, GROUP_BLOB_MAX, GROUP_TARGET,
+    BlobEntry, Frame, PackFile, PackWriter, SealedPack, GROUP_BLOB_MAX, GROUP_TARGET,
     MAX_FRAME_LEN, PACK_MAGIC, PACK_TRAILER_MAGIC, PACK_VERSION,
 };
-pub use pack_dir::PackDir;
-
-use std::path::PathBuf;
 
 /// Errors from the chunk store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// An I/O operation on a pack file failed.
-    #[error("{op} {}: {cause}", path.display())]
-    Io { op: &'static str, path: PathBuf, cause: std::io::Error },
+    /// The backend failed an operation on an object (`object` is its path or key).
+    #[error("cannot {op} {object}: {cause}")]
+    Backend { op: &'static str, object: String, cause: std::io::Error },
+    /// A read asked for bytes outside the object.
+    #[error("{object} holds {object_len} bytes: {len} bytes at offset {offset} are outside it")]
+    OutOfRange { object: String, offset: u64, len: u64, object_len: u64 },
     /// Bytes on disk do not match what the format or a checksum requires.
     #[error("corrupted pack {pack} at offset {offset}: {reason}")]
     Corrupted { pack: PackId, offset: u64, reason: String },
@@ -42,7 +48,27 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
-        Self::Io { op, path: path.into(), cause }
+    pub(crate) fn backend(
+        op: &'static str,
+        object: impl std::fmt::Display,
+        cause: std::io::Error,
+    ) -> Self {
+        Self::Backend { op, object: object.to_string(), cause }
+    }
+
+    /// What kind of failure this is: whether the object is missing, or trying again may help.
+    /// Damaged content is [`ErrorKind::Permanent`].
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Backend { cause, .. } => ErrorKind::of(cause),
+            Self::OutOfRange { .. } | Self::Corrupted { .. } | Self::Poisoned => {
+                ErrorKind::Permanent
+            }
+        }
+    }
+
+    /// Whether the same call may succeed if tried again.
+    pub fn is_transient(&self) -> bool {
+        self.kind() == ErrorKind::Transient
     }
 }

@@ -9,7 +9,7 @@
 //! footer   24 B  entries_offset u64 | entry_count u32 | crc32(entries) u32 | magic "CLDKPEND"
 //! ```
 //! All integers little-endian. A pack is complete only when its footer is valid, and it only
-//! becomes visible (renamed from its temporary name) after it has been fsynced.
+//! becomes visible (as an object of its [`Backend`]) once it is whole and durable.
 //!
 //! A *frame* is the unit of compression: one zstd frame, or raw bytes. A large blob is a frame of
 //! its own. Small data blobs (most files of a source tree are smaller than a chunk) are
@@ -20,16 +20,13 @@
 //! one at a time, at random, by every restore and listing.
 
 use std::borrow::Cow;
-use std::fs::{self, File};
-use std::io::{BufWriter, Write};
 use std::ops::Range;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::backend::{Access, Backend, ObjectName, ObjectReader, ObjectWriter};
 use crate::blob::{self, BlobKind, Compression};
-use crate::{ChunkId, ChunkKey, PackDir, PackId, StoreError};
+use crate::{ChunkId, ChunkKey, PackId, StoreError};
 
 /// First 8 bytes of every pack.
 pub const PACK_MAGIC: [u8; 8] = *b"CLDKPACK";
@@ -143,15 +140,14 @@ struct Group {
     members: Vec<(ChunkId, u32, u32)>,
 }
 
-/// Appends blobs to a new pack under a temporary name; [`PackWriter::finish`] seals it.
+/// Appends blobs to a new pack object; [`PackWriter::finish`] seals it. Nothing of the pack
+/// is visible until then.
 ///
 /// The writer compresses: a worker thread that owns a writer does the CPU work of its blobs.
 #[derive(Debug)]
 pub struct PackWriter {
     id: PackId,
-    tmp_path: PathBuf,
-    final_path: PathBuf,
-    file: BufWriter<File>,
+    out: Box<dyn ObjectWriter>,
     offset: u64,
     entries: Vec<BlobEntry>,
     group: Group,
@@ -160,22 +156,13 @@ pub struct PackWriter {
 }
 
 impl PackWriter {
-    /// Starts a new pack in `dir` whose frames are compressed at `zstd_level`.
-    pub fn create(dir: &PackDir, zstd_level: i32) -> Result<Self, StoreError> {
+    /// Starts a new pack in `backend` whose frames are compressed at `zstd_level`.
+    pub fn create(backend: &dyn Backend, zstd_level: i32) -> Result<Self, StoreError> {
         let id = PackId::random();
-        let tmp_path = dir.temp_path(id);
-        let final_path = dir.path_of(id);
-        let file = File::options()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp_path)
-            .map_err(|e| StoreError::io("create pack", &tmp_path, e))?;
+        let out = backend.create(&ObjectName::pack(id))?;
         let mut writer = Self {
             id,
-            tmp_path,
-            final_path,
-            file: BufWriter::with_capacity(1 << 20, file),
+            out,
             offset: 0,
             entries: Vec::new(),
             group: Group::default(),
@@ -210,9 +197,9 @@ impl PackWriter {
         if self.poisoned {
             return Err(StoreError::Poisoned);
         }
-        if let Err(e) = self.file.write_all(bytes) {
+        if let Err(e) = self.out.write(bytes) {
             self.poisoned = true;
-            return Err(StoreError::io("write pack", &self.tmp_path, e));
+            return Err(e);
         }
         self.offset += bytes.len() as u64;
         Ok(())
@@ -271,8 +258,8 @@ impl PackWriter {
         Ok(frame)
     }
 
-    /// Writes waiting blobs, the entries and the footer, fsyncs, renames to the final name and
-    /// fsyncs the directory. Only after this returns may the catalog refer to the pack.
+    /// Writes waiting blobs, the entries and the footer, and finishes the object (durable, then
+    /// visible). Only after this returns may the catalog refer to the pack.
     pub fn finish(mut self) -> Result<SealedPack, StoreError> {
         self.flush_group()?;
         let mut trailer = Vec::with_capacity(self.entries.len() * ENTRY_LEN + FOOTER_LEN);
@@ -286,46 +273,9 @@ impl PackWriter {
         trailer.extend_from_slice(&crc.to_le_bytes());
         trailer.extend_from_slice(&PACK_TRAILER_MAGIC);
         self.write_all(&trailer)?;
-        let file = self
-            .file
-            .into_inner()
-            .map_err(|e| StoreError::io("flush pack", &self.tmp_path, e.into_error()))?;
-        file.sync_all().map_err(|e| StoreError::io("fsync pack", &self.tmp_path, e))?;
-        drop(file);
-        fs::rename(&self.tmp_path, &self.final_path)
-            .map_err(|e| StoreError::io("rename pack", &self.final_path, e))?;
-        let parent = self.final_path.parent().unwrap_or(Path::new("."));
-        sync_dir(parent)?;
+        self.out.finish()?;
         Ok(SealedPack { id: self.id, size: self.offset, entries: self.entries })
     }
-}
-
-/// fsyncs a directory so that a rename into it is durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StoreError::io("fsync directory", dir, e))
-}
-
-/// How a pack's blobs will be read.
-///
-/// It matters for memory: every touched page of a memory map counts towards the process's
-/// resident set, and on a fault the kernel maps the neighbouring cached pages too
-/// ("fault-around", 64 KiB), whatever `madvise` says. Reading a few small tree blobs from many
-/// mapped packs grew a backup's RSS by 200 MB; `pread` into a buffer costs one copy and keeps
-/// only that buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// A few blobs, anywhere (trees, single files): read with `pread`.
-    Random,
-    /// Most blobs, in offset order (restore, check): memory-mapped, read ahead aggressively.
-    Sequential,
-}
-
-#[derive(Debug)]
-enum Source {
-    Map(memmap2::Mmap),
-    File(File),
 }
 
 /// A sealed pack opened for reading.
@@ -333,35 +283,22 @@ enum Source {
 pub struct PackFile {
     id: PackId,
     len: u64,
-    source: Source,
+    reader: Box<dyn ObjectReader>,
 }
 
 impl PackFile {
-    /// Opens the pack (mapping it for sequential access) and validates its header.
-    pub fn open(path: &Path, id: PackId, access: Access) -> Result<Self, StoreError> {
-        let file = File::open(path).map_err(|e| StoreError::io("open pack", path, e))?;
-        let len = file.metadata().map_err(|e| StoreError::io("stat pack", path, e))?.len();
+    /// Opens the pack and validates its header. `access` tells the backend how the pack will
+    /// be read.
+    pub fn open(backend: &dyn Backend, id: PackId, access: Access) -> Result<Self, StoreError> {
+        let reader = backend.open(&ObjectName::pack(id), access)?;
+        let len = reader.len();
         let corrupted =
             |reason: &str| StoreError::Corrupted { pack: id, offset: 0, reason: reason.into() };
         if len < (HEADER_LEN + FOOTER_LEN) as u64 {
             return Err(corrupted("shorter than header and footer"));
         }
-        let source = match access {
-            Access::Random => Source::File(file),
-            Access::Sequential => {
-                // SAFETY: packs are immutable once renamed into place (they are only ever
-                // created under a temporary name and deleted whole), so the mapped bytes do not
-                // change under us.
-                #[allow(unsafe_code)]
-                let map = unsafe { memmap2::Mmap::map(&file) }
-                    .map_err(|e| StoreError::io("map pack", path, e))?;
-                // Advice only tunes paging; a kernel that ignores it reads the same bytes.
-                let _ = map.advise(memmap2::Advice::Sequential);
-                Source::Map(map)
-            }
-        };
-        let pack = Self { id, len, source };
-        let header = pack.bytes(0, HEADER_LEN).ok_or_else(|| corrupted("header unreadable"))?;
+        let pack = Self { id, len, reader };
+        let header = pack.bytes(0, HEADER_LEN)?.ok_or_else(|| corrupted("header unreadable"))?;
         if header[..8] != PACK_MAGIC {
             return Err(corrupted("bad header magic"));
         }
@@ -372,19 +309,14 @@ impl PackFile {
         Ok(pack)
     }
 
-    /// `len` bytes at `start`, or `None` when that is out of bounds or unreadable.
-    fn bytes(&self, start: u64, len: usize) -> Option<Cow<'_, [u8]>> {
-        let end = start.checked_add(len as u64).filter(|end| *end <= self.len)?;
-        match &self.source {
-            Source::Map(map) => {
-                map.get(usize::try_from(start).ok()?..usize::try_from(end).ok()?).map(Cow::Borrowed)
-            }
-            Source::File(file) => {
-                let mut buf = vec![0u8; len];
-                std::os::unix::fs::FileExt::read_exact_at(file, &mut buf, start).ok()?;
-                Some(Cow::Owned(buf))
-            }
+    /// `len` bytes at `start`, or `None` when that is out of the pack's bounds (damage: the
+    /// pack's own offsets point outside it). A failure to read is the backend's error, not
+    /// damage.
+    fn bytes(&self, start: u64, len: usize) -> Result<Option<Cow<'_, [u8]>>, StoreError> {
+        if start.checked_add(len as u64).is_none_or(|end| end > self.len) {
+            return Ok(None);
         }
+        self.reader.read_at(start, len).map(Some)
     }
 
     /// This pack's id.
@@ -410,7 +342,7 @@ impl PackFile {
     pub fn entries(&self) -> Result<Vec<BlobEntry>, StoreError> {
         let footer_at = self.len - FOOTER_LEN as u64;
         let footer = self
-            .bytes(footer_at, FOOTER_LEN)
+            .bytes(footer_at, FOOTER_LEN)?
             .ok_or_else(|| self.corrupted(footer_at, "footer unreadable"))?;
         if footer[16..24] != PACK_TRAILER_MAGIC {
             return Err(self.corrupted(footer_at, "bad footer magic"));
@@ -418,14 +350,15 @@ impl PackFile {
         let entries_offset = u64::from_le_bytes(footer[0..8].try_into().expect("8 bytes"));
         let count = u32::from_le_bytes(footer[8..12].try_into().expect("4 bytes")) as usize;
         let crc = u32::from_le_bytes(footer[12..16].try_into().expect("4 bytes"));
-        let table = count
-            .checked_mul(ENTRY_LEN)
-            .filter(|n| {
-                entries_offset >= HEADER_LEN as u64
-                    && entries_offset.checked_add(*n as u64) == Some(footer_at)
-            })
-            .and_then(|n| self.bytes(entries_offset, n))
-            .ok_or_else(|| self.corrupted(footer_at, "entry table out of bounds"))?;
+        let table_len = count.checked_mul(ENTRY_LEN).filter(|n| {
+            entries_offset >= HEADER_LEN as u64
+                && entries_offset.checked_add(*n as u64) == Some(footer_at)
+        });
+        let table = match table_len {
+            Some(n) => self.bytes(entries_offset, n)?,
+            None => None,
+        };
+        let table = table.ok_or_else(|| self.corrupted(footer_at, "entry table out of bounds"))?;
         if crc32fast::hash(&table) != crc {
             return Err(self.corrupted(entries_offset, "entry table checksum mismatch"));
         }
@@ -460,7 +393,7 @@ impl PackFile {
             return Err(self.corrupted(frame.offset, "frame longer than the format allows"));
         }
         let stored = self
-            .bytes(frame.offset, frame.stored_len as usize)
+            .bytes(frame.offset, frame.stored_len as usize)?
             .ok_or_else(|| self.corrupted(frame.offset, "frame out of bounds"))?;
         if crc32fast::hash(&stored) != frame.crc32 {
             return Err(self.corrupted(frame.offset, "frame checksum mismatch"));
@@ -508,8 +441,9 @@ impl PackFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::{MemoryBackend, ObjectKind};
 
-    fn write_pack(dir: &PackDir, key: &ChunkKey, blobs: &[Vec<u8>]) -> SealedPack {
+    fn write_pack(dir: &dyn Backend, key: &ChunkKey, blobs: &[Vec<u8>]) -> SealedPack {
         let mut writer = PackWriter::create(dir, 3).expect("create");
         for raw in blobs {
             writer.add(key.id_of(raw), BlobKind::Data, raw).expect("add");
@@ -541,14 +475,17 @@ mod tests {
 
     #[test]
     fn blobs_round_trip_and_the_trailer_matches() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let dir = PackDir::create(tmp.path()).expect("pack dir");
+        let dir = MemoryBackend::new();
         let key = ChunkKey::from_bytes([3; 32]);
         let blobs = sample_blobs();
         let sealed = write_pack(&dir, &key, &blobs);
-        assert_eq!(dir.list().expect("list"), vec![sealed.id]);
-        let pack =
-            PackFile::open(&dir.path_of(sealed.id), sealed.id, Access::Sequential).expect("open");
+        let listed = dir.list(ObjectKind::Pack).expect("list");
+        assert_eq!(
+            listed.iter().map(|i| i.name.pack_id()).collect::<Vec<_>>(),
+            vec![Some(sealed.id)]
+        );
+        assert_eq!(listed[0].len, sealed.size);
+        let pack = PackFile::open(&dir, sealed.id, Access::Sequential).expect("open");
         assert_eq!(pack.entries().expect("entries"), sealed.entries);
         assert_eq!(sealed.entries.len(), blobs.len());
         for raw in &blobs {
@@ -568,18 +505,18 @@ mod tests {
 
     #[test]
     fn a_flipped_byte_is_found_at_its_frame_and_damages_only_that_frame() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let dir = PackDir::create(tmp.path()).expect("pack dir");
+        let dir = MemoryBackend::new();
         let key = ChunkKey::from_bytes([3; 32]);
         let blobs = sample_blobs();
         let sealed = write_pack(&dir, &key, &blobs);
-        let path = dir.path_of(sealed.id);
-        let mut bytes = fs::read(&path).expect("read");
+        let name = ObjectName::pack(sealed.id);
+        let mut bytes = dir.get(&name).expect("read");
         // A frame holding several small blobs.
         let victim = sealed.entries[1].frame;
         bytes[victim.offset as usize + 3] ^= 0x40;
-        fs::write(&path, &bytes).expect("write");
-        let pack = PackFile::open(&path, sealed.id, Access::Random).expect("open");
+        dir.delete(&name).expect("delete");
+        dir.put(&name, &bytes).expect("write");
+        let pack = PackFile::open(&dir, sealed.id, Access::Random).expect("open");
         let mut damaged = 0;
         for entry in &sealed.entries {
             match pack.read_blob(entry, Some(&key)) {
@@ -631,8 +568,8 @@ mod tests {
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
                                 keep_magic in proptest::prelude::any::<bool>()) {
-            let tmp = tempfile::tempdir().expect("tempdir");
-            let path = tmp.path().join("p");
+            let dir = MemoryBackend::new();
+            let id = PackId::from_bytes([0; 16]);
             let mut bytes = bytes;
             if keep_magic && bytes.len() >= 40 {
                 bytes[..8].copy_from_slice(&PACK_MAGIC);
@@ -640,8 +577,8 @@ mod tests {
                 let n = bytes.len();
                 bytes[n - 8..].copy_from_slice(&PACK_TRAILER_MAGIC);
             }
-            fs::write(&path, &bytes).expect("write");
-            if let Ok(pack) = PackFile::open(&path, PackId::from_bytes([0; 16]), Access::Random) {
+            dir.put(&ObjectName::pack(id), &bytes).expect("write");
+            if let Ok(pack) = PackFile::open(&dir, id, Access::Random) {
                 if let Ok(entries) = pack.entries() {
                     for e in entries {
                         let _ = pack.read_blob(&e, None);

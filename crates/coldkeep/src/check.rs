@@ -166,12 +166,12 @@ pub(crate) fn run(repo: &Repository, opts: CheckOptions) -> Result<CheckReport, 
             index.keys().copied().collect()
         }
     };
-    let on_disk: HashSet<PackId> = repo.packs.list()?.into_iter().collect();
+    let on_disk: HashSet<PackId> = repo.stored_packs()?.into_iter().map(|(id, _)| id).collect();
     report.packs = catalog_packs.len() as u64;
     for pack in on_disk.difference(&catalog_packs) {
         report.unindexed_packs.push(pack.to_string());
         // A pack whose trailer does not read holds unknown trees: listed too.
-        let lost = crate::gc::lost_trees(&repo.packs.path_of(*pack), *pack, &seen_trees);
+        let lost = crate::gc::lost_trees(repo, *pack, &seen_trees);
         if !matches!(lost, Ok(0)) {
             report.unindexed_packs_with_trees.push(pack.to_string());
         }
@@ -350,7 +350,7 @@ fn check_pack(
         }
         return out;
     }
-    let opened = PackFile::open(&repo.packs.path_of(id), id, Access::Sequential)
+    let opened = PackFile::open(&*repo.store, id, Access::Sequential)
         .and_then(|p| p.entries().map(|e| (p, e)));
     let (pack, entries) = match opened {
         Ok(found) => found,

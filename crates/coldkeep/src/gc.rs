@@ -35,7 +35,7 @@ use coldkeep_catalog::{Batch, Catalog, CatalogError, Condemned, SnapshotId};
 use coldkeep_model::{Principal, Run, Usecs};
 use coldkeep_retention::is_expired;
 use coldkeep_store::{
-    Access, BlobEntry, BlobKind, ChunkId, PackFile, PackId, PackWriter, StoreError,
+    Access, BlobEntry, BlobKind, ChunkId, ErrorKind, PackFile, PackId, PackWriter, StoreError,
 };
 use serde::Serialize;
 
@@ -181,15 +181,16 @@ fn expire(shared: &Shared, now: Usecs, report: &mut GcReport) -> Result<(), GcEr
 fn mark(repo: &Repository) -> Result<HashSet<ChunkId>, GcError> {
     let mut condemned: HashMap<ChunkId, (PackId, BlobEntry)> = HashMap::new();
     for (pack, _) in repo.catalog.condemned()? {
-        let path = repo.packs.path_of(pack);
-        if let Ok(entries) = PackFile::open(&path, pack, Access::Random).and_then(|p| p.entries()) {
+        if let Ok(entries) =
+            PackFile::open(&*repo.store, pack, Access::Random).and_then(|p| p.entries())
+        {
             condemned.extend(entries.into_iter().map(|e| (e.id, (pack, e))));
         }
     }
     let load = |id: &ChunkId| match repo.load_tree(id) {
         Err(DataError::MissingChunk(_)) if condemned.contains_key(id) => {
             let (pack, entry) = condemned[id];
-            let file = PackFile::open(&repo.packs.path_of(pack), pack, Access::Random)?;
+            let file = PackFile::open(&*repo.store, pack, Access::Random)?;
             crate::tree::Tree::decode(*id, &file.read_blob(&entry, Some(&repo.config.chunk_key))?)
         }
         other => other,
@@ -238,14 +239,12 @@ fn sweep(
         if !waited(now, c.at, grace) || !backups_done(repo, &c) {
             continue;
         }
-        let path = repo.packs.path_of(pack);
-        let entries = match PackFile::open(&path, pack, Access::Random).and_then(|p| p.entries()) {
-            Ok(entries) => entries,
-            Err(StoreError::Io { cause, .. }) if cause.kind() == std::io::ErrorKind::NotFound => {
-                vec![]
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let entries =
+            match PackFile::open(&*repo.store, pack, Access::Random).and_then(|p| p.entries()) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == ErrorKind::NotFound => vec![],
+                Err(e) => return Err(e.into()),
+            };
         let mut wanted = Vec::new();
         for e in entries.into_iter().filter(|e| live.contains(&e.id)) {
             if repo.catalog.chunk(&e.id)?.is_none() {
@@ -254,13 +253,7 @@ fn sweep(
         }
         let mut batch = Batch::new();
         if wanted.is_empty() {
-            repo.forget_pack(pack);
-            let size = std::fs::metadata(&path).map_or(0, |m| m.len());
-            match std::fs::remove_file(&path) {
-                Ok(()) => report.bytes_freed += size,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(IoError::new("delete pack", &path, e).into()),
-            }
+            report.bytes_freed += repo.delete_pack(pack)?.unwrap_or(0);
             Catalog::stage_forget_pack(&mut batch, pack);
             repo.catalog.write(batch)?;
             report.packs_deleted += 1;
@@ -325,15 +318,15 @@ fn condemn(
 
 /// Copies `blobs` of `pack` into a new pack, sealed and indexed (the index then points there).
 fn repack(repo: &Repository, pack: PackId, blobs: &[&BlobEntry]) -> Result<(), GcError> {
-    let source = PackFile::open(&repo.packs.path_of(pack), pack, Access::Sequential)?;
-    let mut writer = PackWriter::create(&repo.packs, repo.config.zstd_level)?;
+    let source = PackFile::open(&*repo.store, pack, Access::Sequential)?;
+    let mut writer = PackWriter::create(&*repo.store, repo.config.zstd_level)?;
     for entry in blobs {
         let raw = source.read_blob(entry, Some(&repo.config.chunk_key))?;
         writer.add(entry.id, entry.kind, &raw)?;
         if writer.len() >= repo.config.pack_target_size {
             let full = std::mem::replace(
                 &mut writer,
-                PackWriter::create(&repo.packs, repo.config.zstd_level)?,
+                PackWriter::create(&*repo.store, repo.config.zstd_level)?,
             );
             repo.catalog.commit_pack(&full.finish()?)?;
         }
@@ -359,26 +352,24 @@ fn remove_orphans(
         return Ok(()); // a running backup's sealed pack may not be indexed yet
     }
     let known: HashSet<PackId> = repo.catalog.packs()?.into_iter().map(|(id, _)| id).collect();
-    for pack in repo.packs.list()? {
+    for (pack, info) in repo.stored_packs()? {
         if known.contains(&pack) {
             continue;
         }
-        let path = repo.packs.path_of(pack);
-        let meta = std::fs::metadata(&path).map_err(|e| IoError::new("stat", &path, e))?;
-        let sealed = meta.modified().map_or(now, |t| Usecs(crate::repo::system_time_us(t)));
-        if !waited(now, sealed, grace) {
+        if !waited(now, Usecs(info.written_us), grace) {
             report.orphan_packs_waiting += 1;
             continue;
         }
         // Trees no snapshot reaches, or a trailer that cannot be read: nothing proves the pack
         // is garbage.
-        if !matches!(lost_trees(&path, pack, live), Ok(0)) {
+        if !matches!(lost_trees(repo, pack, live), Ok(0)) {
             report.orphan_packs_kept.push(pack.to_string());
             continue;
         }
-        std::fs::remove_file(&path).map_err(|e| IoError::new("delete orphan pack", &path, e))?;
-        report.orphan_packs_deleted += 1;
-        report.bytes_freed += meta.len();
+        if let Some(len) = repo.delete_pack(pack)? {
+            report.orphan_packs_deleted += 1;
+            report.bytes_freed += len;
+        }
     }
     report.orphan_packs_kept.sort();
     Ok(())
@@ -387,10 +378,10 @@ fn remove_orphans(
 /// How many trees an unindexed pack holds that are not in `reachable` (the trees and chunks
 /// reachable from the catalog's snapshots).
 pub(crate) fn lost_trees(
-    path: &std::path::Path,
+    repo: &Repository,
     pack: PackId,
     reachable: &HashSet<ChunkId>,
 ) -> Result<usize, StoreError> {
-    let entries = PackFile::open(path, pack, Access::Random)?.entries()?;
+    let entries = PackFile::open(&*repo.store, pack, Access::Random)?.entries()?;
     Ok(entries.iter().filter(|e| e.kind == BlobKind::Tree && !reachable.contains(&e.id)).count())
 }

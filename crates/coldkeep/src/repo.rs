@@ -22,7 +22,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use coldkeep_catalog::{Catalog, ChunkLocation, KvError, KvStore};
 use coldkeep_catalog_rocks::RocksKv;
 use coldkeep_chunker::{Chunker, ChunkerConfig};
-use coldkeep_store::{Access, ChunkId, PackDir, PackFile, PackId};
+use coldkeep_store::{
+    Access, Backend, ChunkId, ErrorKind, LocalBackend, ObjectInfo, ObjectKind, ObjectName,
+    PackFile, PackId, StoreError,
+};
 
 use crate::commit_log::{self, CatalogBehind, ReadOnlyKv, SequencedKv};
 use crate::config::RepoConfig;
@@ -162,7 +165,8 @@ pub(crate) struct Repository {
     pub config: RepoConfig,
     pub chunker: Chunker,
     pub catalog: Catalog,
-    pub packs: PackDir,
+    /// Where the packs are: nothing else in the engine knows how or where they are stored.
+    pub store: Arc<dyn Backend>,
     open_packs: Mutex<HashMap<PackId, Arc<PackFile>>>,
     /// The backups running in this process (garbage collection waits for them).
     pub tickets: BackupTickets,
@@ -234,7 +238,7 @@ impl Repository {
             let path = root.to_owned();
             return Err(InitError::DiskFull { path, free, needed: MIN_FREE_BYTES });
         }
-        let packs = PackDir::create(&root.join("packs"))?;
+        let store = Arc::new(LocalBackend::create(root)?);
         let catalog = root.join("catalog");
         std::fs::DirBuilder::new()
             .mode(0o700)
@@ -253,7 +257,7 @@ impl Repository {
             pack_target_size: opts.pack_target_size,
         };
         config.write(root)?;
-        Ok(Self::assemble(root, config, chunker, kv, packs, lock, None))
+        Ok(Self::assemble(root, config, chunker, kv, store, lock, None))
     }
 
     pub fn open(root: &Path, mode: OpenMode) -> Result<Self, OpenError> {
@@ -271,7 +275,7 @@ impl Repository {
         })?;
         let lock =
             RepoLock::acquire(root, mode)?.ok_or_else(|| OpenError::Busy(root.to_owned()))?;
-        let packs = PackDir::open(&root.join("packs"))?;
+        let store = Arc::new(LocalBackend::open(root)?);
         let catalog = root.join("catalog");
         let (kv, behind): (Arc<dyn KvStore>, _) = match mode {
             OpenMode::ReadOnly => {
@@ -297,7 +301,7 @@ impl Repository {
                 let kv = SequencedKv::new(root, Arc::new(kv))?;
                 // We hold the write lock: no other process writes here, so unsealed packs
                 // are debris.
-                let removed = packs.remove_temp_files()?;
+                let removed = store.remove_unfinished()?;
                 if removed > 0 {
                     tracing::info!(
                         removed,
@@ -307,7 +311,7 @@ impl Repository {
                 (Arc::new(kv), None)
             }
         };
-        Ok(Self::assemble(root, config, chunker, kv, packs, lock, behind))
+        Ok(Self::assemble(root, config, chunker, kv, store, lock, behind))
     }
 
     fn assemble(
@@ -315,7 +319,7 @@ impl Repository {
         config: RepoConfig,
         chunker: Chunker,
         kv: Arc<dyn KvStore>,
-        packs: PackDir,
+        store: Arc<dyn Backend>,
         lock: RepoLock,
         catalog_behind: Option<CatalogBehind>,
     ) -> Self {
@@ -324,7 +328,7 @@ impl Repository {
             config,
             chunker,
             catalog: Catalog::new(kv),
-            packs,
+            store,
             open_packs: Mutex::new(HashMap::new()),
             tickets: BackupTickets::new(),
             index_lock: Mutex::new(()),
@@ -356,9 +360,32 @@ impl Repository {
         if open.len() >= OPEN_PACKS {
             open.clear();
         }
-        let pack = Arc::new(PackFile::open(&self.packs.path_of(id), id, Access::Random)?);
+        let pack = Arc::new(PackFile::open(&*self.store, id, Access::Random)?);
         open.insert(id, Arc::clone(&pack));
         Ok(pack)
+    }
+
+    /// Every pack in the store, in id order, with its length and write time.
+    pub fn stored_packs(&self) -> Result<Vec<(PackId, ObjectInfo)>, StoreError> {
+        let objects = self.store.list(ObjectKind::Pack)?;
+        Ok(objects.into_iter().filter_map(|info| Some((info.name.pack_id()?, info))).collect())
+    }
+
+    /// Deletes a pack from the store; one already gone counts as deleted. Returns its length
+    /// when this call deleted it.
+    pub fn delete_pack(&self, id: PackId) -> Result<Option<u64>, StoreError> {
+        self.forget_pack(id);
+        let name = ObjectName::pack(id);
+        let len = match self.store.stat(&name) {
+            Ok(info) => info.len,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match self.store.delete(&name) {
+            Ok(()) => Ok(Some(len)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Drops a cached handle of a pack that is being deleted.

@@ -603,8 +603,7 @@ impl<'a> FrameQueue<'a> {
             } else {
                 // Mapped here, not through the repository's cache: it goes away with its last
                 // frame.
-                let path = self.repo.packs.path_of(slot.id);
-                let file = PackFile::open(&path, slot.id, Access::Sequential)
+                let file = PackFile::open(&*self.repo.store, slot.id, Access::Sequential)
                     .map_err(crate::error::DataError::from)?;
                 Arc::clone(mapped.insert(Arc::new(file)))
             }
@@ -684,7 +683,7 @@ mod tests {
     /// Stores raw tree blobs (bypassing every check a backup would apply) and commits a
     /// snapshot whose root is the last one.
     fn snapshot_of(repo: &Repository, trees: &[Tree]) -> SnapshotRecord {
-        let mut writer = PackWriter::create(&repo.packs, 3).expect("pack");
+        let mut writer = PackWriter::create(&*repo.store, 3).expect("pack");
         let mut ids = Vec::new();
         for tree in trees {
             let id = tree_id(repo, tree);
