@@ -121,6 +121,11 @@ pub enum KvError {
     /// The store was opened read-only (see `RocksKv::open_read_only`) and was asked to `op`.
     #[error("the repository is open read-only: cannot {op}")]
     ReadOnly { op: &'static str },
+    /// An earlier write failed, so what the catalog holds on disk is uncertain (was the batch
+    /// applied? recorded?): it refuses every later write until the repository is reopened,
+    /// which checks it again.
+    #[error("the catalog refuses writes after a failed one ({first}): reopen the repository")]
+    Poisoned { first: String },
 }
 
 /// A key-value pair read from a table.

@@ -10,6 +10,7 @@
 //! ([`Catalog::commit_snapshot`]).
 
 pub mod conformance;
+mod faults;
 mod file_index;
 mod kv;
 mod protection;
@@ -18,6 +19,7 @@ mod snapshot;
 
 use std::sync::{Arc, Mutex};
 
+pub use faults::FaultyKv;
 pub use file_index::{file_key, grams, key_snapshot, FileKey, Gram};
 pub use kv::{Batch, KvError, KvPair, KvStore, MemKv, Op, Table};
 pub use protection::{run_key, Condemned, Counter, ProtectionRecord};

@@ -242,8 +242,15 @@ impl From<SetupError> for InitError {
 pub(crate) struct SequencedKv {
     inner: Arc<dyn KvStore>,
     file: CommitFile,
-    /// Each table's number; held while a batch is written.
-    numbers: Mutex<Numbers>,
+    /// Each table's number, and the first failed write (after which nothing is written);
+    /// held while a batch is written.
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    numbers: Numbers,
+    poisoned: Option<String>,
 }
 
 impl SequencedKv {
@@ -257,7 +264,7 @@ impl SequencedKv {
             let newest = numbers.iter().copied().max().unwrap_or(0);
             file.record(&numbers, newest).map_err(|e| IoError::new("write", &file.path, e))?;
         }
-        Ok(Self { inner, file, numbers: Mutex::new(numbers) })
+        Ok(Self { inner, file, state: Mutex::new(State { numbers, poisoned: None }) })
     }
 }
 
@@ -275,20 +282,30 @@ impl KvStore for SequencedKv {
     }
 
     fn write(&self, mut batch: Batch) -> Result<(), KvError> {
-        let mut numbers = self.numbers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let seq = numbers.iter().copied().max().unwrap_or(0) + 1;
-        let mut next = *numbers;
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(first) = &state.poisoned {
+            return Err(KvError::Poisoned { first: first.clone() });
+        }
+        let seq = state.numbers.iter().copied().max().unwrap_or(0) + 1;
+        let mut next = state.numbers;
         let touched: std::collections::BTreeSet<Table> =
             batch.ops().iter().map(coldkeep_catalog::Op::table).collect();
         for table in touched {
             next[index_of(table)] = seq;
             batch.put(table, SEQ_KEY, seq.to_le_bytes().to_vec());
         }
-        self.inner.write(batch)?;
-        *numbers = next;
-        self.file.record(&next, seq).map_err(|e| KvError::Backend {
-            op: "record the commit number",
-            message: format!("{}: {e}", self.file.path.display()),
+        if let Err(e) = self.inner.write(batch) {
+            state.poisoned = Some(e.to_string());
+            return Err(e);
+        }
+        state.numbers = next;
+        self.file.record(&next, seq).map_err(|e| {
+            let e = KvError::Backend {
+                op: "record the commit number",
+                message: format!("{}: {e}", self.file.path.display()),
+            };
+            state.poisoned = Some(e.to_string());
+            e
         })
     }
 }
@@ -405,5 +422,32 @@ mod tests {
         let previous = file.read().expect("read").expect("a valid slot");
         assert_eq!(previous[index_of(Table::Snapshots)], 1);
         assert_eq!(previous[index_of(Table::Packs)], 2);
+    }
+
+    #[test]
+    fn after_a_failed_write_every_write_is_refused_until_reopened() {
+        use coldkeep_catalog::FaultyKv;
+        use coldkeep_store::faults::{FaultMode, FaultPlan};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mem: Arc<dyn KvStore> = Arc::new(MemKv::new());
+        let plan = FaultPlan::at(2, FaultMode::Fail);
+        let faulty = Arc::new(FaultyKv::new(Arc::clone(&mem), plan));
+        let seq = SequencedKv::new(dir.path(), faulty).expect("sequenced");
+        put(&seq, Table::Snapshots, b"1");
+        let mut batch = Batch::new();
+        batch.put(Table::Snapshots, b"2".to_vec(), b"v".to_vec());
+        assert!(matches!(seq.write(batch), Err(KvError::Backend { .. })), "the injected failure");
+        // The disk works again, but the writer does not trust what it left.
+        let mut batch = Batch::new();
+        batch.put(Table::Snapshots, b"3".to_vec(), b"v".to_vec());
+        assert!(matches!(seq.write(batch), Err(KvError::Poisoned { .. })));
+        assert_eq!(seq.get(Table::Snapshots, b"3").expect("get"), None);
+        drop(seq);
+        assert_eq!(
+            verify(dir.path(), mem.as_ref(), OpenMode::ReadWrite).expect("consistent"),
+            None
+        );
+        let reopened = SequencedKv::new(dir.path(), mem).expect("reopened");
+        put(&reopened, Table::Snapshots, b"3");
     }
 }

@@ -27,7 +27,7 @@ use crate::protect::runs::{self, RunFilter};
 use crate::protect::scheduler::{self, TickReport};
 use crate::protect::{Clock, ProtectError, Protection, SystemClock};
 use crate::read::{self, FileSlice, ListEntry};
-use crate::repo::{InitOptions, OpenMode, Repository};
+use crate::repo::{Decorators, InitOptions, OpenMode, Repository};
 use crate::restore::{self, RestoreOptions, RestoreSummary};
 use crate::search::{self, FileSearch, FileSearchResult};
 use coldkeep_model::{
@@ -89,7 +89,13 @@ impl Engine {
     /// with the reason. Refused with [`OpenError::DiskFull`] when the repository's filesystem
     /// is (nearly) full, and with [`OpenError::Busy`] while another process has it open.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
-        let repo = Repository::open(path, OpenMode::ReadWrite)?;
+        Self::open_decorated(path, &Decorators::default())
+    }
+
+    /// [`Engine::open`], with `decorators` around the repository's catalog and store (fault
+    /// injection in tests, tracing or metrics in an embedding program).
+    pub fn open_decorated(path: &Path, decorators: &Decorators) -> Result<Self, OpenError> {
+        let repo = Repository::open(path, OpenMode::ReadWrite, decorators)?;
         let protect = Protection::new(repo.catalog.clone(), Arc::new(SystemClock))?;
         runs::fail_interrupted(&protect)?;
         recoveries::fail_interrupted(&protect)?;
@@ -103,7 +109,7 @@ impl Engine {
     /// their error's catalog variant) before they change anything; debris of a crash (unsealed
     /// packs, runs left `Running`) stays until the next read-write open clears it.
     pub fn open_read_only(path: &Path) -> Result<Self, OpenError> {
-        let repo = Repository::open(path, OpenMode::ReadOnly)?;
+        let repo = Repository::open(path, OpenMode::ReadOnly, &Decorators::default())?;
         let protect = Protection::new(repo.catalog.clone(), Arc::new(SystemClock))?;
         Ok(Self { shared: Arc::new(Shared { protect, repo }) })
     }

@@ -42,13 +42,14 @@ pub use archive::ArchiveError;
 pub use backup::{BackupOptions, IMAGE_CHUNK_SIZE};
 pub use check::{CheckOptions, CheckReport, Problem};
 pub use coldkeep_catalog::{
-    BackupKind, CatalogError, KvError, SnapshotId, SnapshotRecord, SnapshotStats, Warning,
+    BackupKind, CatalogError, KvError, KvStore, SnapshotId, SnapshotRecord, SnapshotStats, Warning,
 };
 pub use coldkeep_chunker::{CdcParams, ChunkerConfig};
 /// The data-protection vocabulary (the seed APIs' names): ids, times, policies, groups, runs.
 pub use coldkeep_model as model;
 pub use coldkeep_retention::Refusal;
-pub use coldkeep_store::{ChunkId, PackId};
+pub use coldkeep_store::faults::{FaultMode, FaultPlan};
+pub use coldkeep_store::{Backend, ChunkId, PackId};
 pub use commit_log::CatalogBehind;
 pub use config::{CONFIG_MAGIC, REPO_VERSION};
 pub use control::{Control, Stop};
@@ -70,7 +71,7 @@ pub use protect::runs::RunFilter;
 pub use protect::scheduler::TickReport;
 pub use protect::{Clock, ManualClock, ProtectError, SystemClock};
 pub use read::{FileSlice, ListEntry, MAX_READ_LEN};
-pub use repo::{InitOptions, OpenMode, DEFAULT_ZSTD_LEVEL, MIN_FREE_BYTES};
+pub use repo::{Decorator, Decorators, InitOptions, OpenMode, DEFAULT_ZSTD_LEVEL, MIN_FREE_BYTES};
 pub use restore::{RestoreOptions, RestoreSummary, WORKERS_PER_CORE};
 pub use search::{FileSearch, FileSearchResult};
 pub use tree::{Meta, Node, NodeKind, Piece, Timestamp, Tree, Xattr};

@@ -19,9 +19,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use coldkeep_catalog::{Catalog, ChunkLocation, KvError, KvStore};
+use coldkeep_catalog::{Catalog, ChunkLocation, FaultyKv, KvError, KvStore};
 use coldkeep_catalog_rocks::RocksKv;
 use coldkeep_chunker::{Chunker, ChunkerConfig};
+use coldkeep_store::faults::{FaultPlan, FaultyBackend};
 use coldkeep_store::{
     Access, Backend, ChunkId, ErrorKind, LocalBackend, ObjectInfo, ObjectKind, ObjectName,
     PackFile, PackId, StoreError,
@@ -114,6 +115,55 @@ fn tighten_old_repository(root: &Path) {
         }
     }
     tracing::info!(path = %root.display(), "repository made private to its owner (0700)");
+}
+
+/// Decorators put around a repository's catalog and store when it opens: fault injection in
+/// tests (see [`Decorators::faults`]); tracing or metrics in a program that embeds the engine.
+/// The catalog's decorator wraps RocksDB itself, below the commit numbering, so that a failure
+/// it injects is met as a failing disk would be.
+#[derive(Clone, Default)]
+pub struct Decorators {
+    pub catalog: Option<Decorator<dyn KvStore>>,
+    pub store: Option<Decorator<dyn Backend>>,
+}
+
+/// A function that wraps a catalog or a store in a decorator of the same trait.
+pub type Decorator<T> = Arc<dyn Fn(Arc<T>) -> Arc<T> + Send + Sync>;
+
+impl std::fmt::Debug for Decorators {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decorators")
+            .field("catalog", &self.catalog.is_some())
+            .field("store", &self.store.is_some())
+            .finish()
+    }
+}
+
+impl Decorators {
+    /// Both catalog and store fail their writes as `plan` says, counted as one sequence.
+    pub fn faults(plan: &Arc<FaultPlan>) -> Self {
+        let (kv_plan, store_plan) = (Arc::clone(plan), Arc::clone(plan));
+        Self {
+            catalog: Some(Arc::new(move |kv| Arc::new(FaultyKv::new(kv, Arc::clone(&kv_plan))))),
+            store: Some(Arc::new(move |store| {
+                Arc::new(FaultyBackend::new(store, Arc::clone(&store_plan)))
+            })),
+        }
+    }
+
+    fn catalog(&self, kv: Arc<dyn KvStore>) -> Arc<dyn KvStore> {
+        match &self.catalog {
+            Some(wrap) => wrap(kv),
+            None => kv,
+        }
+    }
+
+    fn store(&self, store: Arc<dyn Backend>) -> Arc<dyn Backend> {
+        match &self.store {
+            Some(wrap) => wrap(store),
+            None => store,
+        }
+    }
 }
 
 /// Mapped packs kept open for blob reads; bounded so that a long walk does not map everything.
@@ -260,7 +310,7 @@ impl Repository {
         Ok(Self::assemble(root, config, chunker, kv, store, lock, None))
     }
 
-    pub fn open(root: &Path, mode: OpenMode) -> Result<Self, OpenError> {
+    pub fn open(root: &Path, mode: OpenMode, decorators: &Decorators) -> Result<Self, OpenError> {
         let config_path = root.join("config");
         let bytes = match std::fs::read(&config_path) {
             Ok(b) => b,
@@ -275,12 +325,12 @@ impl Repository {
         })?;
         let lock =
             RepoLock::acquire(root, mode)?.ok_or_else(|| OpenError::Busy(root.to_owned()))?;
-        let store = Arc::new(LocalBackend::open(root)?);
+        let store = decorators.store(Arc::new(LocalBackend::open(root)?));
         let catalog = root.join("catalog");
         let (kv, behind): (Arc<dyn KvStore>, _) = match mode {
             OpenMode::ReadOnly => {
-                let kv = RocksKv::open_read_only(&catalog)?;
-                let behind = commit_log::verify(root, &kv, mode)?;
+                let kv = decorators.catalog(Arc::new(RocksKv::open_read_only(&catalog)?));
+                let behind = commit_log::verify(root, kv.as_ref(), mode)?;
                 if let Some(b) = behind {
                     tracing::warn!(
                         catalog = b.catalog,
@@ -288,7 +338,7 @@ impl Repository {
                         "the catalog is older than the repository: it lost commits"
                     );
                 }
-                (Arc::new(ReadOnlyKv(Arc::new(kv))), behind)
+                (Arc::new(ReadOnlyKv(kv)), behind)
             }
             OpenMode::ReadWrite => {
                 if let Some(free) = lacks_room(root)? {
@@ -296,9 +346,9 @@ impl Repository {
                     return Err(OpenError::DiskFull { path, free, needed: MIN_FREE_BYTES });
                 }
                 tighten_old_repository(root);
-                let kv = RocksKv::open(&catalog, false)?;
-                commit_log::verify(root, &kv, mode)?;
-                let kv = SequencedKv::new(root, Arc::new(kv))?;
+                let kv = decorators.catalog(Arc::new(RocksKv::open(&catalog, false)?));
+                commit_log::verify(root, kv.as_ref(), mode)?;
+                let kv = SequencedKv::new(root, kv)?;
                 // We hold the write lock: no other process writes here, so unsealed packs
                 // are debris.
                 let removed = store.remove_unfinished()?;
