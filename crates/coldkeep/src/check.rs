@@ -12,12 +12,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use coldkeep_catalog::{ChunkLocation, SnapshotId, SnapshotRecord};
+use coldkeep_catalog::{CatalogError, ChunkLocation, SnapshotId, SnapshotRecord};
 use coldkeep_store::{Access, BlobEntry, ChunkId, PackFile, PackId, StoreError};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::error::{CheckError, DataError};
+use crate::error::{CheckError, DataError, ErrorKind, Kind, Unreadable};
 use crate::repo::Repository;
 use crate::tree::{NodeKind, Piece, Tree};
 
@@ -127,7 +127,7 @@ pub(crate) fn run(repo: &Repository, opts: CheckOptions) -> Result<CheckReport, 
     for item in repo.catalog.scan_snapshots() {
         match item {
             Ok(s) => snapshots.push(s),
-            Err(e) => report.problems.push(Problem::CorruptRecord { detail: e.to_string() }),
+            Err(e) => record_problem(&mut report, e)?,
         }
     }
     report.snapshots = snapshots.len() as u64;
@@ -136,7 +136,7 @@ pub(crate) fn run(repo: &Repository, opts: CheckOptions) -> Result<CheckReport, 
     for item in repo.catalog.chunks() {
         match item {
             Ok(ChunkLocation { pack, entry }) => index.entry(pack).or_default().push(entry),
-            Err(e) => report.problems.push(Problem::CorruptRecord { detail: e.to_string() }),
+            Err(e) => record_problem(&mut report, e)?,
         }
     }
     report.chunks = index.values().map(|v| v.len() as u64).sum();
@@ -145,9 +145,13 @@ pub(crate) fn run(repo: &Repository, opts: CheckOptions) -> Result<CheckReport, 
 
     // Trees and references.
     let mut seen_trees = HashSet::new();
+    let mut unreadable = None;
     for snap in &snapshots {
         walk(&|id| repo.load_tree(id), snap.root, &mut seen_trees, &mut |id, is_tree, loaded| {
             if let Err(e) = loaded {
+                if e.kind() != ErrorKind::Corrupt {
+                    unreadable.get_or_insert_with(|| Unreadable::new(id, e));
+                }
                 damaged.entry(id).or_insert_with(|| tree_problem(id, e));
             } else if !is_tree && !indexed.contains(&id) {
                 damaged
@@ -156,13 +160,16 @@ pub(crate) fn run(repo: &Repository, opts: CheckOptions) -> Result<CheckReport, 
             }
         });
     }
+    if let Some(e) = unreadable {
+        return Err(e.into());
+    }
     report.trees = seen_trees.len() as u64;
 
     // Packs: catalog vs disk vs trailers (and data).
     let catalog_packs: HashSet<PackId> = match repo.catalog.packs() {
         Ok(p) => p.into_iter().map(|(id, _)| id).collect(),
         Err(e) => {
-            report.problems.push(Problem::CorruptRecord { detail: e.to_string() });
+            record_problem(&mut report, e)?;
             index.keys().copied().collect()
         }
     };
@@ -208,6 +215,9 @@ pub(crate) fn run(repo: &Repository, opts: CheckOptions) -> Result<CheckReport, 
         })
         .collect();
     for found in results {
+        if let Some(e) = found.unreadable {
+            return Err(e.into());
+        }
         report.blobs_verified += found.verified;
         report.problems.extend(found.problems);
         for (chunk, problem) in found.damaged {
@@ -231,6 +241,17 @@ pub(crate) fn run(repo: &Repository, opts: CheckOptions) -> Result<CheckReport, 
         }
     }
     Ok(report)
+}
+
+/// A damaged record is a problem to report; a catalog that cannot be read stops the check.
+fn record_problem(report: &mut CheckReport, e: CatalogError) -> Result<(), CheckError> {
+    match e {
+        CatalogError::Kv(e) => Err(e.into()),
+        damaged => {
+            report.problems.push(Problem::CorruptRecord { detail: damaged.to_string() });
+            Ok(())
+        }
+    }
 }
 
 fn tree_problem(id: ChunkId, e: &DataError) -> Problem {
@@ -317,6 +338,8 @@ fn owners_of(
 
 #[derive(Default)]
 struct PackFindings {
+    /// The store failed to read the pack for a reason other than damage: the check stops.
+    unreadable: Option<StoreError>,
     verified: u64,
     problems: Vec<Problem>,
     damaged: Vec<(ChunkId, Problem)>,
@@ -359,6 +382,10 @@ fn check_pack(
             mark_all(&mut out, offset, &reason);
             return out;
         }
+        Err(e) if Kind::kind(&e) != ErrorKind::Corrupt => {
+            out.unreadable = Some(e);
+            return out;
+        }
         Err(e) => {
             out.problems.push(pack_problem(0, None, e.to_string()));
             mark_all(&mut out, 0, &e.to_string());
@@ -380,7 +407,13 @@ fn check_pack(
         // A frame of grouped blobs is decompressed once; damage to it damages all of them.
         let mut plain = Vec::new();
         for blobs in entries.chunk_by(|a, b| a.frame == b.frame) {
-            let read = pack.read_frame_into(&blobs[0].frame, &mut plain);
+            let read = match pack.read_frame_into(&blobs[0].frame, &mut plain) {
+                Err(e) if Kind::kind(&e) != ErrorKind::Corrupt => {
+                    out.unreadable = Some(e);
+                    return out;
+                }
+                read => read,
+            };
             for e in blobs {
                 let failure = match &read {
                     Ok(()) => pack.blob_in_frame(&plain, e, key).err().map(|err| located(&err, e)),

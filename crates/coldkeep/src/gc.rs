@@ -40,7 +40,7 @@ use coldkeep_store::{
 use serde::Serialize;
 
 use crate::engine::Shared;
-use crate::error::{DataError, IoError};
+use crate::error::{DataError, IoError, Unreadable};
 use crate::protect::ProtectError;
 use crate::repo::Repository;
 
@@ -90,6 +90,8 @@ pub enum GcError {
     Data(#[from] DataError),
     #[error(transparent)]
     Io(#[from] IoError),
+    #[error(transparent)]
+    Unreadable(#[from] Unreadable),
 }
 
 impl From<CatalogError> for GcError {
@@ -201,16 +203,17 @@ fn mark(repo: &Repository) -> Result<HashSet<ChunkId>, GcError> {
     for snap in repo.catalog.snapshots()? {
         crate::check::walk(&load, snap.root, &mut live, &mut |id, is_tree, loaded| {
             if let Err(e) = loaded {
-                unreadable.get_or_insert_with(|| (id, e.to_string()));
+                unreadable.get_or_insert_with(|| Unreadable::new(id, e));
             } else if !is_tree {
                 data.insert(id);
             }
         });
     }
-    if let Some((id, reason)) = unreadable {
+    if let Some(e) = unreadable {
         // A tree that cannot be read hides what it references: deleting anything now could
-        // destroy live data. Refuse; `check` says what is wrong.
-        return Err(DataError::InvalidTree { id, reason }.into());
+        // destroy live data. Refuse; `check` says what is wrong. The error's kind tells
+        // damage from a store that failed to answer.
+        return Err(e.into());
     }
     live.extend(data);
     Ok(live)

@@ -48,15 +48,19 @@ pub use coldkeep_chunker::{CdcParams, ChunkerConfig};
 /// The data-protection vocabulary (the seed APIs' names): ids, times, policies, groups, runs.
 pub use coldkeep_model as model;
 pub use coldkeep_retention::Refusal;
-pub use coldkeep_store::faults::{FaultMode, FaultPlan};
-pub use coldkeep_store::{Backend, ChunkId, PackId};
+/// Where a repository's objects live: the `Backend` trait, the local and in-memory backends,
+/// and the conformance suite a new backend must pass.
+pub use coldkeep_store::backend;
+/// Failures injected at every write point (tests; see docs/RELIABILITY.md).
+pub use coldkeep_store::faults;
+pub use coldkeep_store::{ChunkId, PackId, StoreError};
 pub use commit_log::CatalogBehind;
 pub use config::{CONFIG_MAGIC, REPO_VERSION};
 pub use control::{Control, Stop};
 pub use engine::{Engine, RepoStats};
 pub use error::{
-    BackupError, CheckError, DataError, InitError, IoError, OpenError, ReadError, RecoveryError,
-    RestoreError,
+    BackupError, CheckError, DataError, Error, ErrorKind, InitError, IoError, OpenError, ReadError,
+    RecoveryError, RestoreError, Unreadable,
 };
 pub use gc::{GcError, GcOptions, GcReport};
 pub use progress::Progress;

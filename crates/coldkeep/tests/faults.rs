@@ -14,14 +14,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use coldkeep::faults::{FaultMode, FaultPlan};
 use coldkeep::model::{
     GroupId, GroupSpec, ObjectKind, ObjectSpec, PolicySpec, Principal, Retention, RunId,
     RunRequest, RunStatus, RunType, RunUpdate, Schedule, SnapshotId, TimeOfDay, TimeUnit, Usecs,
     DAY,
 };
 use coldkeep::{
-    BackupOptions, CheckOptions, Decorators, Engine, FaultMode, FaultPlan, GcOptions, InitOptions,
-    ManualClock, RestoreOptions,
+    BackupOptions, CheckOptions, Decorators, Engine, GcOptions, InitOptions, ManualClock,
+    RestoreOptions,
 };
 use coldkeep_testing::{compare_trees, Compare, Dataset};
 

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use coldkeep::model::{PolicySpec, Retention, Schedule, TimeUnit};
 use coldkeep::{
-    BackupError, BackupOptions, CatalogError, CheckOptions, DataError, Engine, GcError, GcOptions,
+    BackupError, BackupOptions, CatalogError, CheckOptions, Engine, GcError, GcOptions,
     InitOptions, KvError, OpenError, ProtectError, ReadError, RestoreOptions,
 };
 use coldkeep_testing::{compare_trees, Compare, Dataset};
@@ -84,10 +84,7 @@ fn a_read_only_repository_reads_everything_and_changes_nothing() {
     );
     let index = engine.index_snapshot(snap.id);
     assert!(
-        matches!(
-            index,
-            Err(ReadError::Data(DataError::Catalog(CatalogError::Kv(KvError::ReadOnly { .. }))))
-        ),
+        matches!(index, Err(ReadError::Catalog(CatalogError::Kv(KvError::ReadOnly { .. })))),
         "{index:?}"
     );
     let daily = Schedule { unit: TimeUnit::Days, frequency: 1 };

@@ -1,14 +1,22 @@
-//! Typed errors, one enum per operation, each with the context (path, id) a user needs.
+//! Typed errors, one enum per operation, each with the context (path, id) a user needs, and
+//! each with a `kind()`: the umbrella [`Error`] that all of them convert into, and
+//! [`ErrorKind`], are in `kind`.
 //!
-//! [`DataError`] is the shared "the repository's content is damaged or missing" case: every
-//! operation that reads snapshots can meet it, and wraps it rather than flattening it to text.
+//! [`DataError`] is the shared "reading the repository's content failed" case: every operation
+//! that reads snapshots can meet it, and wraps it rather than flattening it to text. Its kind
+//! tells damage ([`ErrorKind::Corrupt`]) from a store or catalog that could not be read.
 //!
 //! Each error's message is whole on its own (a run's failure message is one `to_string`), so
 //! an error whose message already includes its cause does not also return it as `source()`:
 //! printing the chain (`{:#}` in the CLI) would repeat it. Wrappers that add nothing are
 //! `transparent`.
 
+mod kind;
+
 use std::path::PathBuf;
+
+pub(crate) use kind::Kind;
+pub use kind::{Error, ErrorKind};
 
 use coldkeep_catalog::{CatalogError, KvError, RecordError, SnapshotId};
 use coldkeep_store::{ChunkId, StoreError};
@@ -28,7 +36,8 @@ impl IoError {
     }
 }
 
-/// The repository's content is damaged or incomplete.
+/// Reading the repository's content failed: it is damaged or incomplete, or the store or the
+/// catalog holding it could not be read ([`DataError::kind`] says which).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DataError {
@@ -48,6 +57,22 @@ pub enum DataError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+}
+
+/// A walk of the snapshots' trees (check, gc) met a tree it could not read for a reason other
+/// than damage: it stops, since what it would report or delete depends on that tree.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read tree {tree}: {detail}")]
+pub struct Unreadable {
+    pub tree: ChunkId,
+    pub kind: ErrorKind,
+    pub detail: String,
+}
+
+impl Unreadable {
+    pub(crate) fn new(tree: ChunkId, e: &DataError) -> Self {
+        Self { tree, kind: e.kind(), detail: e.to_string() }
+    }
 }
 
 /// Errors creating a repository.
@@ -151,14 +176,11 @@ pub enum ReadError {
     ReadTooLarge { requested: u64, max: u64 },
     #[error(transparent)]
     Data(#[from] DataError),
+    /// The catalog could not be read (or holds a damaged record).
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
     #[error(transparent)]
     Io(#[from] IoError),
-}
-
-impl From<CatalogError> for ReadError {
-    fn from(e: CatalogError) -> Self {
-        Self::Data(e.into())
-    }
 }
 
 /// Errors restoring a snapshot. Nothing is ever written outside the target directory.
@@ -196,10 +218,14 @@ impl From<DataError> for RestoreError {
     }
 }
 
-/// Errors that stop `check` itself (damage it finds is reported, not returned as an error).
+/// Errors that stop `check` itself (damage it finds is reported, not returned as an error): a
+/// catalog or store that cannot be read is not evidence of damage, so it is not reported as
+/// such.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CheckError {
+    #[error(transparent)]
+    Unreadable(#[from] Unreadable),
     #[error(transparent)]
     Catalog(#[from] KvError),
     #[error(transparent)]
