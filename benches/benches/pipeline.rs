@@ -19,12 +19,12 @@ fn pipeline(c: &mut Criterion) {
         b.iter(|| {
             n += 1;
             let engine =
-                Engine::init(&tmp.path().join(format!("repo{n}")), &InitOptions::default())
+                Engine::init(&tmp.path().join(format!("repo{n}")), &InitOptions::unencrypted())
                     .expect("init");
             engine.backup(&src, &BackupOptions::default()).expect("backup")
         });
     });
-    let engine = Engine::init(&tmp.path().join("repo"), &InitOptions::default()).expect("init");
+    let engine = Engine::init(&tmp.path().join("repo"), &InitOptions::unencrypted()).expect("init");
     let snap = engine.backup(&src, &BackupOptions::default()).expect("backup");
     g.bench_function("unchanged-backup", |b| {
         b.iter(|| engine.backup(&src, &BackupOptions::default()).expect("backup"));

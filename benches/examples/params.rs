@@ -91,7 +91,7 @@ fn main() {
         report(level, "one per blob", total, stored, t.elapsed().as_secs_f64());
         // What a backup writes: PackWriter groups blobs under GROUP_BLOB_MAX into shared frames.
         let t = Instant::now();
-        let mut writer = PackWriter::create(&packs, level).expect("pack");
+        let mut writer = PackWriter::create(&packs, level, None).expect("pack");
         for c in &contents {
             writer.add(key.id_of(c), BlobKind::Data, c).expect("add");
         }

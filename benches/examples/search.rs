@@ -57,7 +57,7 @@ fn main() {
     }
     println!("created {files} files in {:.1?}", t.elapsed());
 
-    let engine = Engine::init(&dir.path().join("repo"), &InitOptions::default()).expect("init");
+    let engine = Engine::init(&dir.path().join("repo"), &InitOptions::unencrypted()).expect("init");
     let t = Instant::now();
     let snap = engine.backup(&source, &BackupOptions::default()).expect("backup");
     println!("backed up in {:.1?}", t.elapsed());

@@ -57,7 +57,7 @@ pub fn run(source: &Path, json: bool) -> Result<u8> {
         source.display(),
         repo.display()
     ));
-    let engine = Engine::init(&repo, &InitOptions::default())?;
+    let engine = Engine::init(&repo, &InitOptions::unencrypted())?;
 
     let t = Instant::now();
     let first = engine.backup(source, &BackupOptions::default())?;

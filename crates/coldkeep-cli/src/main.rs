@@ -9,7 +9,9 @@
 //! control socket (see `serve`).
 
 mod demo;
+mod keys;
 mod protect;
+mod secret;
 mod serve;
 mod session;
 mod view;
@@ -49,6 +51,12 @@ struct Cli {
     /// How long to wait while another process has the repository open.
     #[arg(long, global = true, default_value_t = 10)]
     lock_wait_secs: u64,
+    /// The passphrase is this file's first line (else COLDKEEP_PASSWORD, else a prompt).
+    #[arg(long, env = "COLDKEEP_PASSWORD_FILE", global = true)]
+    password_file: Option<PathBuf>,
+    /// Unlock with this key file instead of a passphrase.
+    #[arg(long, env = "COLDKEEP_KEY_FILE", global = true)]
+    key_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -84,7 +92,16 @@ enum Command {
         /// Pack size target in KiB.
         #[arg(long, default_value_t = 16 * 1024)]
         pack_kib: u64,
+        /// Store plaintext (recorded in the config; the default encrypts, unlocked by the
+        /// passphrase or key file).
+        #[arg(long)]
+        no_encryption: bool,
+        #[command(flatten)]
+        kdf: keys::KdfArgs,
     },
+    /// Key slots of an encrypted repository: list, add (a passphrase or a key file), remove.
+    #[command(subcommand)]
+    Key(keys::KeyCmd),
     /// Back up a directory or a file.
     Backup {
         source: PathBuf,
@@ -256,6 +273,13 @@ impl Cli {
     fn clone_request(&self) -> Request {
         Request { command: self.command.clone(), json: self.json, admin: self.admin }
     }
+
+    fn secret_source(&self) -> secret::SecretSource {
+        secret::SecretSource {
+            key_file: self.key_file.clone(),
+            password_file: self.password_file.clone(),
+        }
+    }
 }
 
 fn repo_path(cli: &Cli) -> Result<&Path> {
@@ -342,15 +366,27 @@ fn spinner(label: &str) -> ProgressBar {
 /// [`Backend`] (this process or the repository's server).
 fn dispatch(mut request: Request, cli: &Cli) -> Result<u8> {
     match &request.command {
-        Command::Init { chunking, chunk_kib, zstd_level, pack_kib } => {
+        Command::Init { chunking, chunk_kib, zstd_level, pack_kib, no_encryption, kdf } => {
             let avg = chunk_kib * 1024;
             let chunker = match chunking {
                 Chunking::Cdc => ChunkerConfig::Cdc(CdcParams { min: avg / 4, avg, max: avg * 4 }),
                 Chunking::Fixed => ChunkerConfig::Fixed(avg),
             };
-            let opts =
-                InitOptions { chunker, zstd_level: *zstd_level, pack_target_size: pack_kib << 10 };
             let path = repo_path(cli)?;
+            let secret = if *no_encryption {
+                None
+            } else {
+                let what = format!("passphrase for the new repository {}", path.display());
+                Some(cli.secret_source().resolve(&what, true)?)
+            };
+            let opts = InitOptions {
+                chunker,
+                zstd_level: *zstd_level,
+                pack_target_size: pack_kib << 10,
+                encrypt: !no_encryption,
+                secret,
+                kdf: kdf.params(),
+            };
             Engine::init(path, &opts)
                 .with_context(|| format!("creating repository {}", path.display()))?;
             let mut stdout = std::io::stdout().lock();
@@ -381,14 +417,18 @@ fn dispatch(mut request: Request, cli: &Cli) -> Result<u8> {
         }
         Command::Serve { tick_secs, max_concurrent_runs } => {
             let tick = Duration::from_secs(*tick_secs);
-            return serve::serve(repo_path(cli)?, tick, *max_concurrent_runs);
+            return serve::serve(repo_path(cli)?, tick, *max_concurrent_runs, &cli.secret_source());
         }
         _ => {}
     }
     request.command.absolutize()?;
+    if let Command::Key(cmd) = &mut request.command {
+        cmd.read_new_secret()?;
+    }
     let repo = repo_path(cli)?;
     let patience = Duration::from_secs(cli.lock_wait_secs);
-    let backend = Backend::connect(repo, request.command.open_mode(), patience)?;
+    let mode = request.command.open_mode();
+    let backend = Backend::connect(repo, mode, patience, &cli.secret_source())?;
     let interactive = std::io::stderr().is_terminal() && matches!(backend, Backend::Local(..));
     let mut stdout = std::io::stdout().lock();
     if let Command::Run(RunCmd::Start { wait, .. }) = &request.command {
@@ -473,7 +513,8 @@ impl Command {
             | Self::Check { .. }
             | Self::Stats
             | Self::Search { .. }
-            | Self::Audit => OpenMode::ReadOnly,
+            | Self::Audit
+            | Self::Key(keys::KeyCmd::List) => OpenMode::ReadOnly,
             _ => OpenMode::ReadWrite,
         }
     }
@@ -645,6 +686,7 @@ pub(crate) fn execute(engine: &Engine, command: &Command, s: &mut Session<'_>) -
         Command::Recovery(cmd) => return protect::recovery(engine, cmd, s),
         Command::Audit => protect::audit(engine, s)?,
         Command::Tick => protect::tick(engine, s)?,
+        Command::Key(cmd) => keys::run(engine, cmd, s)?,
         Command::Init { .. } | Command::Demo { .. } | Command::Serve { .. } => {
             bail!("this command does not run against an open repository")
         }

@@ -54,17 +54,19 @@ impl Backend {
     /// The server of `repo` if one answers, else the repository opened here in `mode`. While
     /// another process has the repository open without answering (a one-off command), waits
     /// for it up to `patience`.
-    pub fn connect(repo: &Path, mode: OpenMode, patience: Duration) -> Result<Self> {
+    pub fn connect(
+        repo: &Path,
+        mode: OpenMode,
+        patience: Duration,
+        secret: &crate::secret::SecretSource,
+    ) -> Result<Self> {
         let socket = socket_path(repo);
         let deadline = Instant::now() + patience;
         loop {
             if UnixStream::connect(&socket).is_ok() {
                 return Ok(Self::Remote(socket));
             }
-            let opened = match mode {
-                OpenMode::ReadWrite => Engine::open(repo),
-                OpenMode::ReadOnly => Engine::open_read_only(repo),
-            };
+            let opened = crate::secret::open(repo, mode, secret)?;
             match opened {
                 Ok(engine) => {
                     if let Some(lost) = engine.catalog_behind() {
@@ -203,9 +205,15 @@ pub fn listen(engine: Arc<Engine>, repo: &Path) -> Result<Listening> {
 /// until the process is stopped. Stopping it, even
 /// with SIGKILL, is safe: runs it was executing are marked `Failed` when the repository is next
 /// opened.
-pub fn serve(repo: &Path, tick: Duration, max_concurrent_runs: usize) -> Result<u8> {
+pub fn serve(
+    repo: &Path,
+    tick: Duration,
+    max_concurrent_runs: usize,
+    secret: &crate::secret::SecretSource,
+) -> Result<u8> {
     let engine = Arc::new(
-        Engine::open(repo).with_context(|| format!("opening repository {}", repo.display()))?,
+        crate::secret::open(repo, OpenMode::ReadWrite, secret)?
+            .with_context(|| format!("opening repository {}", repo.display()))?,
     );
     engine.set_max_concurrent_runs(max_concurrent_runs);
     let listening = listen(Arc::clone(&engine), repo)?;

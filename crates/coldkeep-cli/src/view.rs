@@ -25,7 +25,7 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
-fn time(us: i64) -> String {
+pub fn time(us: i64) -> String {
     coldkeep::model::Usecs(us).to_string()
 }
 

@@ -1,12 +1,14 @@
 //! The `coldkeep` binary: commands, `--json`, `COLDKEEP_REPO`, messages and exit codes.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
 use coldkeep_testing::{compare_trees, Compare, Dataset};
 
 fn coldkeep(repo: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_coldkeep"))
+    common::binary()
         .env("COLDKEEP_REPO", repo)
         .args(args)
         .output()
@@ -180,11 +182,12 @@ fn an_incomplete_backup_exits_3() {
     let run = |args: &[&str]| {
         let mut cmd = if root {
             let mut c = Command::new("setpriv");
+            c.envs(common::TEST_ENV);
             c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]);
             c.arg(env!("CARGO_BIN_EXE_coldkeep"));
             c
         } else {
-            Command::new(env!("CARGO_BIN_EXE_coldkeep"))
+            common::binary()
         };
         cmd.env("COLDKEEP_REPO", &repo).args(args).output().expect("run coldkeep")
     };
@@ -225,7 +228,7 @@ fn an_incomplete_backup_exits_3() {
 }
 
 fn coldkeep_os(repo: &Path, args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_coldkeep"))
+    common::binary()
         .env("COLDKEEP_REPO", repo)
         .args(args)
         .output()
@@ -303,7 +306,7 @@ fn names_times_and_output_are_exact() {
     assert_eq!(bad.status.code(), Some(2), "{bad:?}");
 
     // A reader that goes away ends the output quietly.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_coldkeep"))
+    let mut child = common::binary()
         .env("COLDKEEP_REPO", &repo)
         .args(["ls", "latest"])
         .stdout(std::process::Stdio::piped())

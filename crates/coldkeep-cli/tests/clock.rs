@@ -11,6 +11,7 @@ use common::{assert_ok, coldkeep, json};
 
 fn faked(repo: &std::path::Path, offset: &str, args: &[&str]) -> std::process::Output {
     Command::new("faketime")
+        .envs(common::TEST_ENV)
         .args(["-f", offset, env!("CARGO_BIN_EXE_coldkeep"), "--repo"])
         .arg(repo)
         .args(args)

@@ -34,7 +34,7 @@ fn build(repo: &Path, versions: &[PathBuf], work: &Path) -> Vec<(SnapshotId, Pat
     let opts = InitOptions {
         chunker: ChunkerConfig::Cdc(CdcParams { min: 4 << 10, avg: 16 << 10, max: 64 << 10 }),
         pack_target_size: 64 << 10,
-        ..InitOptions::default()
+        ..InitOptions::unencrypted()
     };
     let engine = Engine::init(repo, &opts).expect("init").with_clock(clock.clone()).expect("clock");
     let policy = engine

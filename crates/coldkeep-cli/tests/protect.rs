@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{assert_ok, coldkeep, json, refused, spawn};
@@ -240,7 +239,7 @@ fn serve_answers_every_command_and_runs_in_the_background() {
     wait_for(&f.repo, &g, "1", |r| r["status"] == "Succeeded");
 
     // A relative path is the client's, not the server's; `cat` streams binary output.
-    let out = Command::new(env!("CARGO_BIN_EXE_coldkeep"))
+    let out = common::binary()
         .current_dir(f.source.parent().expect("parent"))
         .args(["--repo", f.repo.to_str().expect("utf-8"), "--json", "backup", "src"])
         .output()

@@ -11,11 +11,14 @@
 //! * [`backend`]: where a repository's objects live — the [`Backend`] trait, a local directory,
 //!   memory, and the conformance suite every backend passes. Nothing outside a backend knows
 //!   where or how an object is stored.
+//! * [`crypto`]: the master key, the keys derived from it, and the sealed envelope of every
+//!   encrypted byte string.
 //! * [`faults`]: a plan of failures at every write point, and the backend decorator that
 //!   carries it out (the catalog's decorator is `coldkeep_catalog::FaultyKv`).
 
 pub mod backend;
 mod blob;
+pub mod crypto;
 pub mod faults;
 mod id;
 mod pack;

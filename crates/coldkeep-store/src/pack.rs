@@ -1,14 +1,18 @@
 //! The pack file format (specified byte by byte in `docs/FORMAT.md`).
 //!
 //! ```text
-//! header   16 B  magic "CLDKPACK" | version u32 | reserved u32
+//! header   16 B  magic "CLDKPACK" | version u32 | flags u32 (bit 0: sealed)
 //! frames   ...   stored bytes of each frame, back to back
 //! entries  64 B each: id[32] | kind u8 | compression u8 | reserved u16 | frame offset u64
 //!                     | frame stored_len u32 | frame raw_len u32 | crc32(frame stored) u32
 //!                     | blob start u32 | blob len u32
 //! footer   24 B  entries_offset u64 | entry_count u32 | crc32(entries) u32 | magic "CLDKPEND"
 //! ```
-//! All integers little-endian. A pack is complete only when its footer is valid, and it only
+//! All integers little-endian. In a *sealed* pack (an encrypted repository's) each frame's
+//! stored bytes, and the entry table as a whole, are sealed strings (`crypto`: nonce,
+//! ciphertext, tag) whose associated data names the pack, so nothing but the header and the
+//! footer's lengths is readable without the key, and nothing moves between packs unnoticed.
+//! A frame's CRC covers its stored (sealed) bytes: damage is found without the key. A pack is complete only when its footer is valid, and it only
 //! becomes visible (as an object of its [`Backend`]) once it is whole and durable.
 //!
 //! A *frame* is the unit of compression: one zstd frame, or raw bytes. A large blob is a frame of
@@ -26,14 +30,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::{Access, Backend, ObjectName, ObjectReader, ObjectWriter};
 use crate::blob::{self, BlobKind, Compression};
+use crate::crypto::{SealingKey, SEAL_OVERHEAD};
 use crate::{ChunkId, ChunkKey, PackId, StoreError};
 
 /// First 8 bytes of every pack.
 pub const PACK_MAGIC: [u8; 8] = *b"CLDKPACK";
 /// Last 8 bytes of every pack.
 pub const PACK_TRAILER_MAGIC: [u8; 8] = *b"CLDKPEND";
-/// The pack format version this code writes and reads.
-pub const PACK_VERSION: u32 = 2;
+/// The pack format version this code writes. It also reads version 2, which is version 3 with
+/// no flags (never sealed).
+pub const PACK_VERSION: u32 = 3;
+/// Header flag: frames and entry table are sealed.
+const FLAG_SEALED: u32 = 1;
 /// Data blobs shorter than this share a frame with their neighbours.
 pub const GROUP_BLOB_MAX: usize = 64 << 10;
 /// A shared frame is closed once its plaintext reaches this size.
@@ -96,8 +104,8 @@ impl BlobEntry {
     }
 
     /// Decodes an entry, refusing unknown codes and ranges that cannot be right whatever the
-    /// pack's length.
-    fn decode(b: &[u8; ENTRY_LEN]) -> Option<Self> {
+    /// pack's length. `overhead` is what sealing adds to a frame's stored bytes.
+    fn decode(b: &[u8; ENTRY_LEN], overhead: u32) -> Option<Self> {
         let (id, rest) = b.split_first_chunk::<32>()?;
         let (&[kind, compression, _, _], rest) = rest.split_first_chunk::<4>()?;
         let (offset, rest) = rest.split_first_chunk::<8>()?;
@@ -117,8 +125,8 @@ impl BlobEntry {
             len: u32_at(16)?,
         };
         let fits = entry.start.checked_add(entry.len).is_some_and(|end| end <= frame.raw_len);
-        let raw_is_stored =
-            frame.compression != Compression::None || frame.stored_len == frame.raw_len;
+        let raw_is_stored = frame.compression != Compression::None
+            || frame.raw_len.checked_add(overhead) == Some(frame.stored_len);
         (frame.raw_len <= MAX_FRAME_LEN && fits && raw_is_stored).then_some(entry)
     }
 }
@@ -148,6 +156,8 @@ struct Group {
 pub struct PackWriter {
     id: PackId,
     out: Box<dyn ObjectWriter>,
+    /// Seals frames and the entry table (encrypted repositories).
+    seal: Option<SealingKey>,
     offset: u64,
     entries: Vec<BlobEntry>,
     group: Group,
@@ -156,13 +166,20 @@ pub struct PackWriter {
 }
 
 impl PackWriter {
-    /// Starts a new pack in `backend` whose frames are compressed at `zstd_level`.
-    pub fn create(backend: &dyn Backend, zstd_level: i32) -> Result<Self, StoreError> {
+    /// Starts a new pack in `backend` whose frames are compressed at `zstd_level` and, with
+    /// `seal`, sealed under that key.
+    pub fn create(
+        backend: &dyn Backend,
+        zstd_level: i32,
+        seal: Option<&SealingKey>,
+    ) -> Result<Self, StoreError> {
         let id = PackId::random();
         let out = backend.create(&ObjectName::pack(id))?;
+        let flags = if seal.is_some() { FLAG_SEALED } else { 0 };
         let mut writer = Self {
             id,
             out,
+            seal: seal.cloned(),
             offset: 0,
             entries: Vec::new(),
             group: Group::default(),
@@ -172,7 +189,7 @@ impl PackWriter {
         let mut header = Vec::with_capacity(HEADER_LEN);
         header.extend_from_slice(&PACK_MAGIC);
         header.extend_from_slice(&PACK_VERSION.to_le_bytes());
-        header.extend_from_slice(&0u32.to_le_bytes());
+        header.extend_from_slice(&flags.to_le_bytes());
         writer.write_all(&header)?;
         Ok(writer)
     }
@@ -246,7 +263,11 @@ impl PackWriter {
     }
 
     fn write_frame(&mut self, plain: &[u8]) -> Result<Frame, StoreError> {
-        let (compression, stored) = blob::encode_frame(plain, self.zstd_level);
+        let (compression, encoded) = blob::encode_frame(plain, self.zstd_level);
+        let stored = match &self.seal {
+            Some(key) => Cow::Owned(key.seal(&aad(b"frame", self.id), &encoded)),
+            None => encoded,
+        };
         let frame = Frame {
             offset: self.offset,
             stored_len: u32::try_from(stored.len()).expect("frame under 4 GiB"),
@@ -262,10 +283,14 @@ impl PackWriter {
     /// visible). Only after this returns may the catalog refer to the pack.
     pub fn finish(mut self) -> Result<SealedPack, StoreError> {
         self.flush_group()?;
-        let mut trailer = Vec::with_capacity(self.entries.len() * ENTRY_LEN + FOOTER_LEN);
+        let mut table = Vec::with_capacity(self.entries.len() * ENTRY_LEN);
         for entry in &self.entries {
-            entry.encode(&mut trailer);
+            entry.encode(&mut table);
         }
+        let mut trailer = match &self.seal {
+            Some(key) => key.seal(&aad(b"index", self.id), &table),
+            None => table,
+        };
         let crc = crc32fast::hash(&trailer);
         let entries_offset = self.offset;
         trailer.extend_from_slice(&entries_offset.to_le_bytes());
@@ -278,18 +303,35 @@ impl PackWriter {
     }
 }
 
+/// The associated data of a pack's sealed `part` (`frame` or `index`): it names the pack.
+fn aad(part: &[u8], pack: PackId) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(5 + part.len() + 16);
+    aad.extend_from_slice(b"CLDK ");
+    aad.extend_from_slice(part);
+    aad.extend_from_slice(pack.as_bytes());
+    aad
+}
+
 /// A sealed pack opened for reading.
 #[derive(Debug)]
 pub struct PackFile {
     id: PackId,
     len: u64,
     reader: Box<dyn ObjectReader>,
+    /// The key of a pack whose frames are sealed.
+    seal: Option<SealingKey>,
 }
 
 impl PackFile {
     /// Opens the pack and validates its header. `access` tells the backend how the pack will
-    /// be read.
-    pub fn open(backend: &dyn Backend, id: PackId, access: Access) -> Result<Self, StoreError> {
+    /// be read. `seal` is the repository's key when it is encrypted: then the pack must be
+    /// sealed, and otherwise it must not be.
+    pub fn open(
+        backend: &dyn Backend,
+        id: PackId,
+        access: Access,
+        seal: Option<&SealingKey>,
+    ) -> Result<Self, StoreError> {
         let reader = backend.open(&ObjectName::pack(id), access)?;
         let len = reader.len();
         let corrupted =
@@ -297,16 +339,22 @@ impl PackFile {
         if len < (HEADER_LEN + FOOTER_LEN) as u64 {
             return Err(corrupted("shorter than header and footer"));
         }
-        let pack = Self { id, len, reader };
+        let pack = Self { id, len, reader, seal: seal.cloned() };
         let header = pack.bytes(0, HEADER_LEN)?.ok_or_else(|| corrupted("header unreadable"))?;
         if header[..8] != PACK_MAGIC {
             return Err(corrupted("bad header magic"));
         }
         let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
-        if version != PACK_VERSION {
+        let flags = u32::from_le_bytes(header[12..16].try_into().expect("4 bytes"));
+        if !(version == PACK_VERSION || version == 2 && flags == 0) {
             return Err(corrupted(&format!("unsupported pack version {version}")));
         }
-        Ok(pack)
+        match (flags, seal.is_some()) {
+            (0, false) | (FLAG_SEALED, true) => Ok(pack),
+            (0, true) => Err(corrupted("not sealed, in an encrypted repository")),
+            (FLAG_SEALED, false) => Err(corrupted("sealed, in a repository without encryption")),
+            _ => Err(corrupted(&format!("unknown flags {flags:#x}"))),
+        }
     }
 
     /// `len` bytes at `start`, or `None` when that is out of the pack's bounds (damage: the
@@ -350,10 +398,12 @@ impl PackFile {
         let entries_offset = u64::from_le_bytes(footer[0..8].try_into().expect("8 bytes"));
         let count = u32::from_le_bytes(footer[8..12].try_into().expect("4 bytes")) as usize;
         let crc = u32::from_le_bytes(footer[12..16].try_into().expect("4 bytes"));
-        let table_len = count.checked_mul(ENTRY_LEN).filter(|n| {
-            entries_offset >= HEADER_LEN as u64
-                && entries_offset.checked_add(*n as u64) == Some(footer_at)
-        });
+        let overhead = if self.seal.is_some() { SEAL_OVERHEAD } else { 0 };
+        let table_len =
+            count.checked_mul(ENTRY_LEN).and_then(|n| n.checked_add(overhead)).filter(|n| {
+                entries_offset >= HEADER_LEN as u64
+                    && entries_offset.checked_add(*n as u64) == Some(footer_at)
+            });
         let table = match table_len {
             Some(n) => self.bytes(entries_offset, n)?,
             None => None,
@@ -362,12 +412,19 @@ impl PackFile {
         if crc32fast::hash(&table) != crc {
             return Err(self.corrupted(entries_offset, "entry table checksum mismatch"));
         }
+        let table = match &self.seal {
+            Some(key) => Cow::Owned(
+                key.open(&aad(b"index", self.id), &table)
+                    .map_err(|e| self.corrupted(entries_offset, format!("entry table: {e}")))?,
+            ),
+            None => table,
+        };
         table
             .chunks_exact(ENTRY_LEN)
             .enumerate()
             .map(|(i, raw)| {
                 let raw: &[u8; ENTRY_LEN] = raw.try_into().expect("chunks_exact");
-                BlobEntry::decode(raw)
+                BlobEntry::decode(raw, overhead as u32)
                     .filter(|e| {
                         e.frame.offset >= HEADER_LEN as u64
                             && e.frame.offset + u64::from(e.frame.stored_len) <= entries_offset
@@ -398,6 +455,13 @@ impl PackFile {
         if crc32fast::hash(&stored) != frame.crc32 {
             return Err(self.corrupted(frame.offset, "frame checksum mismatch"));
         }
+        let stored = match &self.seal {
+            Some(key) => Cow::Owned(
+                key.open(&aad(b"frame", self.id), &stored)
+                    .map_err(|e| self.corrupted(frame.offset, format!("frame: {e}")))?,
+            ),
+            None => stored,
+        };
         blob::decode_into(&stored, frame.compression, frame.raw_len, plain)
             .map_err(|reason| self.corrupted(frame.offset, format!("frame: {reason}")))
     }
@@ -443,8 +507,13 @@ mod tests {
     use super::*;
     use crate::backend::{MemoryBackend, ObjectKind};
 
-    fn write_pack(dir: &dyn Backend, key: &ChunkKey, blobs: &[Vec<u8>]) -> SealedPack {
-        let mut writer = PackWriter::create(dir, 3).expect("create");
+    fn write_pack(
+        dir: &dyn Backend,
+        key: &ChunkKey,
+        seal: Option<&SealingKey>,
+        blobs: &[Vec<u8>],
+    ) -> SealedPack {
+        let mut writer = PackWriter::create(dir, 3, seal).expect("create");
         for raw in blobs {
             writer.add(key.id_of(raw), BlobKind::Data, raw).expect("add");
         }
@@ -473,19 +542,30 @@ mod tests {
         blobs
     }
 
+    /// Both kinds of pack: plain, and sealed under a key.
+    fn seals() -> [Option<SealingKey>; 2] {
+        [None, Some(crate::crypto::MasterKey::from_bytes([9; 32]).object_key())]
+    }
+
     #[test]
     fn blobs_round_trip_and_the_trailer_matches() {
+        for seal in seals() {
+            blobs_round_trip(seal.as_ref());
+        }
+    }
+
+    fn blobs_round_trip(seal: Option<&SealingKey>) {
         let dir = MemoryBackend::new();
         let key = ChunkKey::from_bytes([3; 32]);
         let blobs = sample_blobs();
-        let sealed = write_pack(&dir, &key, &blobs);
+        let sealed = write_pack(&dir, &key, seal, &blobs);
         let listed = dir.list(ObjectKind::Pack).expect("list");
         assert_eq!(
             listed.iter().map(|i| i.name.pack_id()).collect::<Vec<_>>(),
             vec![Some(sealed.id)]
         );
         assert_eq!(listed[0].len, sealed.size);
-        let pack = PackFile::open(&dir, sealed.id, Access::Sequential).expect("open");
+        let pack = PackFile::open(&dir, sealed.id, Access::Sequential, seal).expect("open");
         assert_eq!(pack.entries().expect("entries"), sealed.entries);
         assert_eq!(sealed.entries.len(), blobs.len());
         for raw in &blobs {
@@ -505,10 +585,16 @@ mod tests {
 
     #[test]
     fn a_flipped_byte_is_found_at_its_frame_and_damages_only_that_frame() {
+        for seal in seals() {
+            a_flipped_byte_damages_its_frame(seal.as_ref());
+        }
+    }
+
+    fn a_flipped_byte_damages_its_frame(seal: Option<&SealingKey>) {
         let dir = MemoryBackend::new();
         let key = ChunkKey::from_bytes([3; 32]);
         let blobs = sample_blobs();
-        let sealed = write_pack(&dir, &key, &blobs);
+        let sealed = write_pack(&dir, &key, seal, &blobs);
         let name = ObjectName::pack(sealed.id);
         let mut bytes = dir.get(&name).expect("read");
         // A frame holding several small blobs.
@@ -516,7 +602,7 @@ mod tests {
         bytes[victim.offset as usize + 3] ^= 0x40;
         dir.delete(&name).expect("delete");
         dir.put(&name, &bytes).expect("write");
-        let pack = PackFile::open(&dir, sealed.id, Access::Random).expect("open");
+        let pack = PackFile::open(&dir, sealed.id, Access::Random, seal).expect("open");
         let mut damaged = 0;
         for entry in &sealed.entries {
             match pack.read_blob(entry, Some(&key)) {
@@ -530,6 +616,44 @@ mod tests {
             }
         }
         assert!(damaged > 1, "every blob of the damaged group is reported");
+    }
+
+    #[test]
+    fn a_sealed_pack_shows_nothing_and_opens_only_with_its_key() {
+        let dir = MemoryBackend::new();
+        let key = ChunkKey::from_bytes([3; 32]);
+        let [_, seal] = seals();
+        let marker = b"a marker that must not be readable in the pack ".repeat(40);
+        let blobs = vec![marker.clone(), b"small".to_vec(), vec![7; 200_000]];
+        let sealed = write_pack(&dir, &key, seal.as_ref(), &blobs);
+        let bytes = dir.get(&ObjectName::pack(sealed.id)).expect("read");
+        assert!(!bytes.windows(16).any(|w| w == &marker[..16]), "plaintext in a sealed pack");
+        assert!(!bytes.windows(32).any(|w| w == key.id_of(&marker).as_bytes()), "a chunk id shows");
+        let open =
+            |seal: Option<&SealingKey>| PackFile::open(&dir, sealed.id, Access::Random, seal);
+        assert!(matches!(open(None), Err(StoreError::Corrupted { .. })), "not without a key");
+        let wrong = crate::crypto::MasterKey::from_bytes([1; 32]).object_key();
+        let pack = open(Some(&wrong)).expect("the header has no secret");
+        assert!(matches!(pack.entries(), Err(StoreError::Corrupted { .. })), "wrong key");
+        // Nor is a plain pack accepted where packs are sealed.
+        let plain = write_pack(&dir, &key, None, &blobs);
+        let plain_open = PackFile::open(&dir, plain.id, Access::Random, seal.as_ref());
+        assert!(matches!(plain_open, Err(StoreError::Corrupted { .. })));
+        // A frame copied into another pack does not open there.
+        let other = write_pack(&dir, &key, seal.as_ref(), &blobs);
+        let mut forged = dir.get(&ObjectName::pack(other.id)).expect("read");
+        let (from, to) = (sealed.entries[2].frame, other.entries[2].frame);
+        assert_eq!(from.stored_len, to.stored_len);
+        let (a, b) = (from.offset as usize, to.offset as usize);
+        forged[b..b + to.stored_len as usize]
+            .copy_from_slice(&bytes[a..a + from.stored_len as usize]);
+        dir.delete(&ObjectName::pack(other.id)).expect("delete");
+        dir.put(&ObjectName::pack(other.id), &forged).expect("put");
+        let pack = PackFile::open(&dir, other.id, Access::Random, seal.as_ref()).expect("open");
+        let entry =
+            pack.entries().expect("entries").into_iter().find(|e| e.frame.offset == to.offset);
+        // The CRC (inside the sealed table) already differs; the seal would refuse it too.
+        assert!(pack.read_blob(&entry.expect("entry"), Some(&key)).is_err());
     }
 
     #[test]
@@ -551,7 +675,7 @@ mod tests {
         let decode = |e: &BlobEntry| {
             let mut raw = Vec::new();
             e.encode(&mut raw);
-            BlobEntry::decode(raw.as_slice().try_into().expect("entry length"))
+            BlobEntry::decode(raw.as_slice().try_into().expect("entry length"), 0)
         };
         assert_eq!(decode(&entry), Some(entry));
         assert_eq!(decode(&BlobEntry { len: 7, ..entry }), None);
@@ -567,18 +691,22 @@ mod tests {
         /// Decoding arbitrary bytes as a pack never panics.
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
-                                keep_magic in proptest::prelude::any::<bool>()) {
+                                keep_magic in proptest::prelude::any::<bool>(),
+                                sealed in proptest::prelude::any::<bool>()) {
+            let [_, key] = seals();
+            let seal = if sealed { key.as_ref() } else { None };
             let dir = MemoryBackend::new();
             let id = PackId::from_bytes([0; 16]);
             let mut bytes = bytes;
             if keep_magic && bytes.len() >= 40 {
                 bytes[..8].copy_from_slice(&PACK_MAGIC);
                 bytes[8..12].copy_from_slice(&PACK_VERSION.to_le_bytes());
+                bytes[12..16].copy_from_slice(&u32::from(sealed).to_le_bytes());
                 let n = bytes.len();
                 bytes[n - 8..].copy_from_slice(&PACK_TRAILER_MAGIC);
             }
             dir.put(&ObjectName::pack(id), &bytes).expect("write");
-            if let Ok(pack) = PackFile::open(&dir, id, Access::Random) {
+            if let Ok(pack) = PackFile::open(&dir, id, Access::Random, seal) {
                 if let Ok(entries) = pack.entries() {
                     for e in entries {
                         let _ = pack.read_blob(&e, None);

@@ -2,12 +2,13 @@
 //!
 //! `cargo run --release -p coldkeep --example backup_and_restore -- /usr/include`
 
-use coldkeep::{BackupOptions, CheckOptions, Engine, InitOptions, RestoreOptions};
+use coldkeep::{BackupOptions, CheckOptions, Engine, InitOptions, RestoreOptions, Secret};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let source = std::env::args().nth(1).unwrap_or_else(|| "/etc".to_owned());
     let scratch = tempfile::tempdir()?;
-    let engine = Engine::init(&scratch.path().join("repo"), &InitOptions::default())?;
+    let secret = Secret::passphrase("an example passphrase");
+    let engine = Engine::init(&scratch.path().join("repo"), &InitOptions::with_secret(secret))?;
 
     let first = engine.backup(source.as_ref(), &BackupOptions::default())?;
     println!(

@@ -13,7 +13,7 @@
 use std::collections::{HashMap, HashSet};
 
 use coldkeep_catalog::{CatalogError, ChunkLocation, SnapshotId, SnapshotRecord};
-use coldkeep_store::{Access, BlobEntry, ChunkId, PackFile, PackId, StoreError};
+use coldkeep_store::{Access, BlobEntry, ChunkId, PackId, StoreError};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -373,8 +373,7 @@ fn check_pack(
         }
         return out;
     }
-    let opened = PackFile::open(&*repo.store, id, Access::Sequential)
-        .and_then(|p| p.entries().map(|e| (p, e)));
+    let opened = repo.open_pack(id, Access::Sequential).and_then(|p| p.entries().map(|e| (p, e)));
     let (pack, entries) = match opened {
         Ok(found) => found,
         Err(StoreError::Corrupted { offset, reason, .. }) => {
@@ -403,7 +402,7 @@ fn check_pack(
         }
     }
     if opts.read_data {
-        let key = Some(&repo.config.chunk_key);
+        let key = Some(repo.chunk_key());
         // A frame of grouped blobs is decompressed once; damage to it damages all of them.
         let mut plain = Vec::new();
         for blobs in entries.chunk_by(|a, b| a.frame == b.frame) {

@@ -1,5 +1,6 @@
 //! The repository config file: the parameters fixed at `init` — chunking, compression, pack size
-//! and the secret chunk key. Byte layout in `docs/FORMAT.md`:
+//! and whether the repository is encrypted (the chunk key of one that is not). Byte layout in
+//! `docs/FORMAT.md`:
 //!
 //! ```text
 //! magic "CLDKREPO" | version u32 | body_len u32 | body (bincode) | crc32(all before) u32
@@ -19,8 +20,9 @@ use crate::error::{IoError, OpenError};
 
 /// First 8 bytes of the config file.
 pub const CONFIG_MAGIC: [u8; 8] = *b"CLDKREPO";
-/// The repository format version this build writes and reads.
-pub const REPO_VERSION: u32 = 3;
+/// The repository format version this build writes. It reads version 3 too (a repository from
+/// before encryption: plaintext, its chunk key in the config).
+pub const REPO_VERSION: u32 = 4;
 
 /// How files are cut into chunks (a serializable mirror of [`ChunkerConfig`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,17 +49,51 @@ impl From<ChunkerConfig> for ChunkingSpec {
     }
 }
 
+/// How a repository's keys are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Keys {
+    /// Encrypted: the key slots (`keys/`) hold the master key, from which the chunk-id key
+    /// and the object key are derived. No secret is in the config.
+    Sealed,
+    /// Not encrypted (`init --no-encryption`): chunk ids are computed under this key.
+    Plain(ChunkKey),
+}
+
 /// Parameters fixed when a repository is created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepoConfig {
     pub repo_id: [u8; 16],
     pub created_us: i64,
     pub chunking: ChunkingSpec,
-    pub chunk_key: ChunkKey,
+    pub keys: Keys,
     /// zstd level for new blobs.
     pub zstd_level: i32,
     /// A pack is sealed once it reaches this many bytes.
     pub pack_target_size: u64,
+}
+
+/// The config of format version 3, read into [`RepoConfig`] as a plain repository.
+#[derive(Deserialize)]
+struct RepoConfigV3 {
+    repo_id: [u8; 16],
+    created_us: i64,
+    chunking: ChunkingSpec,
+    chunk_key: ChunkKey,
+    zstd_level: i32,
+    pack_target_size: u64,
+}
+
+impl From<RepoConfigV3> for RepoConfig {
+    fn from(v3: RepoConfigV3) -> Self {
+        Self {
+            repo_id: v3.repo_id,
+            created_us: v3.created_us,
+            chunking: v3.chunking,
+            keys: Keys::Plain(v3.chunk_key),
+            zstd_level: v3.zstd_level,
+            pack_target_size: v3.pack_target_size,
+        }
+    }
 }
 
 impl RepoConfig {
@@ -88,14 +124,20 @@ impl RepoConfig {
         }
         let (version, rest) = rest.split_first_chunk::<4>().ok_or_else(|| corrupt("too short"))?;
         let version = u32::from_le_bytes(*version);
-        if version != REPO_VERSION {
+        if version != REPO_VERSION && version != 3 {
             return Err(OpenError::UnsupportedVersion(version));
         }
         let (len, body) = rest.split_first_chunk::<4>().ok_or_else(|| corrupt("too short"))?;
         if u32::from_le_bytes(*len) as usize != body.len() {
             return Err(corrupt("body length mismatch"));
         }
-        coldkeep_catalog::record::decode(1, body).map_err(|e| corrupt(&e.to_string()))
+        let decode = |e: coldkeep_catalog::RecordError| corrupt(&e.to_string());
+        if version == 3 {
+            return coldkeep_catalog::record::decode::<RepoConfigV3>(1, body)
+                .map(Into::into)
+                .map_err(decode);
+        }
+        coldkeep_catalog::record::decode(1, body).map_err(decode)
     }
 
     /// Writes the config durably: temp file, fsync, rename, directory fsync.
@@ -106,7 +148,7 @@ impl RepoConfig {
             .write(true)
             .create(true)
             .truncate(true)
-            .mode(0o600) // it holds the chunk key
+            .mode(0o600) // it may hold the chunk key
             .open(&tmp)
             .map_err(|e| IoError::new("create", &tmp, e))?;
         file.write_all(&self.encode()).map_err(|e| IoError::new("write", &tmp, e))?;
@@ -125,7 +167,7 @@ mod tests {
             repo_id: [5; 16],
             created_us: 42,
             chunking: ChunkerConfig::default().into(),
-            chunk_key: ChunkKey::from_bytes([8; 32]),
+            keys: Keys::Plain(ChunkKey::from_bytes([8; 32])),
             zstd_level: 3,
             pack_target_size: 16 << 20,
         }
@@ -142,5 +184,7 @@ mod tests {
             assert!(RepoConfig::decode(&bad, path).is_err(), "flip at {i} not caught");
         }
         assert!(RepoConfig::decode(&bytes[..bytes.len() - 1], path).is_err());
+        let sealed = RepoConfig { keys: Keys::Sealed, ..sample() };
+        assert_eq!(RepoConfig::decode(&sealed.encode(), path).expect("decode"), sealed);
     }
 }

@@ -16,6 +16,7 @@ use crate::error::{
     BackupError, CheckError, InitError, OpenError, ReadError, RecoveryError, RestoreError,
 };
 use crate::gc::{GcError, GcOptions, GcReport};
+use crate::keys::{KdfParams, KeyError, KeyInfo, Secret};
 use crate::progress::Progress;
 use crate::protect::groups::{GroupFilter, GroupInfo};
 use crate::protect::objects::{
@@ -27,7 +28,7 @@ use crate::protect::runs::{self, RunFilter};
 use crate::protect::scheduler::{self, TickReport};
 use crate::protect::{Clock, ProtectError, Protection, SystemClock};
 use crate::read::{self, FileSlice, ListEntry};
-use crate::repo::{Decorators, InitOptions, OpenMode, Repository};
+use crate::repo::{InitOptions, OpenMode, OpenOptions, Repository};
 use crate::restore::{self, RestoreOptions, RestoreSummary};
 use crate::search::{self, FileSearch, FileSearchResult};
 use coldkeep_model::{
@@ -84,33 +85,39 @@ impl Engine {
         Ok(Self { shared: Arc::new(Shared { protect, repo }) })
     }
 
-    /// Opens an existing repository for reading and writing. Unfinished packs left by an
-    /// interrupted backup are removed, and runs left unfinished by a crash are marked `Failed`
-    /// with the reason. Refused with [`OpenError::DiskFull`] when the repository's filesystem
-    /// is (nearly) full, and with [`OpenError::Busy`] while another process has it open.
+    /// Opens an existing repository without encryption for reading and writing (see
+    /// [`Engine::open_with`]). An encrypted one fails with [`OpenError::SecretRequired`].
     pub fn open(path: &Path) -> Result<Self, OpenError> {
-        Self::open_decorated(path, &Decorators::default())
+        Self::open_with(path, &OpenOptions::default())
     }
 
-    /// [`Engine::open`], with `decorators` around the repository's catalog and store (fault
-    /// injection in tests, tracing or metrics in an embedding program).
-    pub fn open_decorated(path: &Path, decorators: &Decorators) -> Result<Self, OpenError> {
-        let repo = Repository::open(path, OpenMode::ReadWrite, decorators)?;
-        let protect = Protection::new(repo.catalog.clone(), Arc::new(SystemClock))?;
-        runs::fail_interrupted(&protect)?;
-        recoveries::fail_interrupted(&protect)?;
-        Ok(Self { shared: Arc::new(Shared { protect, repo }) })
-    }
-
-    /// Opens an existing repository without writing anything to it: for listing, reading,
-    /// restoring, checking and searching, on a full disk or read-only media too. Any number of
-    /// processes may read a repository at once, but not while one writes to it
-    /// ([`OpenError::Busy`]). Operations that would write fail with `KvError::ReadOnly` (inside
-    /// their error's catalog variant) before they change anything; debris of a crash (unsealed
-    /// packs, runs left `Running`) stays until the next read-write open clears it.
+    /// Opens an existing repository without encryption read-only (see [`OpenMode::ReadOnly`]).
     pub fn open_read_only(path: &Path) -> Result<Self, OpenError> {
-        let repo = Repository::open(path, OpenMode::ReadOnly, &Decorators::default())?;
+        Self::open_with(path, &OpenOptions { mode: OpenMode::ReadOnly, ..OpenOptions::default() })
+    }
+
+    /// Opens an existing repository as `opts` say: read-write or read-only, unlocked by a
+    /// secret when it is encrypted (a wrong one fails with [`KeyError::WrongKey`] before
+    /// anything is read), with decorators around its catalog and store.
+    ///
+    /// Read-write: one process at a time ([`OpenError::Busy`] otherwise). Unfinished packs
+    /// left by an interrupted backup are removed, and runs left unfinished by a crash are
+    /// marked `Failed` with the reason. Refused with [`OpenError::DiskFull`] when the
+    /// repository's filesystem is (nearly) full.
+    ///
+    /// Read-only: nothing is written, so a full disk or read-only media can be listed,
+    /// restored, checked and searched. Any number of processes may read a repository at once,
+    /// but not while one writes to it. Operations that would write fail with
+    /// `KvError::ReadOnly` (inside their error's catalog variant) before they change anything;
+    /// debris of a crash (unsealed packs, runs left `Running`) stays until the next read-write
+    /// open clears it.
+    pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<Self, OpenError> {
+        let repo = Repository::open(path, opts)?;
         let protect = Protection::new(repo.catalog.clone(), Arc::new(SystemClock))?;
+        if opts.mode == OpenMode::ReadWrite {
+            runs::fail_interrupted(&protect)?;
+            recoveries::fail_interrupted(&protect)?;
+        }
         Ok(Self { shared: Arc::new(Shared { protect, repo }) })
     }
 
@@ -548,6 +555,40 @@ impl Engine {
     /// blackouts. Call it from a timer (every minute, say) or drive it with a [`crate::ManualClock`].
     pub fn tick(&self) -> Result<TickReport, ProtectError> {
         scheduler::tick(&self.shared)
+    }
+
+    /// The repository's key slots (an encrypted repository's; none otherwise).
+    pub fn keys(&self) -> Result<Vec<KeyInfo>, KeyError> {
+        match self.shared.repo.key_slots() {
+            Ok((slots, _)) => slots.list(),
+            Err(KeyError::NotEncrypted) => Ok(vec![]),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Adds a key slot that `secret` unlocks (`label` says whose it is).
+    pub fn add_key(
+        &self,
+        secret: &Secret,
+        kdf: KdfParams,
+        label: &str,
+    ) -> Result<KeyInfo, KeyError> {
+        self.ensure_writable_key()?;
+        let (slots, master) = self.shared.repo.key_slots()?;
+        slots.add(master, secret, kdf, label, crate::repo::now_us())
+    }
+
+    /// Removes key slot `id`. The last slot cannot be removed ([`KeyError::LastSlot`]).
+    pub fn remove_key(&self, id: &str) -> Result<(), KeyError> {
+        self.ensure_writable_key()?;
+        self.shared.repo.key_slots()?.0.remove(id)
+    }
+
+    fn ensure_writable_key(&self) -> Result<(), KeyError> {
+        match self.shared.repo.mode() {
+            OpenMode::ReadWrite => Ok(()),
+            OpenMode::ReadOnly => Err(KeyError::ReadOnly),
+        }
     }
 
     /// Removes expired snapshots and reclaims the space of chunks nothing references any more:

@@ -34,9 +34,7 @@ use std::time::Duration;
 use coldkeep_catalog::{Batch, Catalog, CatalogError, Condemned, SnapshotId};
 use coldkeep_model::{Principal, Run, Usecs};
 use coldkeep_retention::is_expired;
-use coldkeep_store::{
-    Access, BlobEntry, BlobKind, ChunkId, ErrorKind, PackFile, PackId, PackWriter, StoreError,
-};
+use coldkeep_store::{Access, BlobEntry, BlobKind, ChunkId, ErrorKind, PackId, StoreError};
 use serde::Serialize;
 
 use crate::engine::Shared;
@@ -183,17 +181,15 @@ fn expire(shared: &Shared, now: Usecs, report: &mut GcReport) -> Result<(), GcEr
 fn mark(repo: &Repository) -> Result<HashSet<ChunkId>, GcError> {
     let mut condemned: HashMap<ChunkId, (PackId, BlobEntry)> = HashMap::new();
     for (pack, _) in repo.catalog.condemned()? {
-        if let Ok(entries) =
-            PackFile::open(&*repo.store, pack, Access::Random).and_then(|p| p.entries())
-        {
+        if let Ok(entries) = repo.open_pack(pack, Access::Random).and_then(|p| p.entries()) {
             condemned.extend(entries.into_iter().map(|e| (e.id, (pack, e))));
         }
     }
     let load = |id: &ChunkId| match repo.load_tree(id) {
         Err(DataError::MissingChunk(_)) if condemned.contains_key(id) => {
             let (pack, entry) = condemned[id];
-            let file = PackFile::open(&*repo.store, pack, Access::Random)?;
-            crate::tree::Tree::decode(*id, &file.read_blob(&entry, Some(&repo.config.chunk_key))?)
+            let file = repo.open_pack(pack, Access::Random)?;
+            crate::tree::Tree::decode(*id, &file.read_blob(&entry, Some(repo.chunk_key()))?)
         }
         other => other,
     };
@@ -242,12 +238,11 @@ fn sweep(
         if !waited(now, c.at, grace) || !backups_done(repo, &c) {
             continue;
         }
-        let entries =
-            match PackFile::open(&*repo.store, pack, Access::Random).and_then(|p| p.entries()) {
-                Ok(entries) => entries,
-                Err(e) if e.kind() == ErrorKind::NotFound => vec![],
-                Err(e) => return Err(e.into()),
-            };
+        let entries = match repo.open_pack(pack, Access::Random).and_then(|p| p.entries()) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => vec![],
+            Err(e) => return Err(e.into()),
+        };
         let mut wanted = Vec::new();
         for e in entries.into_iter().filter(|e| live.contains(&e.id)) {
             if repo.catalog.chunk(&e.id)?.is_none() {
@@ -321,16 +316,13 @@ fn condemn(
 
 /// Copies `blobs` of `pack` into a new pack, sealed and indexed (the index then points there).
 fn repack(repo: &Repository, pack: PackId, blobs: &[&BlobEntry]) -> Result<(), GcError> {
-    let source = PackFile::open(&*repo.store, pack, Access::Sequential)?;
-    let mut writer = PackWriter::create(&*repo.store, repo.config.zstd_level)?;
+    let source = repo.open_pack(pack, Access::Sequential)?;
+    let mut writer = repo.new_pack()?;
     for entry in blobs {
-        let raw = source.read_blob(entry, Some(&repo.config.chunk_key))?;
+        let raw = source.read_blob(entry, Some(repo.chunk_key()))?;
         writer.add(entry.id, entry.kind, &raw)?;
         if writer.len() >= repo.config.pack_target_size {
-            let full = std::mem::replace(
-                &mut writer,
-                PackWriter::create(&*repo.store, repo.config.zstd_level)?,
-            );
+            let full = std::mem::replace(&mut writer, repo.new_pack()?);
             repo.catalog.commit_pack(&full.finish()?)?;
         }
     }
@@ -385,6 +377,6 @@ pub(crate) fn lost_trees(
     pack: PackId,
     reachable: &HashSet<ChunkId>,
 ) -> Result<usize, StoreError> {
-    let entries = PackFile::open(&*repo.store, pack, Access::Random)?.entries()?;
+    let entries = repo.open_pack(pack, Access::Random)?.entries()?;
     Ok(entries.iter().filter(|e| e.kind == BlobKind::Tree && !reachable.contains(&e.id)).count())
 }

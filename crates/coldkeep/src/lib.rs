@@ -4,11 +4,14 @@
 //! crash-safe snapshot repository, and get them back — whole, in part, or file by file.
 //!
 //! ```no_run
-//! use coldkeep::{BackupOptions, Engine, InitOptions, RestoreOptions};
+//! use coldkeep::{BackupOptions, Engine, InitOptions, OpenOptions, RestoreOptions, Secret};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let engine = Engine::init("/backups/repo".as_ref(), &InitOptions::default())?;
+//! let secret = Secret::passphrase("correct horse battery staple");
+//! let engine = Engine::init("/backups/repo".as_ref(), &InitOptions::with_secret(secret.clone()))?;
 //! let snap = engine.backup("/home/me/projects".as_ref(), &BackupOptions::default())?;
 //! println!("snapshot {}: {} new bytes", snap.id, snap.stats.new_bytes);
+//! drop(engine);
+//! let engine = Engine::open_with("/backups/repo".as_ref(), &OpenOptions::with_secret(secret))?;
 //! engine.restore(snap.id, b"", "/tmp/restored".as_ref(), &RestoreOptions::default())?;
 //! # Ok(()) }
 //! ```
@@ -28,6 +31,7 @@ mod engine;
 mod error;
 mod fsmeta;
 mod gc;
+mod keys;
 mod progress;
 mod protect;
 mod read;
@@ -63,6 +67,7 @@ pub use error::{
     RecoveryError, RestoreError, Unreadable,
 };
 pub use gc::{GcError, GcOptions, GcReport};
+pub use keys::{KdfParams, KeyError, KeyInfo, Secret, KEY_MAGIC, MIN_KEY_FILE_LEN};
 pub use progress::Progress;
 pub use protect::groups::{GroupFilter, GroupInfo};
 pub use protect::objects::{
@@ -75,7 +80,10 @@ pub use protect::runs::RunFilter;
 pub use protect::scheduler::TickReport;
 pub use protect::{Clock, ManualClock, ProtectError, SystemClock};
 pub use read::{FileSlice, ListEntry, MAX_READ_LEN};
-pub use repo::{Decorator, Decorators, InitOptions, OpenMode, DEFAULT_ZSTD_LEVEL, MIN_FREE_BYTES};
+pub use repo::{
+    default_key_label, Decorator, Decorators, InitOptions, OpenMode, OpenOptions,
+    DEFAULT_ZSTD_LEVEL, MIN_FREE_BYTES,
+};
 pub use restore::{RestoreOptions, RestoreSummary, WORKERS_PER_CORE};
 pub use search::{FileSearch, FileSearchResult};
 pub use tree::{Meta, Node, NodeKind, Piece, Timestamp, Tree, Xattr};

@@ -1,7 +1,8 @@
 //! A repository on disk and the handles every operation shares.
 //!
 //! ```text
-//! <repo>/config     parameters and chunk key (written last at init: marks a complete repo)
+//! <repo>/config     parameters, encrypted or not (written last at init: marks a complete repo)
+//! <repo>/keys/      key slots, keys/<id>.key: the master key, wrapped (encrypted repositories)
 //! <repo>/catalog/   RocksDB: chunk index, packs, snapshots
 //! <repo>/packs/     immutable pack files, packs/<2 hex>/<id>.pack; packs/tmp/ unfinished
 //! <repo>/lock       flock(2)ed by the process that has the repository open
@@ -22,19 +23,26 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use coldkeep_catalog::{Catalog, ChunkLocation, FaultyKv, KvError, KvStore};
 use coldkeep_catalog_rocks::RocksKv;
 use coldkeep_chunker::{Chunker, ChunkerConfig};
+use coldkeep_store::crypto::{MasterKey, SealingKey};
 use coldkeep_store::faults::{FaultPlan, FaultyBackend};
 use coldkeep_store::{
-    Access, Backend, ChunkId, ErrorKind, LocalBackend, ObjectInfo, ObjectKind, ObjectName,
-    PackFile, PackId, StoreError,
+    Access, Backend, ChunkId, ChunkKey, ErrorKind, LocalBackend, ObjectInfo, ObjectKind,
+    ObjectName, PackFile, PackId, PackWriter, StoreError,
 };
 
 use crate::commit_log::{self, CatalogBehind, ReadOnlyKv, SequencedKv};
-use crate::config::RepoConfig;
+use crate::config::{Keys, RepoConfig};
 use crate::error::{DataError, InitError, IoError, OpenError};
+use crate::keys::{KdfParams, KeyError, KeySlots, Secret};
 use crate::tickets::BackupTickets;
 use crate::tree::Tree;
 
 /// Options fixed when a repository is created.
+///
+/// A repository is encrypted unless asked otherwise: the default options need a [`secret`]
+/// (`init` fails with [`InitError::SecretRequired`] without one), or [`InitOptions::unencrypted`].
+///
+/// [`secret`]: InitOptions::secret
 #[derive(Debug, Clone)]
 pub struct InitOptions {
     pub chunker: ChunkerConfig,
@@ -42,6 +50,12 @@ pub struct InitOptions {
     pub zstd_level: i32,
     /// Packs are sealed once they reach this size (16 MiB by default).
     pub pack_target_size: u64,
+    /// Encrypt what the repository stores (`true` by default).
+    pub encrypt: bool,
+    /// What unlocks the repository's first key slot.
+    pub secret: Option<Secret>,
+    /// Argon2id's cost for a passphrase.
+    pub kdf: KdfParams,
 }
 
 /// zstd level of a new repository. Level 1 backs up the Linux tree 13 % faster than level 3
@@ -54,14 +68,46 @@ impl Default for InitOptions {
             chunker: ChunkerConfig::default(),
             zstd_level: DEFAULT_ZSTD_LEVEL,
             pack_target_size: 16 << 20,
+            encrypt: true,
+            secret: None,
+            kdf: KdfParams::default(),
         }
     }
 }
 
+impl InitOptions {
+    /// The default options, encrypted under `secret`.
+    pub fn with_secret(secret: Secret) -> Self {
+        Self { secret: Some(secret), ..Self::default() }
+    }
+
+    /// The default options, without encryption (recorded in the config).
+    pub fn unencrypted() -> Self {
+        Self { encrypt: false, ..Self::default() }
+    }
+}
+
+/// How an existing repository is opened.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    pub mode: OpenMode,
+    /// What unlocks an encrypted repository (ignored for one without encryption).
+    pub secret: Option<Secret>,
+    pub decorators: Decorators,
+}
+
+impl OpenOptions {
+    /// Read-write, unlocked by `secret`.
+    pub fn with_secret(secret: Secret) -> Self {
+        Self { secret: Some(secret), ..Self::default() }
+    }
+}
+
 /// How a repository is opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OpenMode {
     /// Backups, garbage collection, protection edits: one process at a time.
+    #[default]
     ReadWrite,
     /// Reading snapshots (list, read, restore, check, stats, search): nothing in the repository
     /// is written, so a full disk or read-only media can be read. Readers share the repository
@@ -166,6 +212,13 @@ impl Decorators {
     }
 }
 
+/// The label of a key slot unless told otherwise: who made it, where (`user@host`).
+pub fn default_key_label() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
+    format!("{user}@{host}")
+}
+
 /// Mapped packs kept open for blob reads; bounded so that a long walk does not map everything.
 const OPEN_PACKS: usize = 32;
 
@@ -213,6 +266,10 @@ impl RepoLock {
 pub(crate) struct Repository {
     pub root: PathBuf,
     pub config: RepoConfig,
+    /// Chunk ids are computed under this key.
+    chunk_key: ChunkKey,
+    /// The master key of an encrypted repository, and the key its objects are sealed under.
+    sealing: Option<(MasterKey, SealingKey)>,
     pub chunker: Chunker,
     pub catalog: Catalog,
     /// Where the packs are: nothing else in the engine knows how or where they are stored.
@@ -296,21 +353,31 @@ impl Repository {
             .map_err(|e| IoError::new("create", &catalog, e))?;
         let kv = RocksKv::open(&catalog, true)?;
         let kv = Arc::new(SequencedKv::new(root, Arc::new(kv))?);
-        let mut repo_id = [0u8; 16];
-        repo_id.copy_from_slice(&PackId::random().as_bytes()[..]);
+        let repo_id = *PackId::random().as_bytes();
+        let (keys, sealing) = match (opts.encrypt, &opts.secret) {
+            (false, _) => (Keys::Plain(ChunkKey::generate()), None),
+            (true, None) => return Err(InitError::SecretRequired),
+            (true, Some(secret)) => {
+                let master = MasterKey::generate();
+                let slots = KeySlots { store: store.as_ref(), repo_id };
+                slots.add(&master, secret, opts.kdf, &default_key_label(), now_us())?;
+                (Keys::Sealed, Some(master))
+            }
+        };
         let config = RepoConfig {
             repo_id,
             created_us: now_us(),
             chunking: opts.chunker.into(),
-            chunk_key: coldkeep_store::ChunkKey::generate(),
+            keys,
             zstd_level: opts.zstd_level,
             pack_target_size: opts.pack_target_size,
         };
         config.write(root)?;
-        Ok(Self::assemble(root, config, chunker, kv, store, lock, None))
+        Ok(Self::assemble(root, config, sealing, chunker, kv, store, lock, None))
     }
 
-    pub fn open(root: &Path, mode: OpenMode, decorators: &Decorators) -> Result<Self, OpenError> {
+    pub fn open(root: &Path, opts: &OpenOptions) -> Result<Self, OpenError> {
+        let (mode, decorators) = (opts.mode, &opts.decorators);
         let config_path = root.join("config");
         let bytes = match std::fs::read(&config_path) {
             Ok(b) => b,
@@ -326,6 +393,15 @@ impl Repository {
         let lock =
             RepoLock::acquire(root, mode)?.ok_or_else(|| OpenError::Busy(root.to_owned()))?;
         let store = decorators.store(Arc::new(LocalBackend::open(root)?));
+        // Unlocked before the catalog is opened: a wrong key touches nothing.
+        let sealing = match &config.keys {
+            Keys::Plain(_) => None,
+            Keys::Sealed => {
+                let secret = opts.secret.as_ref().ok_or(OpenError::SecretRequired)?;
+                let slots = KeySlots { store: store.as_ref(), repo_id: config.repo_id };
+                Some(slots.unlock(secret)?.0)
+            }
+        };
         let catalog = root.join("catalog");
         let (kv, behind): (Arc<dyn KvStore>, _) = match mode {
             OpenMode::ReadOnly => {
@@ -361,21 +437,34 @@ impl Repository {
                 (Arc::new(kv), None)
             }
         };
-        Ok(Self::assemble(root, config, chunker, kv, store, lock, behind))
+        Ok(Self::assemble(root, config, sealing, chunker, kv, store, lock, behind))
     }
 
+    #[allow(clippy::too_many_arguments)] // one call per constructor, each naming every part
     fn assemble(
         root: &Path,
         config: RepoConfig,
+        master: Option<MasterKey>,
         chunker: Chunker,
         kv: Arc<dyn KvStore>,
         store: Arc<dyn Backend>,
         lock: RepoLock,
         catalog_behind: Option<CatalogBehind>,
     ) -> Self {
+        let chunk_key = match (&config.keys, &master) {
+            (Keys::Plain(key), _) => key.clone(),
+            (Keys::Sealed, Some(master)) => master.chunk_key(),
+            (Keys::Sealed, None) => unreachable!("an encrypted repository is assembled unlocked"),
+        };
+        let sealing = master.map(|m| {
+            let key = m.object_key();
+            (m, key)
+        });
         Self {
             root: root.to_owned(),
             config,
+            chunk_key,
+            sealing,
             chunker,
             catalog: Catalog::new(kv),
             store,
@@ -401,6 +490,32 @@ impl Repository {
         }
     }
 
+    /// The key chunk ids are computed under.
+    pub fn chunk_key(&self) -> &ChunkKey {
+        &self.chunk_key
+    }
+
+    /// The key objects are sealed under, in an encrypted repository.
+    pub fn seal(&self) -> Option<&SealingKey> {
+        self.sealing.as_ref().map(|(_, key)| key)
+    }
+
+    /// The repository's key slots, and its master key when it is encrypted.
+    pub fn key_slots(&self) -> Result<(KeySlots<'_>, &MasterKey), KeyError> {
+        let (master, _) = self.sealing.as_ref().ok_or(KeyError::NotEncrypted)?;
+        Ok((KeySlots { store: self.store.as_ref(), repo_id: self.config.repo_id }, master))
+    }
+
+    /// Opens a pack for reading (not through the cache of [`pack`](Self::pack)).
+    pub fn open_pack(&self, id: PackId, access: Access) -> Result<PackFile, StoreError> {
+        PackFile::open(&*self.store, id, access, self.seal())
+    }
+
+    /// Starts a new pack.
+    pub fn new_pack(&self) -> Result<PackWriter, StoreError> {
+        PackWriter::create(&*self.store, self.config.zstd_level, self.seal())
+    }
+
     /// Maps a pack (or reuses a mapping).
     pub fn pack(&self, id: PackId) -> Result<Arc<PackFile>, DataError> {
         let mut open = self.open_packs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -410,7 +525,7 @@ impl Repository {
         if open.len() >= OPEN_PACKS {
             open.clear();
         }
-        let pack = Arc::new(PackFile::open(&*self.store, id, Access::Random)?);
+        let pack = Arc::new(self.open_pack(id, Access::Random)?);
         open.insert(id, Arc::clone(&pack));
         Ok(pack)
     }
@@ -451,7 +566,7 @@ impl Repository {
     /// The plaintext of a stored blob, checked against its id.
     pub fn load_blob(&self, id: &ChunkId) -> Result<Vec<u8>, DataError> {
         let loc = self.locate(id)?;
-        Ok(self.pack(loc.pack)?.read_blob(&loc.entry, Some(&self.config.chunk_key))?)
+        Ok(self.pack(loc.pack)?.read_blob(&loc.entry, Some(&self.chunk_key))?)
     }
 
     /// A directory tree.

@@ -603,12 +603,14 @@ impl<'a> FrameQueue<'a> {
             } else {
                 // Mapped here, not through the repository's cache: it goes away with its last
                 // frame.
-                let file = PackFile::open(&*self.repo.store, slot.id, Access::Sequential)
+                let file = self
+                    .repo
+                    .open_pack(slot.id, Access::Sequential)
                     .map_err(crate::error::DataError::from)?;
                 Arc::clone(mapped.insert(Arc::new(file)))
             }
         };
-        let key = Some(&self.repo.config.chunk_key);
+        let key = Some(self.repo.chunk_key());
         file.read_frame_into(&jobs[0].entry.frame, plain).map_err(crate::error::DataError::from)?;
         for job in jobs {
             let data = file
@@ -659,7 +661,7 @@ mod tests {
     use crate::repo::InitOptions;
     use crate::tree::Meta;
     use coldkeep_catalog::{BackupKind, SnapshotDraft, SnapshotStats};
-    use coldkeep_store::{BlobKind, PackWriter};
+    use coldkeep_store::BlobKind;
     use std::os::unix::ffi::OsStrExt;
     use std::path::PathBuf;
 
@@ -673,7 +675,7 @@ mod tests {
     fn fixture() -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
         let repo =
-            Repository::init(&dir.path().join("repo"), &InitOptions::default()).expect("init");
+            Repository::init(&dir.path().join("repo"), &InitOptions::unencrypted()).expect("init");
         let outside = dir.path().join("outside");
         std::fs::create_dir(&outside).expect("outside dir");
         let target = dir.path().join("target");
@@ -683,7 +685,7 @@ mod tests {
     /// Stores raw tree blobs (bypassing every check a backup would apply) and commits a
     /// snapshot whose root is the last one.
     fn snapshot_of(repo: &Repository, trees: &[Tree]) -> SnapshotRecord {
-        let mut writer = PackWriter::create(&*repo.store, 3).expect("pack");
+        let mut writer = repo.new_pack().expect("pack");
         let mut ids = Vec::new();
         for tree in trees {
             let id = tree_id(repo, tree);
@@ -709,7 +711,7 @@ mod tests {
 
     /// The id a tree blob gets in `repo`.
     fn tree_id(repo: &Repository, tree: &Tree) -> ChunkId {
-        repo.config.chunk_key.id_of(&tree.encode())
+        repo.chunk_key().id_of(&tree.encode())
     }
 
     /// Restores the whole snapshot into the fixture's target.

@@ -30,7 +30,7 @@ fn a_flipped_byte_is_reported_with_pack_offset_and_snapshots() {
     data.file("victim.bin", &victim_content);
     data.file("bystander.txt", b"unaffected");
     let repo = tmp.path().join("repo");
-    let engine = Engine::init(&repo, &InitOptions::default()).expect("init");
+    let engine = Engine::init(&repo, &InitOptions::unencrypted()).expect("init");
     let first = engine.backup(&src, &BackupOptions::default()).expect("backup 1");
     data.file("later.txt", b"added later");
     let second = engine.backup(&src, &BackupOptions::default()).expect("backup 2");
@@ -86,7 +86,7 @@ fn a_flipped_byte_is_reported_with_pack_offset_and_snapshots() {
 fn a_damaged_catalog_record_is_reported_not_fatal() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let repo = tmp.path().join("repo");
-    let engine = Engine::init(&repo, &InitOptions::default()).expect("init");
+    let engine = Engine::init(&repo, &InitOptions::unencrypted()).expect("init");
     drop(engine);
     std::fs::write(repo.join("config"), b"CLDKREPO garbage").expect("damage config");
     assert!(matches!(Engine::open(&repo), Err(coldkeep::OpenError::CorruptConfig { .. })));

@@ -40,7 +40,7 @@ fn two_thousand_nested_directories_round_trip_into_a_deep_target() {
     rustix::io::write(&file, b"at the bottom\n").expect("write");
     drop(file);
 
-    let engine = Engine::init(&tmp.path().join("repo"), &InitOptions::default()).expect("init");
+    let engine = Engine::init(&tmp.path().join("repo"), &InitOptions::unencrypted()).expect("init");
     let snap = engine.backup(&src, &BackupOptions::default()).expect("backup");
     assert!(snap.warnings.is_empty(), "{:?}", snap.warnings.first());
     assert!(snap.is_complete());

@@ -13,8 +13,8 @@ use coldkeep::model::{
     RunType, RunUpdate, Schedule, SnapshotId, TimeUnit,
 };
 use coldkeep::{
-    BackupOptions, CheckOptions, Decorators, Engine, Error, ErrorKind, InitOptions, RestoreOptions,
-    StoreError,
+    BackupOptions, CheckOptions, Decorators, Engine, Error, ErrorKind, InitOptions, OpenOptions,
+    RestoreOptions, StoreError,
 };
 use coldkeep_testing::Dataset;
 
@@ -30,8 +30,8 @@ fn each_failure_has_the_kind_a_caller_acts_on() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let repo = tmp.path().join("repo");
     assert_eq!(kind(Engine::open(&repo)), ErrorKind::NotFound);
-    let engine = Engine::init(&repo, &InitOptions::default()).expect("init");
-    assert_eq!(kind(Engine::init(&repo, &InitOptions::default())), ErrorKind::Conflict);
+    let engine = Engine::init(&repo, &InitOptions::unencrypted()).expect("init");
+    assert_eq!(kind(Engine::init(&repo, &InitOptions::unencrypted())), ErrorKind::Conflict);
     assert_eq!(kind(Engine::open(&repo)), ErrorKind::Busy);
     assert_eq!(kind(Engine::open_read_only(&repo)), ErrorKind::Busy);
 
@@ -165,14 +165,15 @@ fn a_store_that_cannot_be_read_is_not_reported_as_damage() {
     let src = tmp.path().join("src");
     Dataset::new(&src, 8).mixed(10, 20_000);
     let snap = {
-        let engine = Engine::init(&repo, &InitOptions::default()).expect("init");
+        let engine = Engine::init(&repo, &InitOptions::unencrypted()).expect("init");
         engine.backup(&src, &BackupOptions::default()).expect("backup")
     };
     let decorators = Decorators {
         store: Some(Arc::new(|inner| Arc::new(TimingOut(inner)) as Arc<dyn Backend>)),
         ..Decorators::default()
     };
-    let engine = Engine::open_decorated(&repo, &decorators).expect("open");
+    let opts = OpenOptions { decorators, ..OpenOptions::default() };
+    let engine = Engine::open_with(&repo, &opts).expect("open");
     for read_data in [false, true] {
         let failed = engine.check(CheckOptions { read_data });
         assert_eq!(

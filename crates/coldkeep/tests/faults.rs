@@ -1,4 +1,5 @@
-//! Faults at every write point: a backup, a garbage collection and a retention change are run
+//! Faults at every write point: a backup, a garbage collection, a retention change and a key
+//! change (in an encrypted repository) are run
 //! once per write point they pass, with that point failing — refused (`Fail`), or the process
 //! "dying" just before or just after it (`CrashBefore`, `CrashAfter`). After each, the failed
 //! call must have returned an error that comes from the fault, and the repository, reopened
@@ -21,9 +22,13 @@ use coldkeep::model::{
     DAY,
 };
 use coldkeep::{
-    BackupOptions, CheckOptions, Decorators, Engine, GcOptions, InitOptions, ManualClock,
-    RestoreOptions,
+    BackupOptions, CheckOptions, Decorators, Engine, GcOptions, InitOptions, KdfParams,
+    ManualClock, OpenOptions, RestoreOptions, Secret,
 };
+
+/// The baseline's passphrase, and the one a key change adds.
+const OLD: &str = "the old passphrase";
+const NEW: &str = "the new passphrase";
 use coldkeep_testing::{compare_trees, Compare, Dataset};
 
 const MODES: [FaultMode; 3] = [FaultMode::Fail, FaultMode::CrashBefore, FaultMode::CrashAfter];
@@ -57,11 +62,21 @@ impl Baseline {
         to
     }
 
+    /// Opens `repo` with the old passphrase, or the new one where a key change removed it.
     fn open(&self, repo: &Path, decorators: &Decorators) -> Result<Engine, String> {
-        Engine::open_decorated(repo, decorators)
-            .map_err(|e| e.to_string())?
-            .with_clock(self.clock.clone())
-            .map_err(|e| e.to_string())
+        let opened = |secret: &str| {
+            let opts = OpenOptions {
+                secret: Some(Secret::passphrase(secret)),
+                decorators: decorators.clone(),
+                ..OpenOptions::default()
+            };
+            Engine::open_with(repo, &opts)
+        };
+        let engine = match opened(OLD) {
+            Err(coldkeep::OpenError::Key(coldkeep::KeyError::WrongKey)) => opened(NEW),
+            other => other,
+        };
+        engine.map_err(|e| e.to_string())?.with_clock(self.clock.clone()).map_err(|e| e.to_string())
     }
 }
 
@@ -86,7 +101,11 @@ fn baseline() -> Baseline {
     let tmp = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(t0()));
     // Small packs, so that a backup and a repack write several.
-    let opts = InitOptions { pack_target_size: 96 << 10, ..InitOptions::default() };
+    let opts = InitOptions {
+        pack_target_size: 96 << 10,
+        kdf: KdfParams::INSECURE_FOR_TESTS,
+        ..InitOptions::with_secret(Secret::passphrase(OLD))
+    };
     let engine = Engine::init(&tmp.path().join("baseline"), &opts)
         .expect("init")
         .with_clock(clock.clone())
@@ -134,6 +153,8 @@ enum Op {
     Gc,
     /// `live`'s retention extended by 5 days under a legal hold.
     Retention,
+    /// A slot for a new passphrase added, then every other slot removed.
+    KeyChange,
 }
 
 impl Op {
@@ -160,6 +181,18 @@ impl Op {
                     .update_runs(b.group, &[update], &Principal::admin("dso"))
                     .map(drop)
                     .map_err(|e| format!("{e:#}"))
+            }
+            Op::KeyChange => {
+                let secret = Secret::passphrase(NEW);
+                let added = engine
+                    .add_key(&secret, KdfParams::INSECURE_FOR_TESTS, "new")
+                    .map_err(|e| format!("{e:#}"))?;
+                for key in engine.keys().map_err(|e| format!("{e:#}"))? {
+                    if key.id != added.id && key.label != "new" {
+                        engine.remove_key(&key.id).map_err(|e| format!("{e:#}"))?;
+                    }
+                }
+                Ok(())
             }
         }
     }
@@ -207,6 +240,14 @@ impl Op {
                     .max_by_key(|s| s.id)
                     .expect("one");
                 restore(newest.id, &b.src, "restored-new");
+            }
+        }
+        if let Op::KeyChange = self {
+            assert!(!engine.keys().expect("keys").is_empty(), "{context}: the last key stays");
+            if done {
+                let labels: Vec<String> =
+                    engine.keys().expect("keys").into_iter().map(|k| k.label).collect();
+                assert!(labels.iter().all(|l| l == "new"), "{context}: only new keys: {labels:?}");
             }
         }
         if let Op::Retention = self {
@@ -287,4 +328,9 @@ fn garbage_collection_fails_cleanly_at_every_write_point() {
 #[test]
 fn a_retention_change_fails_cleanly_at_every_write_point() {
     every_write_point(Op::Retention);
+}
+
+#[test]
+fn a_key_change_fails_cleanly_at_every_write_point() {
+    every_write_point(Op::KeyChange);
 }

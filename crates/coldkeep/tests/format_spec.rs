@@ -12,7 +12,11 @@ fn spec() -> String {
 fn docs_match_the_code() {
     let spec = spec();
     let magic = |m: &[u8; 8]| format!("`{}`", std::str::from_utf8(m).expect("ascii magic"));
-    for m in [magic(&PACK_MAGIC), magic(&PACK_TRAILER_MAGIC), magic(&coldkeep::CONFIG_MAGIC)] {
+    let key_magic =
+        format!("`{}\\0`", std::str::from_utf8(&coldkeep::KEY_MAGIC[..7]).expect("ascii"));
+    for m in
+        [magic(&PACK_MAGIC), magic(&PACK_TRAILER_MAGIC), magic(&coldkeep::CONFIG_MAGIC), key_magic]
+    {
         assert!(spec.contains(&m), "FORMAT.md does not mention magic {m}");
     }
     assert!(spec.contains(&format!("pack format version, u32 = `{PACK_VERSION}`")));

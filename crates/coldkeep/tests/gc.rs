@@ -35,7 +35,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let tmp = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(t0()));
-    let engine = Engine::init(&tmp.path().join("repo"), &InitOptions::default())
+    let engine = Engine::init(&tmp.path().join("repo"), &InitOptions::unencrypted())
         .expect("init")
         .with_clock(clock.clone())
         .expect("clock");
@@ -170,7 +170,7 @@ fn a_backup_running_during_gc_loses_no_chunk() {
 #[test]
 fn unindexed_packs_wait_for_the_grace_period_and_lost_trees_are_never_deleted() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let small = InitOptions { pack_target_size: 64 << 10, ..InitOptions::default() };
+    let small = InitOptions { pack_target_size: 64 << 10, ..InitOptions::unencrypted() };
     let other = Engine::init(&tmp.path().join("other"), &small).expect("init other");
     let src = tmp.path().join("src");
     fill(&src, 5);

@@ -43,7 +43,7 @@ fn an_image_round_trips_sparse_and_a_changed_block_is_one_new_chunk() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("disk.img");
     let writes = image(&path);
-    let engine = Engine::init(&dir.path().join("repo"), &InitOptions::default()).expect("init");
+    let engine = Engine::init(&dir.path().join("repo"), &InitOptions::unencrypted()).expect("init");
     let retention = Retention { unit: TimeUnit::Days, duration: 7, data_lock: None };
     let every = Schedule { unit: TimeUnit::Days, frequency: 1 };
     let policy = engine.create_policy(PolicySpec::incremental("p", every, retention)).expect("p");

@@ -31,7 +31,7 @@ fn run(engine: &Engine, group: GroupId, run_type: RunType) -> Run {
 fn log_runs_read_only_what_was_appended_and_cover_the_time_since_the_last_capture() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(t0()));
-    let engine = Engine::init(&dir.path().join("repo"), &InitOptions::default())
+    let engine = Engine::init(&dir.path().join("repo"), &InitOptions::unencrypted())
         .expect("init")
         .with_clock(clock.clone())
         .expect("clock");
@@ -143,7 +143,7 @@ fn log_runs_read_only_what_was_appended_and_cover_the_time_since_the_last_captur
 #[test]
 fn a_log_run_of_a_group_without_log_directories_is_skipped() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let engine = Engine::init(&dir.path().join("repo"), &InitOptions::default()).expect("init");
+    let engine = Engine::init(&dir.path().join("repo"), &InitOptions::unencrypted()).expect("init");
     let data = dir.path().join("data");
     Dataset::new(&data, 2).mixed(5, 10_000);
     let every = Schedule { unit: TimeUnit::Days, frequency: 1 };

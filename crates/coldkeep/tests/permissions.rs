@@ -44,7 +44,7 @@ fn a_repository_is_private_whatever_the_umask() {
     std::fs::create_dir(&shared).expect("mkdir");
     std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).expect("chmod");
     for repo in [&fresh, &shared] {
-        let engine = Engine::init(repo, &InitOptions::default()).expect("init");
+        let engine = Engine::init(repo, &InitOptions::unencrypted()).expect("init");
         engine.backup(&src, &BackupOptions::default()).expect("backup");
         drop(engine);
         assert_private(repo);

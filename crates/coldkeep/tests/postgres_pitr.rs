@@ -192,7 +192,7 @@ fn a_point_in_time_recovery_of_postgresql_shows_exactly_what_was_committed_then(
         .expect("pgbench");
 
     // A group protecting the data directory and the WAL archive.
-    let engine = Engine::init(&root.join("repo"), &InitOptions::default()).expect("init");
+    let engine = Engine::init(&root.join("repo"), &InitOptions::unencrypted()).expect("init");
     let mut spec = PolicySpec::incremental(
         "postgres",
         Schedule { unit: TimeUnit::Days, frequency: 1 },

@@ -78,6 +78,8 @@ proptest! {
             chunker: ChunkerConfig::Cdc(CdcParams { min: 2048, avg: 8192, max: 32768 }),
             zstd_level: 1,
             pack_target_size: 128 * 1024,
+            kdf: coldkeep::KdfParams::INSECURE_FOR_TESTS,
+            ..InitOptions::with_secret(coldkeep::Secret::passphrase("proptest"))
         };
         let engine = Engine::init(&tmp.path().join("repo"), &opts).expect("init");
         let snap = engine.backup(&src, &BackupOptions::default()).expect("backup");

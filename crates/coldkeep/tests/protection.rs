@@ -18,7 +18,7 @@ fn engine(dir: &std::path::Path, clock: &Arc<ManualClock>) -> Engine {
     let engine = if repo.exists() {
         Engine::open(&repo).expect("open")
     } else {
-        Engine::init(&repo, &InitOptions::default()).expect("init")
+        Engine::init(&repo, &InitOptions::unencrypted()).expect("init")
     };
     engine.with_clock(clock.clone()).expect("clock")
 }

@@ -30,7 +30,7 @@ fn fixture() -> Fixture {
     let sparse = std::fs::read(sparse_path).expect("read sparse");
     let opts = InitOptions {
         chunker: ChunkerConfig::Cdc(CdcParams { min: 16 << 10, avg: 64 << 10, max: 256 << 10 }),
-        ..InitOptions::default()
+        ..InitOptions::unencrypted()
     };
     let engine = Engine::init(&dir.path().join("repo"), &opts).expect("init");
     let snap = engine.backup(&ds.root, &BackupOptions::default()).expect("backup").id;

@@ -42,7 +42,7 @@ fn a_read_only_repository_reads_everything_and_changes_nothing() {
     data.odd_metadata();
     let repo = tmp.path().join("repo");
     let snap = {
-        let engine = Engine::init(&repo, &InitOptions::default()).expect("init");
+        let engine = Engine::init(&repo, &InitOptions::unencrypted()).expect("init");
         let snap = engine.backup(&src, &BackupOptions::default()).expect("backup");
         engine.index_snapshot(snap.id).expect("index");
         snap
@@ -102,7 +102,7 @@ fn a_read_only_repository_reads_everything_and_changes_nothing() {
 fn readers_exclude_writers_and_writers_exclude_readers() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let repo = tmp.path().join("repo");
-    drop(Engine::init(&repo, &InitOptions::default()).expect("init"));
+    drop(Engine::init(&repo, &InitOptions::unencrypted()).expect("init"));
 
     let reader = Engine::open_read_only(&repo).expect("reader");
     assert!(matches!(Engine::open(&repo), Err(OpenError::Busy(_))));

@@ -27,7 +27,7 @@ fn fixture() -> Fixture {
     ds.file("sub/c.txt", b"snapshot c\n");
     let big = ds.rng().bytes(8 << 20, false);
     ds.file("big.bin", &big);
-    let engine = Engine::init(&root.join("repo"), &InitOptions::default()).expect("init");
+    let engine = Engine::init(&root.join("repo"), &InitOptions::unencrypted()).expect("init");
     let snap = engine.backup(&ds.root, &BackupOptions::default()).expect("backup").id;
     Fixture { _dir: dir, root, engine, snap }
 }

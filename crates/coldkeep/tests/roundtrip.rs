@@ -5,17 +5,104 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use coldkeep::{
-    BackupKind, BackupOptions, CdcParams, ChunkId, ChunkerConfig, Engine, InitOptions, NodeKind,
-    Piece, RestoreOptions, SnapshotId,
+    BackupKind, BackupOptions, CdcParams, ChunkId, ChunkerConfig, Engine, InitOptions, KdfParams,
+    KeyError, NodeKind, OpenError, OpenOptions, Piece, RestoreOptions, Secret, SnapshotId,
 };
 use coldkeep_testing::{allocated_bytes, compare_trees, Compare, Dataset};
 
+const PASSPHRASE: &str = "round trip passphrase";
+
+/// Small chunks and packs, encrypted (as a repository is by default).
 fn small_chunks() -> InitOptions {
     InitOptions {
         chunker: ChunkerConfig::Cdc(CdcParams { min: 4096, avg: 16384, max: 65536 }),
         zstd_level: 3,
         pack_target_size: 256 * 1024,
+        kdf: KdfParams::INSECURE_FOR_TESTS,
+        ..InitOptions::with_secret(Secret::passphrase(PASSPHRASE))
     }
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if entry.file_type().expect("type").is_dir() {
+            files_under(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn nothing_backed_up_is_readable_in_the_repository_and_only_its_keys_open_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("src");
+    let mut data = Dataset::new(&src, 11);
+    data.mixed(20, 30_000);
+    // Random bytes (so that zstd keeps them raw where nothing encrypts them), in a file large
+    // enough for chunks of their own, and a marker from their middle no file could hold by
+    // chance.
+    let secret = data.rng().bytes(200_000, false);
+    data.file("secret.bin", &secret);
+    let marker = secret[100_000..100_024].to_vec();
+    let repo = tmp.path().join("repo");
+    let snap = {
+        let engine = Engine::init(&repo, &small_chunks()).expect("init");
+        engine.backup(&src, &BackupOptions::default()).expect("backup")
+    };
+    let mut files = Vec::new();
+    files_under(&repo, &mut files);
+    assert!(files.len() > 5, "{files:?}");
+    for path in &files {
+        let bytes = std::fs::read(path).expect("read");
+        assert!(
+            !bytes.windows(24).any(|w| w == marker.as_slice()),
+            "{} holds backed-up content in plaintext",
+            path.display()
+        );
+    }
+    // A control: the same backup without encryption does hold it.
+    let plain = tmp.path().join("plain");
+    let engine = Engine::init(&plain, &InitOptions::unencrypted()).expect("init");
+    engine.backup(&src, &BackupOptions::default()).expect("backup");
+    drop(engine);
+    let mut plain_files = Vec::new();
+    files_under(&plain, &mut plain_files);
+    assert!(plain_files
+        .iter()
+        .any(|p| { std::fs::read(p).expect("read").windows(24).any(|w| w == marker.as_slice()) }));
+
+    let open = |secret: Option<Secret>| {
+        Engine::open_with(&repo, &OpenOptions { secret, ..OpenOptions::default() })
+    };
+    assert!(matches!(open(None), Err(OpenError::SecretRequired)));
+    assert!(matches!(
+        open(Some(Secret::passphrase("not it"))),
+        Err(OpenError::Key(KeyError::WrongKey))
+    ));
+    let key_file = Secret::key_file(vec![0x42; 64]);
+    assert!(matches!(open(Some(key_file.clone())), Err(OpenError::Key(KeyError::WrongKey))));
+    let engine = open(Some(Secret::passphrase(PASSPHRASE))).expect("the passphrase opens");
+    let first = engine.keys().expect("keys");
+    assert_eq!(first.len(), 1);
+    engine.add_key(&key_file, KdfParams::INSECURE_FOR_TESTS, "key file").expect("add");
+    assert!(matches!(engine.remove_key("00"), Err(KeyError::NotFound(_))));
+    engine.remove_key(&first[0].id).expect("remove the passphrase");
+    let last = engine.keys().expect("keys");
+    assert!(matches!(engine.remove_key(&last[0].id), Err(KeyError::LastSlot(_))));
+    drop(engine);
+    assert!(matches!(
+        open(Some(Secret::passphrase(PASSPHRASE))),
+        Err(OpenError::Key(KeyError::WrongKey))
+    ));
+    let engine = open(Some(key_file)).expect("the key file opens");
+    let target = tmp.path().join("restored");
+    restore(&engine, snap.id, b"", &target);
+    assert_eq!(compare_trees(&src, &target, Compare::default()), Vec::<String>::new());
+    let check = engine.check(coldkeep::CheckOptions { read_data: true }).expect("check");
+    assert!(check.is_clean() && check.blobs_verified > 0, "{check:?}");
 }
 
 /// Data chunk ids and tree ids a snapshot references.
@@ -125,7 +212,7 @@ fn sub_paths_list_cat_and_restore() {
     data.file("a/b/c.txt", b"deep content");
     data.file("a/other.txt", b"other");
     data.file("top.txt", b"top");
-    let engine = Engine::init(&tmp.path().join("repo"), &InitOptions::default()).expect("init");
+    let engine = Engine::init(&tmp.path().join("repo"), &InitOptions::unencrypted()).expect("init");
     let snap = engine.backup(&src, &BackupOptions::default()).expect("backup");
 
     let mut out = Vec::new();
@@ -167,7 +254,7 @@ fn a_vanished_or_unreadable_file_is_a_warning() {
     let secret = data.file("secret.txt", b"secret");
     std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o000))
         .expect("chmod");
-    let engine = Engine::init(&tmp.path().join("repo"), &InitOptions::default()).expect("init");
+    let engine = Engine::init(&tmp.path().join("repo"), &InitOptions::unencrypted()).expect("init");
     let snap = engine.backup(&src, &BackupOptions::default()).expect("backup");
     if rustix::process::geteuid().is_root() {
         // root reads anything: nothing to warn about.
@@ -184,7 +271,7 @@ fn a_vanished_or_unreadable_file_is_a_warning() {
 fn one_process_at_a_time_has_a_repository_open() {
     let dir = tempfile::tempdir().expect("tempdir");
     let repo = dir.path().join("repo");
-    let engine = Engine::init(&repo, &InitOptions::default()).expect("init");
+    let engine = Engine::init(&repo, &InitOptions::unencrypted()).expect("init");
     match Engine::open(&repo) {
         Err(coldkeep::OpenError::Busy(path)) => assert_eq!(path, repo),
         other => panic!("a second open must be refused as busy, got {other:?}"),

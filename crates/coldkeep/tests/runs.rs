@@ -32,7 +32,7 @@ fn fixture() -> Fixture {
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path().to_owned();
     let clock = Arc::new(ManualClock::new(t0()));
-    let engine = Engine::init(&root.join("repo"), &InitOptions::default())
+    let engine = Engine::init(&root.join("repo"), &InitOptions::unencrypted())
         .expect("init")
         .with_clock(clock.clone())
         .expect("clock");

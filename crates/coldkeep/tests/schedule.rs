@@ -23,7 +23,7 @@ fn a_month_of_schedule_with_blackouts_and_a_slow_run() {
     data.mixed(20, 10_000);
     // 2026-11-01 is a Sunday.
     let clock = Arc::new(ManualClock::new(at(1, 0, 0)));
-    let engine = Engine::init(&tmp.path().join("repo"), &InitOptions::default())
+    let engine = Engine::init(&tmp.path().join("repo"), &InitOptions::unencrypted())
         .expect("init")
         .with_clock(clock.clone())
         .expect("clock");

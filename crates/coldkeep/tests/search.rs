@@ -48,7 +48,7 @@ fn query(pattern: &str) -> FileSearch {
 #[test]
 fn names_are_found_by_pattern_and_filters_and_paged_with_a_cookie() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let engine = Engine::init(&dir.path().join("repo"), &InitOptions::default()).expect("init");
+    let engine = Engine::init(&dir.path().join("repo"), &InitOptions::unencrypted()).expect("init");
     let (a, b) = (dir.path().join("alpha"), dir.path().join("beta"));
     tree(&a, "alpha");
     tree(&b, "beta");

@@ -12,7 +12,7 @@ use coldkeep::{Engine, InitOptions, ProtectError};
 #[test]
 fn sources_are_enumerated_refreshed_and_kept_while_protected() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let engine = Engine::init(&dir.path().join("repo"), &InitOptions::default()).expect("init");
+    let engine = Engine::init(&dir.path().join("repo"), &InitOptions::unencrypted()).expect("init");
     let host = dir.path().join("host");
     for d in ["home", "etc"] {
         std::fs::create_dir_all(host.join(d)).expect("mkdir");

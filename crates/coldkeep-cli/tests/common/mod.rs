@@ -7,9 +7,24 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+/// What every test's `coldkeep` runs with: a passphrase (repositories are encrypted by default)
+/// and Argon2id at its cheapest, so that each `init` costs no 64 MiB pass.
+pub const TEST_ENV: [(&str, &str); 3] = [
+    ("COLDKEEP_PASSWORD", "cli tests passphrase"),
+    ("COLDKEEP_KDF_MEMORY_KIB", "8"),
+    ("COLDKEEP_KDF_ITERATIONS", "1"),
+];
+
+/// The `coldkeep` binary, with [`TEST_ENV`].
+pub fn binary() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_coldkeep"));
+    cmd.envs(TEST_ENV);
+    cmd
+}
+
 /// Runs `coldkeep --repo <repo> <args>` to completion.
 pub fn coldkeep(repo: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_coldkeep"))
+    binary()
         .arg("--repo")
         .arg(repo)
         .args(args)
@@ -30,7 +45,7 @@ pub fn assert_ok(out: &Output, what: &str) {
 
 /// Starts `coldkeep --repo <repo> <args>`, its output piped.
 pub fn spawn(repo: &Path, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_coldkeep"))
+    binary()
         .arg("--repo")
         .arg(repo)
         .args(args)

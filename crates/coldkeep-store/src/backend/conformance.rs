@@ -18,7 +18,8 @@ pub type Fresh = (Box<dyn Backend>, Box<dyn Any>);
 /// When the implementation breaks the [`Backend`] contract.
 pub fn run_all(fresh: &dyn Fn() -> Fresh) {
     type Check = (&'static str, fn(&dyn Backend));
-    let checks: [Check; 9] = [
+    let checks: [Check; 10] = [
+        ("kinds_are_namespaces", kinds_are_namespaces),
         ("put_get_stat", put_get_stat),
         ("create_only", create_only),
         ("unfinished_is_invisible", unfinished_is_invisible),
@@ -185,4 +186,19 @@ fn concurrent_writers(b: &dyn Backend) {
         let first = u8::from_str_radix(&n[..2], 16).expect("hex");
         assert_eq!(got, [first / 16, first % 16]);
     }
+}
+
+fn kinds_are_namespaces(b: &dyn Backend) {
+    let pack = name(1);
+    let key = ObjectName::new(ObjectKind::Key, pack.name()).expect("name");
+    b.put(&pack, b"pack").expect("put");
+    b.put(&key, b"key").expect("the same name of another kind is another object");
+    assert_eq!(b.get(&pack).expect("get"), b"pack");
+    assert_eq!(b.get(&key).expect("get"), b"key");
+    let keys: Vec<ObjectName> =
+        b.list(ObjectKind::Key).expect("list").into_iter().map(|i| i.name).collect();
+    assert_eq!(keys, vec![key.clone()]);
+    b.delete(&key).expect("delete");
+    assert_eq!(b.get(&pack).expect("the pack stays"), b"pack");
+    assert!(b.list(ObjectKind::Key).expect("list").is_empty());
 }

@@ -28,6 +28,21 @@ pub struct LocalBackend {
 fn extension(kind: ObjectKind) -> &'static str {
     match kind {
         ObjectKind::Pack => "pack",
+        ObjectKind::Key => "key",
+    }
+}
+
+/// Whether a kind's objects are spread over 256 sub-directories by their first byte.
+fn fans_out(kind: ObjectKind) -> bool {
+    kind == ObjectKind::Pack
+}
+
+/// The sub-directories a kind's objects live in, relative to its directory.
+fn subdirs(kind: ObjectKind) -> Vec<String> {
+    if fans_out(kind) {
+        (0..=255u8).map(|i| format!("{i:02x}")).collect()
+    } else {
+        vec![String::new()]
     }
 }
 
@@ -39,9 +54,7 @@ impl LocalBackend {
         let this = Self { root: root.to_owned() };
         for kind in ObjectKind::ALL {
             let dir = this.kind_dir(kind);
-            for sub in
-                std::iter::once("tmp".to_owned()).chain((0..=255u8).map(|i| format!("{i:02x}")))
-            {
+            for sub in std::iter::once("tmp".to_owned()).chain(subdirs(kind)) {
                 let sub = dir.join(sub);
                 builder
                     .create(&sub)
@@ -55,13 +68,12 @@ impl LocalBackend {
 
     /// Opens an existing layout under `root`.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
+        // A repository made before keys existed has no `keys/`: it is made with the first key.
         let this = Self { root: root.to_owned() };
-        for kind in ObjectKind::ALL {
-            let tmp = this.kind_dir(kind).join("tmp");
-            if !tmp.is_dir() {
-                let e = std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory");
-                return Err(StoreError::backend("open", tmp.display(), e));
-            }
+        let tmp = this.kind_dir(ObjectKind::Pack).join("tmp");
+        if !tmp.is_dir() {
+            let e = std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory");
+            return Err(StoreError::backend("open", tmp.display(), e));
         }
         Ok(this)
     }
@@ -72,8 +84,10 @@ impl LocalBackend {
 
     /// Where a finished object lives.
     fn path_of(&self, name: &ObjectName) -> PathBuf {
-        let n = name.name();
-        self.kind_dir(name.kind()).join(&n[..2]).join(format!("{n}.{}", extension(name.kind())))
+        let (n, kind) = (name.name(), name.kind());
+        let dir = self.kind_dir(kind);
+        let dir = if fans_out(kind) { dir.join(&n[..2]) } else { dir };
+        dir.join(format!("{n}.{}", extension(kind)))
     }
 
     fn info(name: ObjectName, meta: &fs::Metadata) -> ObjectInfo {
@@ -89,8 +103,15 @@ impl LocalBackend {
 impl Backend for LocalBackend {
     fn create(&self, name: &ObjectName) -> Result<Box<dyn ObjectWriter>, StoreError> {
         let random = crate::PackId::random();
-        let tmp_path =
-            self.kind_dir(name.kind()).join("tmp").join(format!("{}.{random}.tmp", name.name()));
+        let tmp_dir = self.kind_dir(name.kind()).join("tmp");
+        if !fans_out(name.kind()) && !tmp_dir.is_dir() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&tmp_dir)
+                .map_err(|e| StoreError::backend("create directory", tmp_dir.display(), e))?;
+        }
+        let tmp_path = tmp_dir.join(format!("{}.{random}.tmp", name.name()));
         let file = File::options()
             .write(true)
             .create_new(true)
@@ -136,10 +157,14 @@ impl Backend for LocalBackend {
     fn list(&self, kind: ObjectKind) -> Result<Vec<ObjectInfo>, StoreError> {
         let suffix = format!(".{}", extension(kind));
         let mut found = Vec::new();
-        for i in 0..=255u8 {
-            let sub = self.kind_dir(kind).join(format!("{i:02x}"));
-            let entries =
-                fs::read_dir(&sub).map_err(|e| StoreError::backend("list", sub.display(), e))?;
+        for prefix in subdirs(kind) {
+            let sub = self.kind_dir(kind).join(&prefix);
+            let entries = match fs::read_dir(&sub) {
+                Ok(entries) => entries,
+                // A kind that never had an object in an older repository.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !fans_out(kind) => continue,
+                Err(e) => return Err(StoreError::backend("list", sub.display(), e)),
+            };
             for entry in entries {
                 let entry = entry.map_err(|e| StoreError::backend("list", sub.display(), e))?;
                 let file_name = entry.file_name();
@@ -147,7 +172,7 @@ impl Backend for LocalBackend {
                     .to_str()
                     .and_then(|n| n.strip_suffix(&suffix))
                     .and_then(|n| ObjectName::new(kind, n))
-                    .filter(|n| n.name().starts_with(&format!("{i:02x}")))
+                    .filter(|n| n.name().starts_with(&prefix))
                 else {
                     continue; // not an object of ours
                 };
@@ -172,9 +197,12 @@ impl Backend for LocalBackend {
         let mut removed = 0;
         for kind in ObjectKind::ALL {
             let tmp = self.kind_dir(kind).join("tmp");
-            for entry in
-                fs::read_dir(&tmp).map_err(|e| StoreError::backend("list", tmp.display(), e))?
-            {
+            let entries = match fs::read_dir(&tmp) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !fans_out(kind) => continue,
+                Err(e) => return Err(StoreError::backend("list", tmp.display(), e)),
+            };
+            for entry in entries {
                 let path = entry.map_err(|e| StoreError::backend("list", tmp.display(), e))?.path();
                 fs::remove_file(&path)
                     .map_err(|e| StoreError::backend("delete", path.display(), e))?;

@@ -37,16 +37,19 @@ use crate::{PackId, StoreError};
 pub enum ObjectKind {
     /// A pack of chunks (`docs/FORMAT.md`).
     Pack,
+    /// A key slot: the repository's master key, wrapped (`docs/FORMAT.md`).
+    Key,
 }
 
 impl ObjectKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [ObjectKind; 1] = [ObjectKind::Pack];
+    pub const ALL: [ObjectKind; 2] = [ObjectKind::Pack, ObjectKind::Key];
 
     /// The kind's name, as backends use it in paths and keys.
     pub fn as_str(self) -> &'static str {
         match self {
             ObjectKind::Pack => "packs",
+            ObjectKind::Key => "keys",
         }
     }
 }

@@ -47,7 +47,7 @@ impl<'r> Packer<'r> {
     pub fn add(&self, id: ChunkId, kind: BlobKind, raw: &[u8]) -> Result<(), BackupError> {
         let mut writer = match self.take() {
             Some(w) => w,
-            None => PackWriter::create(&*self.repo.store, self.repo.config.zstd_level)?,
+            None => self.repo.new_pack()?,
         };
         writer.add(id, kind, raw)?;
         if writer.len() >= self.repo.config.pack_target_size {

@@ -103,7 +103,7 @@ impl Walk<'_> {
 
     /// Stores `bytes` as a blob unless the repository already has it; returns its id.
     fn store(&self, bytes: &[u8], kind: BlobKind) -> Result<ChunkId, BackupError> {
-        let id = self.repo.config.chunk_key.id_of(bytes);
+        let id = self.repo.chunk_key().id_of(bytes);
         if self.known.insert(id) {
             add(&self.progress.new_chunks, 1);
             add(&self.progress.new_bytes, bytes.len() as u64);

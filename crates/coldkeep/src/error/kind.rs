@@ -17,6 +17,7 @@ use super::{
 };
 use crate::archive::ArchiveError;
 use crate::gc::GcError;
+use crate::keys::KeyError;
 use crate::protect::ProtectError;
 
 /// What kind of failure an error is.
@@ -141,6 +142,7 @@ kind_of_own!(
     ArchiveError,
     DataError,
     IoError,
+    KeyError,
 );
 
 into_error!(
@@ -156,6 +158,7 @@ into_error!(
     ArchiveError,
     DataError,
     IoError,
+    KeyError,
     CatalogError,
     StoreError,
     KvError,
@@ -203,6 +206,22 @@ impl Kind for StoreError {
     }
 }
 
+impl KeyError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            KeyError::WrongKey => ErrorKind::Refused,
+            KeyError::NotFound(_) => ErrorKind::NotFound,
+            KeyError::LastSlot(_) => ErrorKind::Conflict,
+            KeyError::ReadOnly => ErrorKind::ReadOnly,
+            KeyError::NotEncrypted | KeyError::KeyFileTooShort(_) | KeyError::BadKdf(_) => {
+                ErrorKind::InvalidInput
+            }
+            KeyError::Corrupt { .. } => ErrorKind::Corrupt,
+            KeyError::Store(e) => Kind::kind(e),
+        }
+    }
+}
+
 impl IoError {
     pub fn kind(&self) -> ErrorKind {
         ErrorKind::of_io(&self.cause)
@@ -223,11 +242,12 @@ impl InitError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             InitError::AlreadyExists(_) => ErrorKind::Conflict,
-            InitError::Chunker(_) => ErrorKind::InvalidInput,
+            InitError::Chunker(_) | InitError::SecretRequired => ErrorKind::InvalidInput,
             InitError::Io(e) => e.kind(),
             InitError::Catalog(e) => Kind::kind(e),
             InitError::Store(e) => Kind::kind(e),
             InitError::DiskFull { .. } => ErrorKind::DiskFull,
+            InitError::Key(e) => e.kind(),
         }
     }
 }
@@ -236,7 +256,8 @@ impl OpenError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             OpenError::NotARepository(_) => ErrorKind::NotFound,
-            OpenError::UnsupportedVersion(_) => ErrorKind::InvalidInput,
+            OpenError::UnsupportedVersion(_) | OpenError::SecretRequired => ErrorKind::InvalidInput,
+            OpenError::Key(e) => e.kind(),
             OpenError::CorruptConfig { .. } | OpenError::CatalogBehind { .. } => ErrorKind::Corrupt,
             OpenError::Busy(_) => ErrorKind::Busy,
             OpenError::DiskFull { .. } => ErrorKind::DiskFull,

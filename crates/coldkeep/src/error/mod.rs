@@ -89,6 +89,13 @@ pub enum InitError {
     Catalog(#[from] CatalogError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// An encrypted repository (the default) needs a passphrase or a key file.
+    #[error(
+        "a new repository is encrypted: give a passphrase or a key file (or ask for no encryption)"
+    )]
+    SecretRequired,
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
     /// The directory's filesystem has too little room to create a repository on.
     #[error(
         "{} is on a full disk: {} KiB free, {} MiB needed",
@@ -107,6 +114,12 @@ pub enum OpenError {
     CorruptConfig { path: PathBuf, reason: String },
     #[error("repository format version {0} is not supported by this build")]
     UnsupportedVersion(u32),
+    /// The repository is encrypted and no passphrase or key file was given.
+    #[error("the repository is encrypted: give its passphrase or key file")]
+    SecretRequired,
+    /// A wrong passphrase or key file, or a damaged key slot.
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
     /// Another process has the repository open: a writer, or readers when this open writes.
     #[error("repository {} is in use by another process", .0.display())]
     Busy(PathBuf),

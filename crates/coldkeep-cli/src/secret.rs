@@ -1,0 +1,100 @@
+//! Where the CLI finds what unlocks an encrypted repository, as restic users expect: a key
+//! file (`--key-file`), a password file (`--password-file`), `COLDKEEP_PASSWORD`, or a prompt on
+//! the terminal, in that order. A repository without encryption asks for nothing: the secret is
+//! looked for only when opening says the repository needs one.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use coldkeep::{Engine, OpenError, OpenMode, OpenOptions, Secret};
+
+/// The CLI's sources of a secret.
+#[derive(Debug, Clone, Default)]
+pub struct SecretSource {
+    pub key_file: Option<PathBuf>,
+    pub password_file: Option<PathBuf>,
+}
+
+/// The environment variable holding the passphrase.
+pub const PASSWORD_ENV: &str = "COLDKEEP_PASSWORD";
+
+impl SecretSource {
+    /// The secret, from the first source that has one. `confirm` asks twice at a prompt (a
+    /// new passphrase).
+    pub fn resolve(&self, what: &str, confirm: bool) -> Result<Secret> {
+        if let Some(path) = &self.key_file {
+            return read_key_file(path);
+        }
+        if let Some(path) = &self.password_file {
+            return read_password_file(path);
+        }
+        if let Ok(p) = std::env::var(PASSWORD_ENV) {
+            return Ok(Secret::passphrase(p));
+        }
+        prompt(what, confirm)
+    }
+}
+
+pub fn read_key_file(path: &Path) -> Result<Secret> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading key file {}", path.display()))?;
+    Ok(Secret::key_file(bytes))
+}
+
+/// A password file's first line (without its line ending).
+pub fn read_password_file(path: &Path) -> Result<Secret> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading password file {}", path.display()))?;
+    Ok(Secret::passphrase(text.lines().next().unwrap_or_default()))
+}
+
+/// Asks on the terminal, without echo.
+fn prompt(what: &str, confirm: bool) -> Result<Secret> {
+    let Ok(tty) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty") else {
+        bail!(
+            "{what}: no terminal to ask on; set {PASSWORD_ENV}, or pass --password-file or --key-file"
+        );
+    };
+    let first = read_hidden(&tty, &format!("{what}: "))?;
+    if confirm && read_hidden(&tty, "again: ")? != first {
+        bail!("the passphrases differ");
+    }
+    if first.is_empty() {
+        bail!("an empty passphrase protects nothing");
+    }
+    Ok(Secret::passphrase(first))
+}
+
+fn read_hidden(tty: &std::fs::File, label: &str) -> Result<String> {
+    use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+    let mut out = tty;
+    out.write_all(label.as_bytes())?;
+    out.flush()?;
+    let saved = tcgetattr(tty).context("reading the terminal's settings")?;
+    let mut hidden = saved.clone();
+    hidden.local_modes.remove(LocalModes::ECHO);
+    tcsetattr(tty, OptionalActions::Now, &hidden).context("turning echo off")?;
+    let mut line = String::new();
+    let read = std::io::BufReader::new(tty).read_line(&mut line);
+    let _ = tcsetattr(tty, OptionalActions::Now, &saved);
+    let _ = out.write_all(b"\n");
+    read.context("reading the passphrase")?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+/// Opens `repo` in `mode`, asking `source` for a secret only if the repository is encrypted.
+pub fn open(
+    repo: &Path,
+    mode: OpenMode,
+    source: &SecretSource,
+) -> Result<Result<Engine, OpenError>> {
+    let opts = OpenOptions { mode, ..OpenOptions::default() };
+    match Engine::open_with(repo, &opts) {
+        Err(OpenError::SecretRequired) => {
+            let secret = source.resolve(&format!("passphrase of {}", repo.display()), false)?;
+            Ok(Engine::open_with(repo, &OpenOptions { secret: Some(secret), ..opts }))
+        }
+        other => Ok(other),
+    }
+}
