@@ -24,7 +24,11 @@
 # adds N more restores of the last round's snapshot, the tools alternating (same data, same
 # moment, fresh directories): op restore_B_pairs.
 #
+# Tools: coldkeep (encrypted, as `init` makes it by default), coldkeep-plain (`init
+# --no-encryption`: what encryption costs is the difference), restic.
+#
 # Usage:  benches/e2e.sh                 # coldkeep + restic, 1 round
+#         TOOLS="coldkeep coldkeep-plain restic" benches/e2e.sh
 #         ROUNDS=2 TOOLS="coldkeep" benches/e2e.sh
 #         RESTORE_PAIRS=5 benches/e2e.sh
 # Env:    DATA ($HOME/bench-data)  SCRATCH (/tmp/ck-e2e)  OUT (./bench-results)  ROUNDS (1)
@@ -45,7 +49,7 @@ TOOLS=${TOOLS:-"coldkeep restic"}
 TREE=linux-source-6.1
 SRC_A=$DATA/A/$TREE
 SRC_B=$DATA/B/$TREE
-export RESTIC_PASSWORD=bench-not-secret
+export RESTIC_PASSWORD=bench-not-secret COLDKEEP_PASSWORD=bench-not-secret
 [ -d "$SRC_A" ] && [ -d "$SRC_B" ] || { echo "datasets missing: run benches/prepare-data.sh (DATA=$DATA)" >&2; exit 1; }
 for c in /usr/bin/time rsync; do command -v $c >/dev/null || { echo "missing $c (apt-get install time rsync)" >&2; exit 1; }; done
 
@@ -99,8 +103,9 @@ cmd() {  # tool op
   local repo work restore; repo=$(repo_of "$1"); work=$(work_of "$1"); restore=$(restore_of "$1")
   case "$1:$2" in
     coldkeep:init)    echo "$CK --repo $repo init" ;;
-    coldkeep:backup)  echo "$CK --repo $repo backup $work" ;;
-    coldkeep:restore) echo "$CK --repo $repo restore latest --target $restore" ;;
+    coldkeep-plain:init) echo "$CK --repo $repo init --no-encryption" ;;
+    coldkeep*:backup)  echo "$CK --repo $repo backup $work" ;;
+    coldkeep*:restore) echo "$CK --repo $repo restore latest --target $restore" ;;
     restic:init)      echo "restic --repo $repo init --repository-version 2" ;;
     restic:backup)    echo "restic --repo $repo --cache-dir $repo-cache backup --compression auto $work" ;;
     restic:restore)   echo "restic --repo $repo --cache-dir $repo-cache restore latest --target $restore" ;;
@@ -158,6 +163,17 @@ echo
       echo "| $op | (no restic) | $rss | |"
     fi
   done
+  if grep -q '^coldkeep-plain' "$TSV"; then
+    echo
+    echo "| op | coldkeep (encrypted) / coldkeep-plain wall time (median) | repo MB, encrypted / plain |"
+    echo "|---|---:|---:|"
+    for op in backup1_A backup2_A_nochg backup3_B restore_B restore_B_pairs; do
+      ck=$(col coldkeep $op 4 | median); pl=$(col coldkeep-plain $op 4 | median)
+      [ -n "$ck" ] && [ -n "$pl" ] || continue
+      awk -v op="$op" -v a="$ck" -v b="$pl" -v ra="$(col coldkeep $op 8 | median)" -v rb="$(col coldkeep-plain $op 8 | median)" \
+        'BEGIN{printf "| %s | %.3f | %.3f |\n", op, a/b, ra/rb}'
+    done
+  fi
   echo
   echo "scratch kept for inspection: $SCRATCH (delete it when done)"
 } | tee "$OUT/e2e-$STAMP.md"

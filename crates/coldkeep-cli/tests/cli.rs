@@ -8,11 +8,7 @@ use std::process::{Command, Output};
 use coldkeep_testing::{compare_trees, Compare, Dataset};
 
 fn coldkeep(repo: &Path, args: &[&str]) -> Output {
-    common::binary()
-        .env("COLDKEEP_REPO", repo)
-        .args(args)
-        .output()
-        .expect("run coldkeep")
+    common::binary().env("COLDKEEP_REPO", repo).args(args).output().expect("run coldkeep")
 }
 
 fn ok(out: &Output) -> String {
@@ -228,11 +224,7 @@ fn an_incomplete_backup_exits_3() {
 }
 
 fn coldkeep_os(repo: &Path, args: &[&std::ffi::OsStr]) -> Output {
-    common::binary()
-        .env("COLDKEEP_REPO", repo)
-        .args(args)
-        .output()
-        .expect("run coldkeep")
+    common::binary().env("COLDKEEP_REPO", repo).args(args).output().expect("run coldkeep")
 }
 
 /// Names that are not UTF-8 are addressed and shown losslessly, names cannot forge lines, times
@@ -317,4 +309,73 @@ fn names_times_and_output_are_exact() {
     let out = child.wait_with_output().expect("wait");
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn keys_unlock_what_they_should_and_the_last_one_stays() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("src");
+    Dataset::new(&src, 31).mixed(10, 10_000);
+    let repo = tmp.path().join("repo");
+    ok(&coldkeep(&repo, &["init"]));
+    ok(&coldkeep(&repo, &["backup", src.to_str().expect("utf-8")]));
+    let keys = json(&coldkeep(&repo, &["--json", "key", "list"]));
+    let keys = keys.as_array().expect("a list");
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["kind"], "passphrase");
+    let passphrase_id = keys[0]["id"].as_str().expect("id").to_owned();
+
+    let wrong = common::binary()
+        .env("COLDKEEP_REPO", &repo)
+        .env("COLDKEEP_PASSWORD", "not the passphrase")
+        .arg("snapshots")
+        .output()
+        .expect("run");
+    assert!(!wrong.status.success());
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(stderr.contains("wrong passphrase or key file"), "{stderr}");
+
+    let key_file = tmp.path().join("key");
+    std::fs::write(&key_file, Dataset::new(&tmp.path().join("k"), 32).rng().bytes(64, false))
+        .expect("key file");
+    let key_arg = key_file.to_str().expect("utf-8");
+    ok(&coldkeep(&repo, &["key", "add", "--new-key-file", key_arg, "--label", "offsite"]));
+    let with_file = |args: &[&str]| {
+        common::binary()
+            .env("COLDKEEP_REPO", &repo)
+            .env_remove("COLDKEEP_PASSWORD")
+            .args(["--key-file", key_arg])
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    let listed = json(&with_file(&["--json", "key", "list"]));
+    assert_eq!(listed.as_array().expect("list").len(), 2);
+    ok(&with_file(&["key", "remove", &passphrase_id]));
+    let refused = coldkeep(&repo, &["snapshots"]);
+    assert!(!refused.status.success(), "the removed passphrase no longer opens it");
+    let listed = json(&with_file(&["--json", "key", "list"]));
+    let last = listed[0]["id"].as_str().expect("id").to_owned();
+    assert_eq!(listed[0]["label"], "offsite");
+    let out = with_file(&["key", "remove", &last]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is the last one"));
+    let snaps = json(&with_file(&["--json", "snapshots"]));
+    assert_eq!(snaps.as_array().expect("snapshots").len(), 1);
+
+    // Without encryption there is nothing to unlock, and no key.
+    let plain = tmp.path().join("plain");
+    ok(&common::binary()
+        .env_remove("COLDKEEP_PASSWORD")
+        .env("COLDKEEP_REPO", &plain)
+        .args(["init", "--no-encryption"])
+        .output()
+        .expect("run"));
+    let out = common::binary()
+        .env_remove("COLDKEEP_PASSWORD")
+        .env("COLDKEEP_REPO", &plain)
+        .args(["key", "list"])
+        .output()
+        .expect("run");
+    assert!(ok(&out).contains("not encrypted"));
 }

@@ -24,12 +24,7 @@ pub fn binary() -> Command {
 
 /// Runs `coldkeep --repo <repo> <args>` to completion.
 pub fn coldkeep(repo: &Path, args: &[&str]) -> Output {
-    binary()
-        .arg("--repo")
-        .arg(repo)
-        .args(args)
-        .output()
-        .expect("run coldkeep")
+    binary().arg("--repo").arg(repo).args(args).output().expect("run coldkeep")
 }
 
 /// Fails the test with the command's output unless it succeeded.
