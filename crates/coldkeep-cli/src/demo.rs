@@ -57,7 +57,11 @@ pub fn run(source: &Path, json: bool) -> Result<u8> {
         source.display(),
         repo.display()
     ));
-    let engine = Engine::init(&repo, &InitOptions::unencrypted())?;
+    // Encrypted, as every repository is by default; the passphrase is random and forgotten
+    // with the temporary repository.
+    let passphrase = coldkeep::PackId::random().to_string();
+    let engine =
+        Engine::init(&repo, &InitOptions::with_secret(coldkeep::Secret::passphrase(passphrase)))?;
 
     let t = Instant::now();
     let first = engine.backup(source, &BackupOptions::default())?;
