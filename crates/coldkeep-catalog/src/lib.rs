@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 pub use faults::FaultyKv;
 pub use file_index::{file_key, grams, key_snapshot, FileKey, Gram};
 pub use kv::{Batch, KvError, KvPair, KvStore, MemKv, Op, Table};
-pub use protection::{run_key, Condemned, Counter, ProtectionRecord};
+pub use protection::{run_key, Condemned, Counter, ProtectionRecord, CLOCK_STATE_KEY};
 pub use record::RecordError;
 pub use snapshot::{
     BackupKind, RootMeta, SnapshotDraft, SnapshotId, SnapshotRecord, SnapshotStats, Warning,

@@ -104,7 +104,8 @@ impl Counter {
 
 /// The high-water mark alone, as repositories before [`ClockState`] kept it (read, not written).
 const CLOCK_KEY: &[u8] = b"trusted_clock_high_water";
-const CLOCK_STATE_KEY: &[u8] = b"trusted_clock_state";
+/// The meta key of the trusted clock's state (written at every observation that moves it).
+pub const CLOCK_STATE_KEY: &[u8] = b"trusted_clock_state";
 const CLOCK_STATE_VERSION: u8 = 1;
 const SLOT_PREFIX: &[u8] = b"schedule_slot/";
 const META_VERSION: u8 = 1;

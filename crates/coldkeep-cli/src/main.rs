@@ -99,6 +99,10 @@ enum Command {
         #[command(flatten)]
         kdf: keys::KdfArgs,
     },
+    /// Recreate the catalog from the repository's own objects (pack trailers and the catalog's
+    /// journal), for a catalog that is missing, damaged or lost commits. The old one is moved
+    /// aside to catalog.replaced-<time>.
+    RebuildCatalog,
     /// Key slots of an encrypted repository: list, add (a passphrase or a key file), remove.
     #[command(subcommand)]
     Key(keys::KeyCmd),
@@ -415,6 +419,20 @@ fn dispatch(mut request: Request, cli: &Cli) -> Result<u8> {
             }
             return demo::run(&source, cli.json);
         }
+        Command::RebuildCatalog => {
+            let path = repo_path(cli)?;
+            let (_engine, report) = secret::rebuild(path, &cli.secret_source())?
+                .with_context(|| format!("rebuilding the catalog of {}", path.display()))?;
+            let mut stdout = std::io::stdout().lock();
+            let mut s = Session {
+                json: cli.json,
+                interactive: false,
+                out: &mut stdout,
+                principal: coldkeep::model::Principal::user(""),
+            };
+            s.print(&report, || view::rebuild_summary(&report))?;
+            return Ok(0);
+        }
         Command::Serve { tick_secs, max_concurrent_runs } => {
             let tick = Duration::from_secs(*tick_secs);
             return serve::serve(repo_path(cli)?, tick, *max_concurrent_runs, &cli.secret_source());
@@ -687,7 +705,10 @@ pub(crate) fn execute(engine: &Engine, command: &Command, s: &mut Session<'_>) -
         Command::Audit => protect::audit(engine, s)?,
         Command::Tick => protect::tick(engine, s)?,
         Command::Key(cmd) => keys::run(engine, cmd, s)?,
-        Command::Init { .. } | Command::Demo { .. } | Command::Serve { .. } => {
+        Command::Init { .. }
+        | Command::Demo { .. }
+        | Command::Serve { .. }
+        | Command::RebuildCatalog => {
             bail!("this command does not run against an open repository")
         }
     }

@@ -83,6 +83,21 @@ fn read_hidden(tty: &std::fs::File, label: &str) -> Result<String> {
     Ok(line.trim_end_matches(['\n', '\r']).to_owned())
 }
 
+/// Rebuilds the catalog of `repo` (`coldkeep rebuild-catalog`), asking `source` for a secret
+/// only if the repository is encrypted.
+pub fn rebuild(
+    repo: &Path,
+    source: &SecretSource,
+) -> Result<Result<(Engine, coldkeep::RebuildReport), OpenError>> {
+    match Engine::rebuild_catalog(repo, &OpenOptions::default()) {
+        Err(OpenError::SecretRequired) => {
+            let secret = source.resolve(&format!("passphrase of {}", repo.display()), false)?;
+            Ok(Engine::rebuild_catalog(repo, &OpenOptions::with_secret(secret)))
+        }
+        other => Ok(other),
+    }
+}
+
 /// Opens `repo` in `mode`, asking `source` for a secret only if the repository is encrypted.
 pub fn open(
     repo: &Path,

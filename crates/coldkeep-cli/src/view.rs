@@ -262,6 +262,25 @@ pub fn restore_summary(s: &RestoreSummary, id: coldkeep::SnapshotId, target: &Pa
     out
 }
 
+/// What `rebuild-catalog` did, in words.
+pub fn rebuild_summary(r: &coldkeep::RebuildReport) -> String {
+    let mut out = format!(
+        "catalog rebuilt: {} snapshots, {} journal entries replayed, {} packs indexed ({} still condemned)",
+        r.snapshots, r.journal_entries, r.packs_indexed, r.packs_condemned
+    );
+    if let Some(old) = &r.old_catalog {
+        out.push_str(&format!("\nthe old catalog is in {} (delete it when done)", old.display()));
+    }
+    if !r.packs_unreadable.is_empty() {
+        out.push_str(&format!(
+            "\n{} packs could not be read and are not indexed: {} (run check --read-data)",
+            r.packs_unreadable.len(),
+            r.packs_unreadable.join(", ")
+        ));
+    }
+    out
+}
+
 pub fn check_summary(r: &CheckReport) -> String {
     let mut out = format!(
         "checked {} snapshots, {} trees, {} chunks in {} packs{}",

@@ -61,6 +61,27 @@ fn assert_loss_is_caught(repo: &Path, tmp: &Path) {
     assert_eq!(pack_files(repo), before, "no pack may be deleted");
 }
 
+/// After `rebuild-catalog` the repository is whole again: `snapshots` of them, writers work
+/// and take a new id, check is clean.
+fn assert_rebuilt(repo: &Path, tmp: &Path, snapshots: usize) {
+    let out = coldkeep(repo, &["--json", "rebuild-catalog"]);
+    assert_ok(&out, "rebuild-catalog");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["snapshots"], snapshots, "{report}");
+    let src = tmp.join("src4");
+    Dataset::new(&src, 4).mixed(5, 1_000);
+    assert_ok(&coldkeep(repo, &["backup", src.to_str().expect("utf-8")]), "backup");
+    let listed = coldkeep(repo, &["--json", "snapshots"]);
+    assert_ok(&listed, "snapshots");
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
+    let ids: Vec<u64> =
+        listed.as_array().expect("list").iter().map(|s| s["id"].as_u64().expect("id")).collect();
+    assert_eq!(ids.len(), snapshots + 1, "{ids:?}");
+    assert_eq!(*ids.iter().max().expect("some"), snapshots as u64 + 1, "no id is reused: {ids:?}");
+    let check = coldkeep(repo, &["check", "--read-data"]);
+    assert_eq!(check.status.code(), Some(0), "{}", String::from_utf8_lossy(&check.stdout));
+}
+
 #[test]
 fn a_cut_manifest_is_detected_and_nothing_is_destroyed() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -76,6 +97,7 @@ fn a_cut_manifest_is_detected_and_nothing_is_destroyed() {
         .set_len(len.saturating_sub(60))
         .expect("cut");
     assert_loss_is_caught(&repo, tmp.path());
+    assert_rebuilt(&repo, tmp.path(), 2);
 }
 
 #[test]
@@ -107,4 +129,5 @@ fn a_flipped_byte_in_the_log_after_a_kill_is_detected() {
     bytes[at] ^= 0x40;
     std::fs::write(log, &bytes).expect("flip a byte");
     assert_loss_is_caught(&repo, tmp.path());
+    assert_rebuilt(&repo, tmp.path(), 2);
 }

@@ -28,6 +28,7 @@ use crate::protect::runs::{self, RunFilter};
 use crate::protect::scheduler::{self, TickReport};
 use crate::protect::{Clock, ProtectError, Protection, SystemClock};
 use crate::read::{self, FileSlice, ListEntry};
+use crate::rebuild::RebuildReport;
 use crate::repo::{InitOptions, OpenMode, OpenOptions, Repository};
 use crate::restore::{self, RestoreOptions, RestoreSummary};
 use crate::search::{self, FileSearch, FileSearchResult};
@@ -119,6 +120,24 @@ impl Engine {
             recoveries::fail_interrupted(&protect)?;
         }
         Ok(Self { shared: Arc::new(Shared { protect, repo }) })
+    }
+
+    /// Recreates the catalog of the repository at `path` from its store alone — the packs'
+    /// trailers and the catalog's journal — for a catalog that was lost, damaged or lost
+    /// commits ([`OpenError::CatalogBehind`]). The old catalog is moved aside, not deleted.
+    /// Then opens the repository as `opts` say and indexes every snapshot for search again.
+    pub fn rebuild_catalog(
+        path: &Path,
+        opts: &OpenOptions,
+    ) -> Result<(Self, RebuildReport), OpenError> {
+        let report = crate::rebuild::rebuild(path, opts)?;
+        let engine = Self::open_with(path, opts)?;
+        for snap in engine.shared.repo.catalog.snapshots()? {
+            if let Err(e) = engine.index_snapshot(snap.id) {
+                tracing::warn!(snapshot = %snap.id, %e, "not indexed for search");
+            }
+        }
+        Ok((engine, report))
     }
 
     /// Set when the catalog holds fewer commits than the repository recorded (a damaged

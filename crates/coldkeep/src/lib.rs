@@ -31,10 +31,12 @@ mod engine;
 mod error;
 mod fsmeta;
 mod gc;
+mod journal;
 mod keys;
 mod progress;
 mod protect;
 mod read;
+mod rebuild;
 mod repo;
 mod restore;
 mod search;
@@ -80,6 +82,7 @@ pub use protect::runs::RunFilter;
 pub use protect::scheduler::TickReport;
 pub use protect::{Clock, ManualClock, ProtectError, SystemClock};
 pub use read::{FileSlice, ListEntry, MAX_READ_LEN};
+pub use rebuild::RebuildReport;
 pub use repo::{
     default_key_label, Decorator, Decorators, InitOptions, OpenMode, OpenOptions,
     DEFAULT_ZSTD_LEVEL, MIN_FREE_BYTES,

@@ -33,6 +33,7 @@ use coldkeep_store::{
 use crate::commit_log::{self, CatalogBehind, ReadOnlyKv, SequencedKv};
 use crate::config::{Keys, RepoConfig};
 use crate::error::{DataError, InitError, IoError, OpenError};
+use crate::journal::JournaledKv;
 use crate::keys::{KdfParams, KeyError, KeySlots, Secret};
 use crate::tickets::BackupTickets;
 use crate::tree::Tree;
@@ -132,7 +133,7 @@ fn free_bytes(path: &Path) -> Result<u64, IoError> {
 
 /// The free bytes of the filesystem holding `root` when they are fewer than
 /// [`MIN_FREE_BYTES`]: too few to write to a repository there.
-fn lacks_room(root: &Path) -> Result<Option<u64>, IoError> {
+pub(crate) fn lacks_room(root: &Path) -> Result<Option<u64>, IoError> {
     let free = free_bytes(root)?;
     Ok((free < MIN_FREE_BYTES).then_some(free))
 }
@@ -285,6 +286,20 @@ pub(crate) struct Repository {
     pub catalog_behind: Option<CatalogBehind>,
 }
 
+/// The catalog would not open (missing, or damaged beyond what RocksDB recovers from).
+fn unreadable(root: &Path, e: &KvError) -> OpenError {
+    OpenError::CatalogUnreadable { path: root.to_owned(), reason: e.to_string() }
+}
+
+/// A repository's parts before its catalog is opened.
+pub(crate) struct Prepared {
+    pub config: RepoConfig,
+    chunker: Chunker,
+    lock: RepoLock,
+    pub store: Arc<dyn Backend>,
+    pub sealing: Option<MasterKey>,
+}
+
 /// Stack of a backup or restore worker: both walk a tree recursively, a directory level at a
 /// time (with rayon's frames in between), and a tree has no depth limit of its own. 64 MiB of
 /// address space (touched only as deep as the tree goes) takes 2 000 levels with room to spare
@@ -351,8 +366,6 @@ impl Repository {
             .mode(0o700)
             .create(&catalog)
             .map_err(|e| IoError::new("create", &catalog, e))?;
-        let kv = RocksKv::open(&catalog, true)?;
-        let kv = Arc::new(SequencedKv::new(root, Arc::new(kv))?);
         let repo_id = *PackId::random().as_bytes();
         let (keys, sealing) = match (opts.encrypt, &opts.secret) {
             (false, _) => (Keys::Plain(ChunkKey::generate()), None),
@@ -372,11 +385,17 @@ impl Repository {
             zstd_level: opts.zstd_level,
             pack_target_size: opts.pack_target_size,
         };
+        let kv = RocksKv::open(&catalog, true)?;
+        let kv = Arc::new(SequencedKv::new(root, Arc::new(kv))?);
+        let seal = sealing.as_ref().map(MasterKey::object_key);
+        let kv = Arc::new(JournaledKv::open(kv, store.clone(), seal)?);
         config.write(root)?;
         Ok(Self::assemble(root, config, sealing, chunker, kv, store, lock, None))
     }
 
-    pub fn open(root: &Path, opts: &OpenOptions) -> Result<Self, OpenError> {
+    /// What opening and rebuilding share: the config, the lock, the store and the unlocked
+    /// master key. A wrong key fails here, before the catalog is touched.
+    pub(crate) fn prepare(root: &Path, opts: &OpenOptions) -> Result<Prepared, OpenError> {
         let (mode, decorators) = (opts.mode, &opts.decorators);
         let config_path = root.join("config");
         let bytes = match std::fs::read(&config_path) {
@@ -402,10 +421,17 @@ impl Repository {
                 Some(slots.unlock(secret)?.0)
             }
         };
+        Ok(Prepared { config, chunker, lock, store, sealing })
+    }
+
+    pub fn open(root: &Path, opts: &OpenOptions) -> Result<Self, OpenError> {
+        let (mode, decorators) = (opts.mode, &opts.decorators);
+        let Prepared { config, chunker, lock, store, sealing } = Self::prepare(root, opts)?;
         let catalog = root.join("catalog");
         let (kv, behind): (Arc<dyn KvStore>, _) = match mode {
             OpenMode::ReadOnly => {
-                let kv = decorators.catalog(Arc::new(RocksKv::open_read_only(&catalog)?));
+                let kv = RocksKv::open_read_only(&catalog).map_err(|e| unreadable(root, &e))?;
+                let kv = decorators.catalog(Arc::new(kv));
                 let behind = commit_log::verify(root, kv.as_ref(), mode)?;
                 if let Some(b) = behind {
                     tracing::warn!(
@@ -422,9 +448,12 @@ impl Repository {
                     return Err(OpenError::DiskFull { path, free, needed: MIN_FREE_BYTES });
                 }
                 tighten_old_repository(root);
-                let kv = decorators.catalog(Arc::new(RocksKv::open(&catalog, false)?));
+                let kv = RocksKv::open(&catalog, false).map_err(|e| unreadable(root, &e))?;
+                let kv = decorators.catalog(Arc::new(kv));
                 commit_log::verify(root, kv.as_ref(), mode)?;
-                let kv = SequencedKv::new(root, kv)?;
+                let kv = Arc::new(SequencedKv::new(root, kv)?);
+                let seal = sealing.as_ref().map(MasterKey::object_key);
+                let kv = JournaledKv::open(kv, store.clone(), seal)?;
                 // We hold the write lock: no other process writes here, so unsealed packs
                 // are debris.
                 let removed = store.remove_unfinished()?;

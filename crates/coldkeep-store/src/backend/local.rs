@@ -29,6 +29,7 @@ fn extension(kind: ObjectKind) -> &'static str {
     match kind {
         ObjectKind::Pack => "pack",
         ObjectKind::Key => "key",
+        ObjectKind::Journal => "entry",
     }
 }
 

@@ -39,17 +39,20 @@ pub enum ObjectKind {
     Pack,
     /// A key slot: the repository's master key, wrapped (`docs/FORMAT.md`).
     Key,
+    /// An entry of the catalog's journal: one batch's changes to the record tables.
+    Journal,
 }
 
 impl ObjectKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [ObjectKind; 2] = [ObjectKind::Pack, ObjectKind::Key];
+    pub const ALL: [ObjectKind; 3] = [ObjectKind::Pack, ObjectKind::Key, ObjectKind::Journal];
 
     /// The kind's name, as backends use it in paths and keys.
     pub fn as_str(self) -> &'static str {
         match self {
             ObjectKind::Pack => "packs",
             ObjectKind::Key => "keys",
+            ObjectKind::Journal => "journal",
         }
     }
 }

@@ -17,6 +17,7 @@ use super::{
 };
 use crate::archive::ArchiveError;
 use crate::gc::GcError;
+use crate::journal::JournalError;
 use crate::keys::KeyError;
 use crate::protect::ProtectError;
 
@@ -206,6 +207,16 @@ impl Kind for StoreError {
     }
 }
 
+impl JournalError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            JournalError::Corrupt { .. } => ErrorKind::Corrupt,
+            JournalError::Store(e) => Kind::kind(e),
+            JournalError::Kv(e) => Kind::kind(e),
+        }
+    }
+}
+
 impl KeyError {
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -248,6 +259,7 @@ impl InitError {
             InitError::Store(e) => Kind::kind(e),
             InitError::DiskFull { .. } => ErrorKind::DiskFull,
             InitError::Key(e) => e.kind(),
+            InitError::Journal(e) => e.kind(),
         }
     }
 }
@@ -258,7 +270,10 @@ impl OpenError {
             OpenError::NotARepository(_) => ErrorKind::NotFound,
             OpenError::UnsupportedVersion(_) | OpenError::SecretRequired => ErrorKind::InvalidInput,
             OpenError::Key(e) => e.kind(),
-            OpenError::CorruptConfig { .. } | OpenError::CatalogBehind { .. } => ErrorKind::Corrupt,
+            OpenError::Journal(e) => e.kind(),
+            OpenError::CorruptConfig { .. }
+            | OpenError::CatalogBehind { .. }
+            | OpenError::CatalogUnreadable { .. } => ErrorKind::Corrupt,
             OpenError::Busy(_) => ErrorKind::Busy,
             OpenError::DiskFull { .. } => ErrorKind::DiskFull,
             OpenError::Io(e) => e.kind(),

@@ -89,6 +89,8 @@ pub enum InitError {
     Catalog(#[from] CatalogError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
     /// An encrypted repository (the default) needs a passphrase or a key file.
     #[error(
         "a new repository is encrypted: give a passphrase or a key file (or ask for no encryption)"
@@ -120,6 +122,9 @@ pub enum OpenError {
     /// A wrong passphrase or key file, or a damaged key slot.
     #[error(transparent)]
     Key(#[from] crate::keys::KeyError),
+    /// The catalog's journal in the store could not be read (see `Engine::rebuild_catalog`).
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
     /// Another process has the repository open: a writer, or readers when this open writes.
     #[error("repository {} is in use by another process", .0.display())]
     Busy(PathBuf),
@@ -138,10 +143,19 @@ pub enum OpenError {
     #[error(
         "the catalog of repository {} lost commits: its {table} table holds commit {catalog}, \
          but commit {recorded} was made durable (damaged catalog/*.log or MANIFEST). Nothing \
-         was changed; the repository can still be opened read-only. Do not write to it",
+         was changed; the repository can still be opened read-only. Do not write to it: run \
+         `coldkeep rebuild-catalog` to recreate the catalog from the repository's own objects",
         path.display()
     )]
     CatalogBehind { path: PathBuf, table: &'static str, catalog: u64, recorded: u64 },
+    /// The catalog does not open: it is missing or damaged. The repository's own objects hold
+    /// everything it indexed.
+    #[error(
+        "the catalog of repository {} does not open ({reason}): run `coldkeep rebuild-catalog` \
+         to recreate it from the repository's own objects",
+        path.display()
+    )]
+    CatalogUnreadable { path: PathBuf, reason: String },
     #[error(transparent)]
     Io(#[from] IoError),
     #[error(transparent)]
