@@ -78,6 +78,46 @@ impl Baseline {
         };
         engine.map_err(|e| e.to_string())?.with_clock(self.clock.clone()).map_err(|e| e.to_string())
     }
+
+    /// Rebuilds `repo`'s catalog from its store (with whichever passphrase opens it).
+    fn rebuild(&self, repo: &Path) -> Result<Engine, String> {
+        let rebuilt = |secret: &str| {
+            Engine::rebuild_catalog(repo, &OpenOptions::with_secret(Secret::passphrase(secret)))
+        };
+        let rebuilt = match rebuilt(OLD) {
+            Err(coldkeep::OpenError::Key(coldkeep::KeyError::WrongKey)) => rebuilt(NEW),
+            other => other,
+        };
+        let (engine, _) = rebuilt.map_err(|e| e.to_string())?;
+        engine.with_clock(self.clock.clone()).map_err(|e| e.to_string())
+    }
+}
+
+/// What a catalog holds that only the journal can give back.
+#[derive(Debug, PartialEq)]
+struct Records {
+    snapshots: Vec<coldkeep::SnapshotRecord>,
+    runs: Vec<coldkeep::model::Run>,
+    policies: Vec<coldkeep::model::Policy>,
+    audit: Vec<coldkeep::model::AuditEntry>,
+    keys: Vec<coldkeep::KeyInfo>,
+}
+
+impl Records {
+    fn of(b: &Baseline, engine: &Engine) -> Self {
+        Self {
+            snapshots: engine.snapshots().expect("snapshots"),
+            runs: engine.runs(b.group, &coldkeep::RunFilter::default()).expect("runs"),
+            policies: engine.policies(&coldkeep::PolicyFilter::default()).expect("policies"),
+            audit: engine
+                .audit_log()
+                .expect("audit")
+                .into_iter()
+                .filter(|e| e.action != "clock_step")
+                .collect(),
+            keys: engine.keys().expect("keys"),
+        }
+    }
 }
 
 /// A copy with every file's metadata (the sources are compared with their restores).
@@ -309,6 +349,12 @@ fn every_write_point(op: Op) {
                 .open(&repo, &Decorators::default())
                 .unwrap_or_else(|e| panic!("{context}: reopen: {e}"));
             op.verify(&b, &engine, false, &context);
+            // The journal agrees with the catalog: a catalog rebuilt from the store alone holds
+            // the same records.
+            let records = Records::of(&b, &engine);
+            drop(engine);
+            let engine = b.rebuild(&repo).unwrap_or_else(|e| panic!("{context}: rebuild: {e}"));
+            assert_eq!(Records::of(&b, &engine), records, "{context}: the rebuilt catalog differs");
             op.apply(&b, &engine).unwrap_or_else(|e| panic!("{context}: run again: {e}"));
             op.verify(&b, &engine, true, &format!("{context}, run again"));
         }
