@@ -69,12 +69,14 @@ impl LocalBackend {
 
     /// Opens an existing layout under `root`.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
-        // A repository made before keys existed has no `keys/`: it is made with the first key.
+        // Directories are made when first needed: a repository made before keys existed has no
+        // `keys/`, and one copied by a tool that drops empty directories (git, some sync tools)
+        // lacks `tmp/` and unused fan-out directories.
         let this = Self { root: root.to_owned() };
-        let tmp = this.kind_dir(ObjectKind::Pack).join("tmp");
-        if !tmp.is_dir() {
+        let packs = this.kind_dir(ObjectKind::Pack);
+        if !packs.is_dir() {
             let e = std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory");
-            return Err(StoreError::backend("open", tmp.display(), e));
+            return Err(StoreError::backend("open", packs.display(), e));
         }
         Ok(this)
     }
@@ -105,13 +107,7 @@ impl Backend for LocalBackend {
     fn create(&self, name: &ObjectName) -> Result<Box<dyn ObjectWriter>, StoreError> {
         let random = crate::PackId::random();
         let tmp_dir = self.kind_dir(name.kind()).join("tmp");
-        if !fans_out(name.kind()) && !tmp_dir.is_dir() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&tmp_dir)
-                .map_err(|e| StoreError::backend("create directory", tmp_dir.display(), e))?;
-        }
+        ensure_dir(&tmp_dir)?;
         let tmp_path = tmp_dir.join(format!("{}.{random}.tmp", name.name()));
         let file = File::options()
             .write(true)
@@ -163,7 +159,7 @@ impl Backend for LocalBackend {
             let entries = match fs::read_dir(&sub) {
                 Ok(entries) => entries,
                 // A kind that never had an object in an older repository.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !fans_out(kind) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(StoreError::backend("list", sub.display(), e)),
             };
             for entry in entries {
@@ -200,7 +196,7 @@ impl Backend for LocalBackend {
             let tmp = self.kind_dir(kind).join("tmp");
             let entries = match fs::read_dir(&tmp) {
                 Ok(entries) => entries,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !fans_out(kind) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(StoreError::backend("list", tmp.display(), e)),
             };
             for entry in entries {
@@ -231,8 +227,10 @@ impl LocalWriter {
             file.into_inner().map_err(|e| StoreError::backend("write", &tmp, e.into_error()))?;
         file.sync_all().map_err(|e| StoreError::backend("fsync", &tmp, e))?;
         drop(file);
+        let parent = self.final_path.parent().unwrap_or(Path::new("."));
+        ensure_dir(parent)?;
         rename_noreplace(&self.tmp_path, &self.final_path)?;
-        sync_dir(self.final_path.parent().unwrap_or(Path::new(".")))
+        sync_dir(parent)
     }
 }
 
@@ -271,6 +269,20 @@ fn rename_noreplace(from: &Path, to: &Path) -> Result<(), StoreError> {
         }
         Err(e) => Err(StoreError::backend("rename into", to.display(), e.into())),
     }
+}
+
+/// Makes `dir` (owner only) unless it is there. Its creation is made durable with its parent's
+/// fsync.
+fn ensure_dir(dir: &Path) -> Result<(), StoreError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| StoreError::backend("create directory", dir.display(), e))?;
+    sync_dir(dir.parent().unwrap_or(Path::new(".")))
 }
 
 /// fsyncs a directory so that a rename into it is durable.
@@ -345,6 +357,30 @@ mod tests {
         assert_eq!(backend.remove_unfinished().expect("clear"), 0);
         assert!(LocalBackend::open(dir.path()).is_ok());
         assert!(LocalBackend::open(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn missing_directories_are_made_when_needed() {
+        // A repository copied by a tool that keeps no empty directory.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backend = LocalBackend::create(dir.path()).expect("create");
+        let id = crate::PackId::random();
+        backend.put(&ObjectName::pack(id), b"kept").expect("put");
+        let copy = tempfile::tempdir().expect("tempdir");
+        let sub = &id.to_string()[..2];
+        fs::create_dir_all(copy.path().join("packs").join(sub)).expect("mkdir");
+        let from = dir.path().join("packs").join(sub).join(format!("{id}.pack"));
+        fs::copy(&from, copy.path().join("packs").join(sub).join(format!("{id}.pack")))
+            .expect("copy");
+        let backend = LocalBackend::open(copy.path()).expect("open");
+        assert_eq!(backend.list(ObjectKind::Pack).expect("list").len(), 1);
+        assert_eq!(backend.remove_unfinished().expect("nothing unfinished"), 0);
+        let other = ObjectName::pack(crate::PackId::random());
+        backend.put(&other, b"new").expect("a pack in a missing fan-out directory");
+        let key = ObjectName::new(ObjectKind::Key, "ab").expect("name");
+        backend.put(&key, b"k").expect("a key in a missing keys/");
+        assert_eq!(backend.list(ObjectKind::Pack).expect("list").len(), 2);
+        assert_eq!(backend.get(&key).expect("get"), b"k");
     }
 
     #[test]
