@@ -38,10 +38,7 @@ fn content(version: u8) -> Vec<(&'static str, Vec<u8>)> {
     let mut files = vec![
         ("README.txt", b"coldkeep fixture: format 4\n".to_vec()),
         ("data/noise.bin", noise),
-        (
-            "data/lines.txt",
-            (0..2000).map(|i| format!("line {i}\n")).collect::<String>().into_bytes(),
-        ),
+        ("data/lines.txt", (0..2000).flat_map(|i| format!("line {i}\n").into_bytes()).collect()),
     ];
     if version == 2 {
         files[0].1 = b"coldkeep fixture: format 4, second version\n".to_vec();
