@@ -117,14 +117,14 @@ impl CheckReport {
 
 pub(crate) fn run(repo: &Repository, opts: CheckOptions) -> Result<CheckReport, CheckError> {
     let mut report = CheckReport::default();
-    if let Some(b) = repo.catalog_behind {
+    if let Some(b) = repo.catalog_behind() {
         report.problems.push(Problem::CatalogBehind(b));
     }
     // chunk → what is wrong with it; resolved to snapshots at the end.
     let mut damaged: HashMap<ChunkId, Problem> = HashMap::new();
 
     let mut snapshots = Vec::new();
-    for item in repo.catalog.scan_snapshots() {
+    for item in repo.catalog().scan_snapshots() {
         match item {
             Ok(s) => snapshots.push(s),
             Err(e) => record_problem(&mut report, e)?,
@@ -133,7 +133,7 @@ pub(crate) fn run(repo: &Repository, opts: CheckOptions) -> Result<CheckReport, 
     report.snapshots = snapshots.len() as u64;
 
     let mut index: HashMap<PackId, Vec<BlobEntry>> = HashMap::new();
-    for item in repo.catalog.chunks() {
+    for item in repo.catalog().chunks() {
         match item {
             Ok(ChunkLocation { pack, entry }) => index.entry(pack).or_default().push(entry),
             Err(e) => record_problem(&mut report, e)?,
@@ -166,7 +166,7 @@ pub(crate) fn run(repo: &Repository, opts: CheckOptions) -> Result<CheckReport, 
     report.trees = seen_trees.len() as u64;
 
     // Packs: catalog vs disk vs trailers (and data).
-    let catalog_packs: HashSet<PackId> = match repo.catalog.packs() {
+    let catalog_packs: HashSet<PackId> = match repo.catalog().packs() {
         Ok(p) => p.into_iter().map(|(id, _)| id).collect(),
         Err(e) => {
             record_problem(&mut report, e)?;
@@ -186,7 +186,7 @@ pub(crate) fn run(repo: &Repository, opts: CheckOptions) -> Result<CheckReport, 
     report.unindexed_packs.sort();
     report.unindexed_packs_with_trees.sort();
     // A condemned pack whose file is gone was deleted by a sweep that did not get to forget it.
-    let deleted: HashSet<PackId> = match repo.catalog.condemned() {
+    let deleted: HashSet<PackId> = match repo.catalog().condemned() {
         Ok(c) => c.into_iter().map(|(id, _)| id).filter(|id| !on_disk.contains(id)).collect(),
         Err(e) => {
             report.problems.push(Problem::CorruptRecord { detail: e.to_string() });

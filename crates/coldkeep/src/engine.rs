@@ -82,7 +82,7 @@ impl Engine {
     /// Creates a repository at `path` (absent or an empty directory).
     pub fn init(path: &Path, opts: &InitOptions) -> Result<Self, InitError> {
         let repo = Repository::init(path, opts)?;
-        let protect = Protection::new(repo.catalog.clone(), Arc::new(SystemClock))?;
+        let protect = Protection::new(repo.catalog().clone(), Arc::new(SystemClock))?;
         Ok(Self { shared: Arc::new(Shared { protect, repo }) })
     }
 
@@ -114,7 +114,7 @@ impl Engine {
     /// open clears it.
     pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<Self, OpenError> {
         let repo = Repository::open(path, opts)?;
-        let protect = Protection::new(repo.catalog.clone(), Arc::new(SystemClock))?;
+        let protect = Protection::new(repo.catalog().clone(), Arc::new(SystemClock))?;
         if opts.mode == OpenMode::ReadWrite {
             runs::fail_interrupted(&protect)?;
             recoveries::fail_interrupted(&protect)?;
@@ -132,7 +132,7 @@ impl Engine {
     ) -> Result<(Self, RebuildReport), OpenError> {
         let report = crate::rebuild::rebuild(path, opts)?;
         let engine = Self::open_with(path, opts)?;
-        for snap in engine.shared.repo.catalog.snapshots()? {
+        for snap in engine.shared.repo.catalog().snapshots()? {
             if let Err(e) = engine.index_snapshot(snap.id) {
                 tracing::warn!(snapshot = %snap.id, %e, "not indexed for search");
             }
@@ -144,7 +144,7 @@ impl Engine {
     /// write-ahead log or MANIFEST made RocksDB open an older state). Only a read-only open
     /// gets this far: a read-write open is refused with [`OpenError::CatalogBehind`].
     pub fn catalog_behind(&self) -> Option<CatalogBehind> {
-        self.shared.repo.catalog_behind
+        self.shared.repo.catalog_behind()
     }
 
     /// Whether this engine was opened with [`Engine::open_read_only`].
@@ -175,7 +175,7 @@ impl Engine {
 
     /// The repository directory.
     pub fn path(&self) -> &Path {
-        &self.shared.repo.root
+        self.shared.repo.root()
     }
 
     /// Backs up `source` (a directory or a file) and commits a snapshot.
@@ -190,7 +190,7 @@ impl Engine {
 
     /// Every snapshot, oldest first.
     pub fn snapshots(&self) -> Result<Vec<SnapshotRecord>, ReadError> {
-        Ok(self.shared.repo.catalog.snapshots()?)
+        Ok(self.shared.repo.catalog().snapshots()?)
     }
 
     /// One snapshot.
@@ -259,15 +259,15 @@ impl Engine {
     /// Repository-wide figures.
     pub fn stats(&self) -> Result<RepoStats, ReadError> {
         let mut stats = RepoStats::default();
-        for snap in self.shared.repo.catalog.snapshots()? {
+        for snap in self.shared.repo.catalog().snapshots()? {
             stats.snapshots += 1;
             stats.logical_bytes += snap.stats.bytes;
         }
-        for (_, pack) in self.shared.repo.catalog.packs()? {
+        for (_, pack) in self.shared.repo.catalog().packs()? {
             stats.packs += 1;
             stats.pack_bytes += pack.size;
         }
-        for loc in self.shared.repo.catalog.chunks() {
+        for loc in self.shared.repo.catalog().chunks() {
             stats.chunks += 1;
             stats.unique_bytes += u64::from(loc?.entry.len);
         }

@@ -123,13 +123,13 @@ pub(crate) fn run(shared: &Shared, opts: GcOptions) -> Result<GcReport, GcError>
 fn purge_index(repo: &Repository, report: &mut GcReport) -> Result<(), GcError> {
     let mut alive: HashMap<SnapshotId, bool> = HashMap::new();
     let mut batch = Batch::new();
-    for item in repo.catalog.indexed_files() {
+    for item in repo.catalog().indexed_files() {
         let (key, file) = item?;
         let snapshot = coldkeep_catalog::key_snapshot(&key);
         let exists = if let Some(e) = alive.get(&snapshot) {
             *e
         } else {
-            let e = repo.catalog.snapshot(snapshot)?.is_some();
+            let e = repo.catalog().snapshot(snapshot)?.is_some();
             if !e {
                 Catalog::stage_unindex_mark(&mut batch, snapshot);
             }
@@ -140,12 +140,12 @@ fn purge_index(repo: &Repository, report: &mut GcReport) -> Result<(), GcError> 
             Catalog::stage_unindex_file(&mut batch, &key, &file);
             report.index_entries_purged += 1;
             if report.index_entries_purged.is_multiple_of(20_000) {
-                repo.catalog.write(std::mem::take(&mut batch))?;
+                repo.catalog().write(std::mem::take(&mut batch))?;
             }
         }
     }
     if !batch.is_empty() {
-        repo.catalog.write(batch)?;
+        repo.catalog().write(batch)?;
     }
     Ok(())
 }
@@ -180,7 +180,7 @@ fn expire(shared: &Shared, now: Usecs, report: &mut GcReport) -> Result<(), GcEr
 /// it, and this mark is what resurrects it.
 fn mark(repo: &Repository) -> Result<HashSet<ChunkId>, GcError> {
     let mut condemned: HashMap<ChunkId, (PackId, BlobEntry)> = HashMap::new();
-    for (pack, _) in repo.catalog.condemned()? {
+    for (pack, _) in repo.catalog().condemned()? {
         if let Ok(entries) = repo.open_pack(pack, Access::Random).and_then(|p| p.entries()) {
             condemned.extend(entries.into_iter().map(|e| (e.id, (pack, e))));
         }
@@ -196,7 +196,7 @@ fn mark(repo: &Repository) -> Result<HashSet<ChunkId>, GcError> {
     let mut live = HashSet::new(); // trees, filled by `walk`
     let mut data = HashSet::new();
     let mut unreadable = None;
-    for snap in repo.catalog.snapshots()? {
+    for snap in repo.catalog().snapshots()? {
         crate::check::walk(&load, snap.root, &mut live, &mut |id, is_tree, loaded| {
             if let Err(e) = loaded {
                 unreadable.get_or_insert_with(|| Unreadable::new(id, e));
@@ -223,7 +223,7 @@ fn waited(now: Usecs, since: Usecs, grace: Duration) -> bool {
 
 /// Whether every backup that may reference a pack condemned under `c` has ended.
 fn backups_done(repo: &Repository, c: &Condemned) -> bool {
-    c.epoch != repo.tickets.epoch || repo.tickets.oldest_running().is_none_or(|t| t > c.ticket)
+    c.epoch != repo.tickets().epoch || repo.tickets().oldest_running().is_none_or(|t| t > c.ticket)
 }
 
 /// Step 2: delete or resurrect packs condemned earlier.
@@ -234,7 +234,7 @@ fn sweep(
     grace: Duration,
     report: &mut GcReport,
 ) -> Result<(), GcError> {
-    for (pack, c) in repo.catalog.condemned()? {
+    for (pack, c) in repo.catalog().condemned()? {
         if !waited(now, c.at, grace) || !backups_done(repo, &c) {
             continue;
         }
@@ -245,7 +245,7 @@ fn sweep(
         };
         let mut wanted = Vec::new();
         for e in entries.into_iter().filter(|e| live.contains(&e.id)) {
-            if repo.catalog.chunk(&e.id)?.is_none() {
+            if repo.catalog().chunk(&e.id)?.is_none() {
                 wanted.push(e);
             }
         }
@@ -253,12 +253,12 @@ fn sweep(
         if wanted.is_empty() {
             report.bytes_freed += repo.delete_pack(pack)?.unwrap_or(0);
             Catalog::stage_forget_pack(&mut batch, pack);
-            repo.catalog.write(batch)?;
+            repo.catalog().write(batch)?;
             report.packs_deleted += 1;
         } else {
             // A backup that was running at condemnation committed a reference: keep the pack.
             Catalog::stage_resurrect(&mut batch, pack, &wanted);
-            repo.catalog.write(batch)?;
+            repo.catalog().write(batch)?;
             report.packs_resurrected += 1;
         }
     }
@@ -273,7 +273,7 @@ fn condemn(
     repack_below: f64,
     report: &mut GcReport,
 ) -> Result<(), GcError> {
-    if repo.tickets.oldest_running().is_some() {
+    if repo.tickets().oldest_running().is_some() {
         // A running backup read the chunk index when it started and may reuse any chunk in it:
         // unindexing one now would let it commit a snapshot whose chunk is not indexed. Condemn
         // nothing until no backup runs. (A backup starting while this step runs is the narrow
@@ -281,14 +281,15 @@ fn condemn(
         return Ok(());
     }
     let condemned: HashSet<PackId> =
-        repo.catalog.condemned()?.into_iter().map(|(id, _)| id).collect();
+        repo.catalog().condemned()?.into_iter().map(|(id, _)| id).collect();
     let mut index: HashMap<PackId, Vec<BlobEntry>> = HashMap::new();
-    for loc in repo.catalog.chunks() {
+    for loc in repo.catalog().chunks() {
         let loc = loc?;
         index.entry(loc.pack).or_default().push(loc.entry);
     }
-    let record = Condemned { at: now, epoch: repo.tickets.epoch, ticket: repo.tickets.issued() };
-    let mut packs: Vec<PackId> = repo.catalog.packs()?.into_iter().map(|(id, _)| id).collect();
+    let record =
+        Condemned { at: now, epoch: repo.tickets().epoch, ticket: repo.tickets().issued() };
+    let mut packs: Vec<PackId> = repo.catalog().packs()?.into_iter().map(|(id, _)| id).collect();
     packs.retain(|id| !condemned.contains(id));
     for pack in packs {
         let entries = index.remove(&pack).unwrap_or_default();
@@ -308,7 +309,7 @@ fn condemn(
         let unindex: Vec<ChunkId> = dead.iter().map(|e| e.id).collect();
         let mut batch = Batch::new();
         Catalog::stage_condemn(&mut batch, pack, &record, &unindex);
-        repo.catalog.write(batch)?;
+        repo.catalog().write(batch)?;
         report.packs_condemned += 1;
     }
     Ok(())
@@ -321,13 +322,13 @@ fn repack(repo: &Repository, pack: PackId, blobs: &[&BlobEntry]) -> Result<(), G
     for entry in blobs {
         let raw = source.read_blob(entry, Some(repo.chunk_key()))?;
         writer.add(entry.id, entry.kind, &raw)?;
-        if writer.len() >= repo.config.pack_target_size {
+        if writer.len() >= repo.config().pack_target_size {
             let full = std::mem::replace(&mut writer, repo.new_pack()?);
-            repo.catalog.commit_pack(&full.finish()?)?;
+            repo.catalog().commit_pack(&full.finish()?)?;
         }
     }
     if !writer.is_empty() {
-        repo.catalog.commit_pack(&writer.finish()?)?;
+        repo.catalog().commit_pack(&writer.finish()?)?;
     }
     Ok(())
 }
@@ -343,10 +344,10 @@ fn remove_orphans(
     grace: Duration,
     report: &mut GcReport,
 ) -> Result<(), GcError> {
-    if repo.tickets.oldest_running().is_some() {
+    if repo.tickets().oldest_running().is_some() {
         return Ok(()); // a running backup's sealed pack may not be indexed yet
     }
-    let known: HashSet<PackId> = repo.catalog.packs()?.into_iter().map(|(id, _)| id).collect();
+    let known: HashSet<PackId> = repo.catalog().packs()?.into_iter().map(|(id, _)| id).collect();
     for (pack, info) in repo.stored_packs()? {
         if known.contains(&pack) {
             continue;

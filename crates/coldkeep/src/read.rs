@@ -19,7 +19,7 @@ pub(crate) enum Resolved {
 
 /// Loads a snapshot record.
 pub(crate) fn snapshot(repo: &Repository, id: SnapshotId) -> Result<SnapshotRecord, ReadError> {
-    repo.catalog.snapshot(id)?.ok_or(ReadError::SnapshotNotFound(id))
+    repo.catalog().snapshot(id)?.ok_or(ReadError::SnapshotNotFound(id))
 }
 
 /// Follows `path` (components separated by `/`) from the snapshot root. Symlinks in the

@@ -265,25 +265,25 @@ impl RepoLock {
 /// An open repository.
 #[derive(Debug)]
 pub(crate) struct Repository {
-    pub root: PathBuf,
-    pub config: RepoConfig,
+    root: PathBuf,
+    config: RepoConfig,
     /// Chunk ids are computed under this key.
     chunk_key: ChunkKey,
     /// The master key of an encrypted repository, and the key its objects are sealed under.
     sealing: Option<(MasterKey, SealingKey)>,
-    pub chunker: Chunker,
-    pub catalog: Catalog,
+    chunker: Chunker,
+    catalog: Catalog,
     /// Where the packs are: nothing else in the engine knows how or where they are stored.
-    pub store: Arc<dyn Backend>,
+    store: Arc<dyn Backend>,
     open_packs: Mutex<HashMap<PackId, Arc<PackFile>>>,
     /// The backups running in this process (garbage collection waits for them).
-    pub tickets: BackupTickets,
+    tickets: BackupTickets,
     /// Serializes the file index's trigram counts (see `search`).
-    pub index_lock: Mutex<()>,
+    index_lock: Mutex<()>,
     lock: RepoLock,
     /// Set when a read-only open found that the catalog lost commits (a read-write open is
     /// refused instead).
-    pub catalog_behind: Option<CatalogBehind>,
+    catalog_behind: Option<CatalogBehind>,
 }
 
 /// The catalog would not open (missing, or damaged beyond what RocksDB recovers from).
@@ -503,6 +503,40 @@ impl Repository {
             lock,
             catalog_behind,
         }
+    }
+
+    /// The repository's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The parameters fixed at `init`.
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+
+    pub fn chunker(&self) -> &Chunker {
+        &self.chunker
+    }
+
+    /// The catalog: the index of what the store holds.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The backups running in this process (garbage collection waits for them).
+    pub fn tickets(&self) -> &BackupTickets {
+        &self.tickets
+    }
+
+    /// Serializes the file index's trigram counts (see `search`).
+    pub fn index_lock(&self) -> &Mutex<()> {
+        &self.index_lock
+    }
+
+    /// Set when a read-only open found that the catalog lost commits.
+    pub fn catalog_behind(&self) -> Option<CatalogBehind> {
+        self.catalog_behind
     }
 
     /// How this process opened the repository.

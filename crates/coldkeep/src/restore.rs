@@ -692,7 +692,7 @@ mod tests {
             writer.add(id, BlobKind::Tree, &tree.encode()).expect("add");
             ids.push(id);
         }
-        repo.catalog.commit_pack(&writer.finish().expect("seal")).expect("index");
+        repo.catalog().commit_pack(&writer.finish().expect("seal")).expect("index");
         let draft = SnapshotDraft {
             start_time_us: 0,
             end_time_us: 0,
@@ -706,7 +706,7 @@ mod tests {
             warnings: vec![],
             tags: vec![],
         };
-        repo.catalog.commit_snapshot(draft).expect("snapshot")
+        repo.catalog().commit_snapshot(draft).expect("snapshot")
     }
 
     /// The id a tree blob gets in `repo`.

@@ -77,7 +77,7 @@ fn tag<T: std::str::FromStr>(snap: &SnapshotRecord, key: &str) -> Option<T> {
 /// Adds every entry of `snap` to the file index, unless it is indexed already; returns the
 /// number of entries added.
 pub(crate) fn index_snapshot(repo: &Repository, snap: &SnapshotRecord) -> Result<u64, ReadError> {
-    if repo.catalog.is_indexed(snap.id)? {
+    if repo.catalog().is_indexed(snap.id)? {
         return Ok(0);
     }
     let (group, object) = (tag(snap, "group"), tag(snap, "object"));
@@ -102,14 +102,14 @@ pub(crate) fn index_snapshot(repo: &Repository, snap: &SnapshotRecord) -> Result
         };
         Catalog::stage_indexed_file(&mut batch, file_key(snap.id, seq as u64), &file, &mut added);
         if (seq + 1) % INDEX_BATCH == 0 {
-            repo.catalog.write(std::mem::take(&mut batch))?;
+            repo.catalog().write(std::mem::take(&mut batch))?;
         }
     }
     // The counts are read and written under the index lock: two snapshots indexed at once
     // (two runs finishing together) must not lose each other's additions.
-    let _counts = repo.index_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    repo.catalog.stage_indexed_mark(&mut batch, snap.id, &added)?;
-    repo.catalog.write(batch)?;
+    let _counts = repo.index_lock().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    repo.catalog().stage_indexed_mark(&mut batch, snap.id, &added)?;
+    repo.catalog().write(batch)?;
     Ok(entries.len() as u64)
 }
 
@@ -196,16 +196,16 @@ fn cookie_of(key: &FileKey) -> String {
 fn candidates(repo: &Repository, grams: &[[u8; 3]]) -> Result<Vec<FileKey>, ReadError> {
     let mut by_count = grams
         .iter()
-        .map(|g| Ok((repo.catalog.gram_count(g)?, *g)))
+        .map(|g| Ok((repo.catalog().gram_count(g)?, *g)))
         .collect::<Result<Vec<_>, ReadError>>()?;
     by_count.sort_unstable();
     let Some(((_, rarest), rest)) = by_count.split_first() else { return Ok(vec![]) };
-    let mut keys = repo.catalog.gram_postings(rarest)?;
+    let mut keys = repo.catalog().gram_postings(rarest)?;
     for (count, gram) in rest {
         if keys.len() <= 64 || *count > 4 * keys.len() as u64 {
             break;
         }
-        let other = repo.catalog.gram_postings(gram)?;
+        let other = repo.catalog().gram_postings(gram)?;
         keys.retain(|k| other.binary_search(k).is_ok());
     }
     Ok(keys)
@@ -229,7 +229,7 @@ pub(crate) fn search(repo: &Repository, q: &FileSearch) -> Result<FileSearchResu
         if let Some(alive) = live.get(&snapshot) {
             return Ok(*alive);
         }
-        let alive = repo.catalog.snapshot(snapshot)?.is_some();
+        let alive = repo.catalog().snapshot(snapshot)?.is_some();
         live.insert(snapshot, alive);
         Ok(alive)
     };
@@ -249,7 +249,7 @@ pub(crate) fn search(repo: &Repository, q: &FileSearch) -> Result<FileSearchResu
     };
     let grams = matcher.grams();
     if grams.is_empty() {
-        for item in repo.catalog.indexed_files() {
+        for item in repo.catalog().indexed_files() {
             let (key, f) = item?;
             if keep(&key, &f)? {
                 take(key, f);
@@ -257,7 +257,7 @@ pub(crate) fn search(repo: &Repository, q: &FileSearch) -> Result<FileSearchResu
         }
     } else {
         for key in candidates(repo, &grams)? {
-            let Some(f) = repo.catalog.indexed_file(&key)? else { continue };
+            let Some(f) = repo.catalog().indexed_file(&key)? else { continue };
             if keep(&key, &f)? {
                 take(key, f);
             }

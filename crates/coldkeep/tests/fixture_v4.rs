@@ -5,7 +5,7 @@
 //! slot, packs and journal, without catalog (rebuilt here, which is also what a copy to a new
 //! machine needs), lock or empty directories. Regenerate it (only when the format changes, with
 //! a new fixture directory and a version history entry in docs/FORMAT.md) with
-//! `cargo nextest run -p coldkeep --test fixture_v4 --run-ignored only`.
+//! `COLDKEEP_WRITE_FIXTURE=1 cargo nextest run -p coldkeep --test fixture_v4`.
 
 use std::path::{Path, PathBuf};
 
@@ -73,8 +73,7 @@ fn copy_objects(from: &Path, to: &Path) {
     }
 }
 
-#[test]
-#[ignore = "writes the committed fixture; run only when the format changes"]
+/// Writes the committed fixture (see the module documentation).
 fn write_the_fixture() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let src = tmp.path().join("src");
@@ -111,6 +110,9 @@ fn write_the_fixture() {
 
 #[test]
 fn a_format_4_repository_made_by_an_earlier_build_opens_and_restores() {
+    if std::env::var_os("COLDKEEP_WRITE_FIXTURE").is_some() {
+        write_the_fixture();
+    }
     let tmp = tempfile::tempdir().expect("tempdir");
     let repo = tmp.path().join("repo");
     copy_objects(&fixture_dir(), &repo);

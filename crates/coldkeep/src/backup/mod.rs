@@ -86,7 +86,7 @@ pub(crate) fn run(
 ) -> Result<SnapshotRecord, BackupError> {
     // Before the chunk index is read: garbage collection must not delete a pack this backup may
     // still reference until the backup has ended.
-    let _ticket = repo.tickets.take();
+    let _ticket = repo.tickets().take();
     let start_time_us = now_us();
     let source = std::fs::canonicalize(source)
         .map_err(|e| BackupError::Source { path: source.to_owned(), cause: e })?;
@@ -94,9 +94,9 @@ pub(crate) fn run(
     let host = hostname();
 
     let parent = match opts.parent {
-        Some(id) => Some(repo.catalog.snapshot(id)?.ok_or(BackupError::ParentNotFound(id))?),
+        Some(id) => Some(repo.catalog().snapshot(id)?.ok_or(BackupError::ParentNotFound(id))?),
         None => repo
-            .catalog
+            .catalog()
             .snapshots()?
             .into_iter()
             .rev()
@@ -109,7 +109,7 @@ pub(crate) fn run(
 
     let setup = std::time::Instant::now();
     let known = KnownChunks::new();
-    for id in repo.catalog.chunk_ids() {
+    for id in repo.catalog().chunk_ids() {
         known.insert(id?);
     }
     let progress = opts.progress.clone().unwrap_or_default();
@@ -118,12 +118,12 @@ pub(crate) fn run(
     let pool = worker_pool(opts.threads, "backup", &source)?;
 
     let image_chunker;
-    let chunker = if opts.disk_image && matches!(repo.config.chunking, ChunkingSpec::Cdc { .. }) {
+    let chunker = if opts.disk_image && matches!(repo.config().chunking, ChunkingSpec::Cdc { .. }) {
         image_chunker = Chunker::new(ChunkerConfig::Fixed(IMAGE_CHUNK_SIZE))
             .expect("the image chunk size is valid");
         &image_chunker
     } else {
-        &repo.chunker
+        repo.chunker()
     };
 
     let (packer, sealer) = packer::Packer::new(repo);
@@ -183,5 +183,5 @@ pub(crate) fn run(
         warnings: warnings.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner),
         tags: opts.tags.clone(),
     };
-    Ok(repo.catalog.commit_snapshot(draft)?)
+    Ok(repo.catalog().commit_snapshot(draft)?)
 }

@@ -50,7 +50,7 @@ impl<'r> Packer<'r> {
             None => self.repo.new_pack()?,
         };
         writer.add(id, kind, raw)?;
-        if writer.len() >= self.repo.config.pack_target_size {
+        if writer.len() >= self.repo.config().pack_target_size {
             // The sealer only hangs up after a failure, which it reports itself.
             self.to_seal.send(writer).map_err(|_| StoreError::Poisoned)?;
         } else {
@@ -77,7 +77,7 @@ pub(crate) fn seal_all(
 ) -> Result<(), BackupError> {
     for writer in packs {
         let sealed = writer.finish()?;
-        repo.catalog.commit_pack(&sealed)?;
+        repo.catalog().commit_pack(&sealed)?;
         add(&progress.stored_bytes, sealed.size);
         tracing::debug!(pack = %sealed.id, size = sealed.size, blobs = sealed.entries.len(), "pack sealed");
     }
