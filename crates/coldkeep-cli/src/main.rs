@@ -366,6 +366,19 @@ fn spinner(label: &str) -> ProgressBar {
     bar
 }
 
+/// Prints the one result of a command that runs without a [`Backend`] (`init`,
+/// `rebuild-catalog`).
+fn print_once<T: Serialize>(cli: &Cli, value: &T, human: impl FnOnce() -> String) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    let mut s = Session {
+        json: cli.json,
+        interactive: false,
+        out: &mut stdout,
+        principal: coldkeep::model::Principal::user(""),
+    };
+    s.print(value, human)
+}
+
 /// Runs the command: the ones that need no open repository here, the others through a
 /// [`Backend`] (this process or the repository's server).
 fn dispatch(mut request: Request, cli: &Cli) -> Result<u8> {
@@ -393,14 +406,7 @@ fn dispatch(mut request: Request, cli: &Cli) -> Result<u8> {
             };
             Engine::init(path, &opts)
                 .with_context(|| format!("creating repository {}", path.display()))?;
-            let mut stdout = std::io::stdout().lock();
-            let mut s = Session {
-                json: cli.json,
-                interactive: false,
-                out: &mut stdout,
-                principal: coldkeep::model::Principal::user(""),
-            };
-            s.print(&serde_json::json!({ "initialized": path }), || {
+            print_once(cli, &serde_json::json!({ "initialized": path }), || {
                 format!("created repository {}", path.display())
             })?;
             return Ok(0);
@@ -423,14 +429,7 @@ fn dispatch(mut request: Request, cli: &Cli) -> Result<u8> {
             let path = repo_path(cli)?;
             let (_engine, report) = secret::rebuild(path, &cli.secret_source())?
                 .with_context(|| format!("rebuilding the catalog of {}", path.display()))?;
-            let mut stdout = std::io::stdout().lock();
-            let mut s = Session {
-                json: cli.json,
-                interactive: false,
-                out: &mut stdout,
-                principal: coldkeep::model::Principal::user(""),
-            };
-            s.print(&report, || view::rebuild_summary(&report))?;
+            print_once(cli, &report, || view::rebuild_summary(&report))?;
             return Ok(0);
         }
         Command::Serve { tick_secs, max_concurrent_runs } => {

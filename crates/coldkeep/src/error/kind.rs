@@ -109,60 +109,39 @@ impl std::error::Error for Error {
     }
 }
 
+/// Every error an operation returns converts into [`Error`]. The engine's own errors have
+/// `kind()` as an inherent method, which [`Kind`] reaches too; the errors of the crates below
+/// have [`Kind`] alone.
 macro_rules! into_error {
-    ($($t:ty),* $(,)?) => {$(
-        impl From<$t> for Error {
-            fn from(e: $t) -> Self {
-                Self { kind: Kind::kind(&e), inner: Box::new(e) }
+    (own: $($own:ty),* ; below: $($below:ty),* $(,)?) => {
+        $(
+            impl Kind for $own {
+                fn kind(&self) -> ErrorKind {
+                    <$own>::kind(self)
+                }
             }
-        }
-    )*};
-}
-
-/// The engine's own errors have `kind()` as an inherent method; [`Kind`] reaches it too.
-macro_rules! kind_of_own {
-    ($($t:ty),* $(,)?) => {$(
-        impl Kind for $t {
-            fn kind(&self) -> ErrorKind {
-                <$t>::kind(self)
+        )*
+        $(
+            impl From<$own> for Error {
+                fn from(e: $own) -> Self {
+                    Self { kind: Kind::kind(&e), inner: Box::new(e) }
+                }
             }
-        }
-    )*};
+        )*
+        $(
+            impl From<$below> for Error {
+                fn from(e: $below) -> Self {
+                    Self { kind: Kind::kind(&e), inner: Box::new(e) }
+                }
+            }
+        )*
+    };
 }
-
-kind_of_own!(
-    InitError,
-    OpenError,
-    BackupError,
-    ReadError,
-    RestoreError,
-    CheckError,
-    RecoveryError,
-    GcError,
-    ProtectError,
-    ArchiveError,
-    DataError,
-    IoError,
-    KeyError,
-);
 
 into_error!(
-    InitError,
-    OpenError,
-    BackupError,
-    ReadError,
-    RestoreError,
-    CheckError,
-    RecoveryError,
-    GcError,
-    ProtectError,
-    ArchiveError,
-    DataError,
-    IoError,
-    KeyError,
-    CatalogError,
-    StoreError,
-    KvError,
+    own: InitError, OpenError, BackupError, ReadError, RestoreError, CheckError, RecoveryError,
+        GcError, ProtectError, ArchiveError, DataError, IoError, KeyError, JournalError;
+    below: CatalogError, StoreError, KvError,
 );
 
 /// The kind of an error: inherent on the engine's own errors, and this trait's alone for the
