@@ -61,11 +61,21 @@ impl KdfArgs {
     }
 }
 
-/// A secret as it travels with a command.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A secret as it travels with a command (over the repository's owner-only control socket).
+/// `Debug` never shows it.
+#[derive(Clone, Serialize, Deserialize)]
 pub enum NewSecret {
     Passphrase(String),
     KeyFile(Vec<u8>),
+}
+
+impl std::fmt::Debug for NewSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Passphrase(_) => f.write_str("NewSecret::Passphrase(<secret>)"),
+            Self::KeyFile(_) => f.write_str("NewSecret::KeyFile(<secret>)"),
+        }
+    }
 }
 
 impl NewSecret {
