@@ -8,9 +8,12 @@
 //! (`journal/<seq>.entry`, `docs/FORMAT.md`), and only then applied to the catalog, in the same
 //! batch as the catalog's note of the last entry applied.
 //!
-//! * The catalog commit is still the commit point. An entry beyond the catalog's note was
-//!   written by a batch that never committed (a crash in between): the next read-write open
-//!   deletes it.
+//! * The catalog commit is still the commit point. Batches are written one at a time, so at most
+//!   one entry can be beyond the catalog's note: one written by a batch that never committed (a
+//!   crash in between). The next read-write open deletes it. Two or more beyond it mean the
+//!   catalog is older than the store (an old copy put back, a damaged catalog that opened an
+//!   older state): the open is refused ([`JournalError::CatalogOlder`]) and nothing is deleted,
+//!   so that `rebuild-catalog` can bring it all back.
 //! * [`rebuild`] recreates a catalog from the store alone: the pack trailers give the chunk
 //!   and pack tables, the journal, replayed in order, gives the rest.
 //! * The trusted clock's state changes at every observation. A batch that changes nothing
@@ -64,6 +67,13 @@ fn aad(seq: u64) -> Vec<u8> {
 pub enum JournalError {
     #[error("journal entry {seq:016x} is damaged: {reason}")]
     Corrupt { seq: u64, reason: String },
+    /// The catalog is older than the store's journal: it lacks committed batches.
+    #[error(
+        "the catalog is older than the repository: it has applied journal entry {applied} of \
+         {newest}. Nothing was changed; run `coldkeep rebuild-catalog` to recreate the catalog \
+         from the repository's own objects"
+    )]
+    CatalogOlder { applied: u64, newest: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -169,8 +179,13 @@ impl JournaledKv {
         seal: Option<SealingKey>,
     ) -> Result<Self, JournalError> {
         let applied = applied(inner.as_ref())?;
+        let seqs = sequence_numbers(store.as_ref())?;
+        let beyond: Vec<u64> = seqs.iter().copied().filter(|s| *s > applied).collect();
+        if beyond.len() > 1 {
+            return Err(JournalError::CatalogOlder { applied, newest: beyond[beyond.len() - 1] });
+        }
         let mut next = applied + 1;
-        for seq in sequence_numbers(store.as_ref())? {
+        for seq in seqs {
             if seq > applied {
                 tracing::info!(seq, "removing a journal entry whose batch never committed");
                 match store.delete(&name_of(seq)) {
@@ -325,6 +340,13 @@ mod tests {
         let kv = JournaledKv::open(mem.clone(), store.clone(), None).expect("reopen");
         assert_eq!(sequence_numbers(store.as_ref()).expect("list"), vec![1]);
         put(&kv, Table::Policies, b"q", b"x");
+        assert_eq!(sequence_numbers(store.as_ref()).expect("list"), vec![1, 2]);
+        // Two entries beyond the catalog: it is older than the store, and nothing is deleted.
+        let older: Arc<dyn KvStore> = Arc::new(MemKv::new());
+        assert!(matches!(
+            JournaledKv::open(older, store.clone(), None),
+            Err(JournalError::CatalogOlder { applied: 0, newest: 2 })
+        ));
         assert_eq!(sequence_numbers(store.as_ref()).expect("list"), vec![1, 2]);
         let rebuilt = MemKv::new();
         replay(&rebuilt, store.as_ref(), None).expect("replay");

@@ -158,3 +158,51 @@ fn a_deleted_catalog_is_rebuilt_from_the_store_and_every_hold_and_lock_still_bin
     assert!(engine.check(CheckOptions { read_data: true }).expect("check").is_clean());
     let _: Option<PathBuf> = report.old_catalog;
 }
+
+/// An older catalog put back (an old copy, say, with its own consistent commit numbers) lacks
+/// what the store's journal has: the open is refused before anything is deleted or written, gc
+/// cannot run, and a rebuild brings back every snapshot.
+#[test]
+fn an_older_catalog_put_back_is_refused_and_the_rebuild_brings_everything_back() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = tmp.path().join("repo");
+    let init = InitOptions {
+        kdf: KdfParams::INSECURE_FOR_TESTS,
+        ..InitOptions::with_secret(Secret::passphrase(PASSPHRASE))
+    };
+    let src = tmp.path().join("src");
+    Dataset::new(&src, 5).mixed(20, 30_000);
+    let engine = Engine::init(&repo, &init).expect("init");
+    engine.backup(&src, &BackupOptions::default()).expect("backup 1");
+    drop(engine);
+    let saved = tmp.path().join("saved");
+    std::fs::create_dir(&saved).expect("mkdir");
+    copy(&repo.join("catalog"), &saved.join("catalog"));
+    copy(&repo.join("commits"), &saved.join("commits"));
+    let engine = Engine::open_with(&repo, &opts()).expect("open");
+    for seed in [6, 7] {
+        Dataset::new(&src, seed).mutate(8);
+        engine.backup(&src, &BackupOptions::default()).expect("backup");
+    }
+    let latest = engine.snapshots().expect("snapshots").last().expect("one").id;
+    let v3 = tmp.path().join("v3");
+    copy(&src, &v3);
+    drop(engine);
+    let journal_before = std::fs::read_dir(repo.join("journal")).expect("journal").count();
+
+    std::fs::remove_dir_all(repo.join("catalog")).expect("rm");
+    copy(&saved.join("catalog"), &repo.join("catalog"));
+    copy(&saved.join("commits"), &repo.join("commits"));
+    let refused = Engine::open_with(&repo, &opts()).expect_err("an older catalog");
+    assert!(refused.to_string().contains("rebuild-catalog"), "{refused}");
+    assert_eq!(coldkeep::Error::from(refused).kind(), ErrorKind::Corrupt);
+    let journal_after = std::fs::read_dir(repo.join("journal")).expect("journal").count();
+    assert_eq!(journal_after, journal_before, "no journal entry may be deleted");
+
+    let (engine, report) = Engine::rebuild_catalog(&repo, &opts()).expect("rebuild");
+    assert_eq!(report.snapshots, 3, "{report:?}");
+    let target = tmp.path().join("restored");
+    engine.restore(latest, b"", &target, &RestoreOptions::default()).expect("restore");
+    assert_eq!(compare_trees(&v3, &target, Compare::default()), Vec::<String>::new());
+    assert!(engine.check(CheckOptions { read_data: true }).expect("check").is_clean());
+}

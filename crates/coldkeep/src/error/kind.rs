@@ -189,7 +189,7 @@ impl Kind for StoreError {
 impl JournalError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            JournalError::Corrupt { .. } => ErrorKind::Corrupt,
+            JournalError::Corrupt { .. } | JournalError::CatalogOlder { .. } => ErrorKind::Corrupt,
             JournalError::Store(e) => Kind::kind(e),
             JournalError::Kv(e) => Kind::kind(e),
         }
