@@ -10,7 +10,7 @@ use clap::Subcommand;
 use coldkeep::{Engine, KdfParams, Secret};
 use serde::{Deserialize, Serialize};
 
-use crate::secret::{read_key_file, read_password_file};
+use crate::secret::SecretSource;
 use crate::session::Session;
 
 /// Where `key add` finds the new passphrase when no file is given.
@@ -91,16 +91,13 @@ impl KeyCmd {
     /// Reads the new secret of `key add` (before the command leaves this process).
     pub fn read_new_secret(&mut self) -> Result<()> {
         let Self::Add { new_password_file, new_key_file, secret, .. } = self else { return Ok(()) };
-        let found = if let Some(path) = new_key_file {
-            read_key_file(path)?
-        } else if let Some(path) = new_password_file {
-            read_password_file(path)?
-        } else if let Ok(p) = std::env::var(NEW_PASSWORD_ENV) {
-            Secret::passphrase(p)
-        } else {
-            let source = crate::secret::SecretSource::default();
-            source.resolve("new passphrase", true).context("reading the new passphrase")?
+        // The new secret's own sources: never the current passphrase's COLDKEEP_PASSWORD.
+        let source = SecretSource {
+            key_file: new_key_file.clone(),
+            password_file: new_password_file.clone(),
+            env: NEW_PASSWORD_ENV,
         };
+        let found = source.resolve("new passphrase", true).context("reading the new secret")?;
         *secret = Some(match found {
             Secret::Passphrase(p) => NewSecret::Passphrase(p.to_string()),
             Secret::KeyFile(bytes) => NewSecret::KeyFile(bytes.to_vec()),

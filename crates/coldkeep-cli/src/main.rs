@@ -282,6 +282,7 @@ impl Cli {
         secret::SecretSource {
             key_file: self.key_file.clone(),
             password_file: self.password_file.clone(),
+            env: secret::PASSWORD_ENV,
         }
     }
 }

@@ -10,10 +10,12 @@ use anyhow::{bail, Context, Result};
 use coldkeep::{Engine, OpenError, OpenMode, OpenOptions, Secret};
 
 /// The CLI's sources of a secret.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SecretSource {
     pub key_file: Option<PathBuf>,
     pub password_file: Option<PathBuf>,
+    /// The environment variable holding the passphrase.
+    pub env: &'static str,
 }
 
 /// The environment variable holding the passphrase.
@@ -29,32 +31,30 @@ impl SecretSource {
         if let Some(path) = &self.password_file {
             return read_password_file(path);
         }
-        if let Ok(p) = std::env::var(PASSWORD_ENV) {
+        if let Ok(p) = std::env::var(self.env) {
             return Ok(Secret::passphrase(p));
         }
-        prompt(what, confirm)
+        prompt(what, confirm, self.env)
     }
 }
 
-pub fn read_key_file(path: &Path) -> Result<Secret> {
+fn read_key_file(path: &Path) -> Result<Secret> {
     let bytes =
         std::fs::read(path).with_context(|| format!("reading key file {}", path.display()))?;
     Ok(Secret::key_file(bytes))
 }
 
 /// A password file's first line (without its line ending).
-pub fn read_password_file(path: &Path) -> Result<Secret> {
+fn read_password_file(path: &Path) -> Result<Secret> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading password file {}", path.display()))?;
     Ok(Secret::passphrase(text.lines().next().unwrap_or_default()))
 }
 
 /// Asks on the terminal, without echo.
-fn prompt(what: &str, confirm: bool) -> Result<Secret> {
+fn prompt(what: &str, confirm: bool, env: &str) -> Result<Secret> {
     let Ok(tty) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty") else {
-        bail!(
-            "{what}: no terminal to ask on; set {PASSWORD_ENV}, or pass --password-file or --key-file"
-        );
+        bail!("{what}: no terminal to ask on; set {env}, or pass a password file or a key file");
     };
     let first = read_hidden(&tty, &format!("{what}: "))?;
     if confirm && read_hidden(&tty, "again: ")? != first {
@@ -83,33 +83,37 @@ fn read_hidden(tty: &std::fs::File, label: &str) -> Result<String> {
     Ok(line.trim_end_matches(['\n', '\r']).to_owned())
 }
 
-/// Rebuilds the catalog of `repo` (`coldkeep rebuild-catalog`), asking `source` for a secret
-/// only if the repository is encrypted.
-pub fn rebuild(
+/// Runs `f` (an open or a rebuild of `repo`) without a secret, and once more with one from
+/// `source` if the repository turns out to be encrypted.
+fn unlocking<T>(
     repo: &Path,
     source: &SecretSource,
-) -> Result<Result<(Engine, coldkeep::RebuildReport), OpenError>> {
-    match Engine::rebuild_catalog(repo, &OpenOptions::default()) {
+    opts: OpenOptions,
+    f: impl Fn(&OpenOptions) -> Result<T, OpenError>,
+) -> Result<Result<T, OpenError>> {
+    match f(&opts) {
         Err(OpenError::SecretRequired) => {
             let secret = source.resolve(&format!("passphrase of {}", repo.display()), false)?;
-            Ok(Engine::rebuild_catalog(repo, &OpenOptions::with_secret(secret)))
+            Ok(f(&OpenOptions { secret: Some(secret), ..opts }))
         }
         other => Ok(other),
     }
 }
 
-/// Opens `repo` in `mode`, asking `source` for a secret only if the repository is encrypted.
+/// Rebuilds the catalog of `repo` (`coldkeep rebuild-catalog`).
+pub fn rebuild(
+    repo: &Path,
+    source: &SecretSource,
+) -> Result<Result<(Engine, coldkeep::RebuildReport), OpenError>> {
+    unlocking(repo, source, OpenOptions::default(), |opts| Engine::rebuild_catalog(repo, opts))
+}
+
+/// Opens `repo` in `mode`.
 pub fn open(
     repo: &Path,
     mode: OpenMode,
     source: &SecretSource,
 ) -> Result<Result<Engine, OpenError>> {
     let opts = OpenOptions { mode, ..OpenOptions::default() };
-    match Engine::open_with(repo, &opts) {
-        Err(OpenError::SecretRequired) => {
-            let secret = source.resolve(&format!("passphrase of {}", repo.display()), false)?;
-            Ok(Engine::open_with(repo, &OpenOptions { secret: Some(secret), ..opts }))
-        }
-        other => Ok(other),
-    }
+    unlocking(repo, source, opts, |opts| Engine::open_with(repo, opts))
 }

@@ -42,9 +42,7 @@ pub struct MasterKey([u8; 32]);
 impl MasterKey {
     /// A new random key, made at `init`.
     pub fn generate() -> Self {
-        let mut bytes = [0u8; 32];
-        getrandom::getrandom(&mut bytes).expect("the OS random source is available");
-        Self(bytes)
+        Self(crate::id::random_bytes())
     }
 
     pub const fn from_bytes(bytes: [u8; 32]) -> Self {
@@ -100,8 +98,7 @@ impl SealingKey {
 
     /// Appends `plain`, sealed with associated data `aad`, to `out`.
     pub fn seal_into(&self, aad: &[u8], plain: &[u8], out: &mut Vec<u8>) {
-        let mut nonce = [0u8; NONCE_LEN];
-        getrandom::getrandom(&mut nonce).expect("the OS random source is available");
+        let nonce: [u8; NONCE_LEN] = crate::id::random_bytes();
         let sealed = self
             .cipher
             .encrypt(XNonce::from_slice(&nonce), Payload { msg: plain, aad })

@@ -83,10 +83,15 @@ hex_id!(
 impl PackId {
     /// A fresh random pack id.
     pub fn random() -> Self {
-        let mut bytes = [0u8; 16];
-        getrandom::getrandom(&mut bytes).expect("the OS random source is available");
-        Self(bytes)
+        Self(random_bytes())
     }
+}
+
+/// `N` bytes from the OS random source (ids, keys, nonces).
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    getrandom::getrandom(&mut bytes).expect("the OS random source is available");
+    bytes
 }
 
 /// The secret key under which chunk ids are computed.
@@ -96,9 +101,7 @@ pub struct ChunkKey([u8; 32]);
 impl ChunkKey {
     /// A new random key, made at `init`.
     pub fn generate() -> Self {
-        let mut bytes = [0u8; 32];
-        getrandom::getrandom(&mut bytes).expect("the OS random source is available");
-        Self(bytes)
+        Self(random_bytes())
     }
 
     /// A key from known bytes (tests and benchmarks).

@@ -28,7 +28,7 @@ pub use backend::{
     ObjectReader, ObjectWriter,
 };
 pub use blob::{encode_frame, BlobKind, Compression};
-pub use id::{ChunkId, ChunkKey, PackId, ParseIdError};
+pub use id::{random_bytes, ChunkId, ChunkKey, PackId, ParseIdError};
 pub use pack::{
     BlobEntry, Frame, PackFile, PackWriter, SealedPack, GROUP_BLOB_MAX, GROUP_TARGET,
     MAX_FRAME_LEN, PACK_MAGIC, PACK_TRAILER_MAGIC, PACK_VERSION,

@@ -592,22 +592,15 @@ impl Engine {
         kdf: KdfParams,
         label: &str,
     ) -> Result<KeyInfo, KeyError> {
-        self.ensure_writable_key()?;
+        self.shared.repo.ensure_writable("change keys").map_err(|_| KeyError::ReadOnly)?;
         let (slots, master) = self.shared.repo.key_slots()?;
         slots.add(master, secret, kdf, label, crate::repo::now_us())
     }
 
     /// Removes key slot `id`. The last slot cannot be removed ([`KeyError::LastSlot`]).
     pub fn remove_key(&self, id: &str) -> Result<(), KeyError> {
-        self.ensure_writable_key()?;
+        self.shared.repo.ensure_writable("change keys").map_err(|_| KeyError::ReadOnly)?;
         self.shared.repo.key_slots()?.0.remove(id)
-    }
-
-    fn ensure_writable_key(&self) -> Result<(), KeyError> {
-        match self.shared.repo.mode() {
-            OpenMode::ReadWrite => Ok(()),
-            OpenMode::ReadOnly => Err(KeyError::ReadOnly),
-        }
     }
 
     /// Removes expired snapshots and reclaims the space of chunks nothing references any more:

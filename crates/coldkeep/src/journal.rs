@@ -217,14 +217,13 @@ impl KvStore for JournaledKv {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let mut ops = Vec::new();
         let mut clock_only = true;
-        for op in batch.ops() {
+        // Only record-table ops are copied: a pack's index batch (thousands of chunk entries)
+        // passes through untouched.
+        for op in batch.ops().iter().filter(|op| is_journaled(op.table())) {
             let (table, key, value) = match op {
                 Op::Put { table, key, value } => (*table, key, Some(value.clone())),
                 Op::Delete { table, key } => (*table, key, None),
             };
-            if !is_journaled(table) {
-                continue;
-            }
             if table == Table::Meta && key == CLOCK_STATE_KEY {
                 state.clock.clone_from(&value);
             } else {

@@ -9,7 +9,7 @@
 
 use coldkeep_store::backend::{Backend, ErrorKind, ObjectKind, ObjectName};
 use coldkeep_store::crypto::{MasterKey, SealingKey};
-use coldkeep_store::{PackId, StoreError};
+use coldkeep_store::{random_bytes, StoreError};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -216,10 +216,9 @@ impl KeySlots<'_> {
         label: &str,
         now_us: i64,
     ) -> Result<KeyInfo, KeyError> {
-        let random = PackId::random();
-        let id = *random.as_bytes();
+        let id = random_bytes();
         let unlock = match secret {
-            Secret::Passphrase(_) => Unlock::Passphrase { salt: *PackId::random().as_bytes(), kdf },
+            Secret::Passphrase(_) => Unlock::Passphrase { salt: random_bytes(), kdf },
             Secret::KeyFile(bytes) if bytes.len() < MIN_KEY_FILE_LEN => {
                 return Err(KeyError::KeyFileTooShort(bytes.len()))
             }

@@ -24,7 +24,7 @@ use coldkeep_store::{Access, PackFile, PackId, SealedPack};
 use serde::Serialize;
 
 use crate::commit_log::SequencedKv;
-use crate::error::{DataError, ErrorKind, IoError, Kind, OpenError};
+use crate::error::{ErrorKind, IoError, Kind, OpenError};
 use crate::repo::{Prepared, Repository, MIN_FREE_BYTES};
 use crate::OpenOptions;
 
@@ -83,56 +83,40 @@ pub(crate) fn rebuild(root: &Path, opts: &OpenOptions) -> Result<RebuildReport, 
     report.journal_entries = crate::journal::replay(kv.as_ref(), store.as_ref(), seal.as_ref())?;
     let catalog = Catalog::new(Arc::clone(&kv));
     let condemned: HashSet<PackId> = catalog.condemned()?.into_iter().map(|(id, _)| id).collect();
-    let stored = store
-        .list(coldkeep_store::ObjectKind::Pack)
-        .map_err(DataError::from)
-        .map_err(read_failed)?;
+    let stored = store.list(coldkeep_store::ObjectKind::Pack)?;
     let packs: Vec<(PackId, u64)> =
         stored.iter().filter_map(|info| Some((info.name.pack_id()?, info.len))).collect();
-    let read = |id: PackId| {
-        PackFile::open(store.as_ref(), id, Access::Random, seal.as_ref()).and_then(|p| p.entries())
-    };
-    // Live packs first, so that a condemned pack is indexed only for what no live one holds.
-    for (id, size) in packs.iter().filter(|(id, _)| !condemned.contains(id)) {
-        match read(*id) {
+    for &(id, size) in &packs {
+        if condemned.contains(&id) {
+            // Condemned, as before: listed, none of its chunks indexed. A snapshot that still
+            // needs one is found by the next collection's mark, which makes the pack live again.
+            catalog.commit_pack(&SealedPack { id, size, entries: vec![] })?;
+            report.packs_condemned += 1;
+            continue;
+        }
+        let read = PackFile::open(store.as_ref(), id, Access::Random, seal.as_ref())
+            .and_then(|p| p.entries());
+        match read {
             Ok(entries) => {
-                catalog.commit_pack(&SealedPack { id: *id, size: *size, entries })?;
+                catalog.commit_pack(&SealedPack { id, size, entries })?;
                 report.packs_indexed += 1;
             }
             Err(e) if Kind::kind(&e) == ErrorKind::Corrupt => {
                 tracing::warn!(pack = %id, %e, "pack trailer unreadable: its chunks are not indexed");
                 report.packs_unreadable.push(id.to_string());
             }
-            Err(e) => return Err(read_failed(e.into())),
+            // A store that fails to answer stops the rebuild.
+            Err(e) => return Err(e.into()),
         }
     }
     let present: HashSet<PackId> = packs.iter().map(|(id, _)| *id).collect();
-    for id in &condemned {
-        if !present.contains(id) {
-            // Deleted by a sweep that did not get to forget it.
-            let mut batch = Batch::new();
-            Catalog::stage_forget_pack(&mut batch, *id);
-            kv.write(batch).map_err(coldkeep_catalog::CatalogError::from)?;
-            continue;
-        }
-        // Condemned, as before: listed, none of its chunks indexed. A snapshot that still
-        // needs one is found by the next collection's mark, which makes the pack live again.
-        let size = packs.iter().find(|(p, _)| p == id).map_or(0, |(_, s)| *s);
-        catalog.commit_pack(&SealedPack { id: *id, size, entries: vec![] })?;
-        report.packs_condemned += 1;
+    for id in condemned.difference(&present) {
+        // Deleted by a sweep that did not get to forget it.
+        let mut batch = Batch::new();
+        Catalog::stage_forget_pack(&mut batch, *id);
+        kv.write(batch).map_err(coldkeep_catalog::CatalogError::from)?;
     }
     report.packs_unreadable.sort();
     report.snapshots = catalog.snapshots()?.len() as u64;
     Ok(report)
-}
-
-/// A pack that could not be read for a reason other than damage stops the rebuild.
-fn read_failed(e: DataError) -> OpenError {
-    match e {
-        DataError::Store(e) => OpenError::Store(e),
-        DataError::Catalog(e) => OpenError::Catalog(e),
-        other => {
-            OpenError::Io(IoError::new("read", "<store>", std::io::Error::other(other.to_string())))
-        }
-    }
 }

@@ -366,7 +366,7 @@ impl Repository {
             .mode(0o700)
             .create(&catalog)
             .map_err(|e| IoError::new("create", &catalog, e))?;
-        let repo_id = *PackId::random().as_bytes();
+        let repo_id = coldkeep_store::random_bytes();
         let (keys, sealing) = match (opts.encrypt, &opts.secret) {
             (false, _) => (Keys::Plain(ChunkKey::generate()), None),
             (true, None) => return Err(InitError::SecretRequired),

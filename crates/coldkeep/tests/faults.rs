@@ -64,33 +64,36 @@ impl Baseline {
 
     /// Opens `repo` with the old passphrase, or the new one where a key change removed it.
     fn open(&self, repo: &Path, decorators: &Decorators) -> Result<Engine, String> {
-        let opened = |secret: &str| {
-            let opts = OpenOptions {
-                secret: Some(Secret::passphrase(secret)),
-                decorators: decorators.clone(),
-                ..OpenOptions::default()
-            };
-            Engine::open_with(repo, &opts)
-        };
-        let engine = match opened(OLD) {
-            Err(coldkeep::OpenError::Key(coldkeep::KeyError::WrongKey)) => opened(NEW),
-            other => other,
-        };
-        engine.map_err(|e| e.to_string())?.with_clock(self.clock.clone()).map_err(|e| e.to_string())
+        let engine = either_passphrase(decorators, |opts| Engine::open_with(repo, opts))?;
+        engine.with_clock(self.clock.clone()).map_err(|e| e.to_string())
     }
 
     /// Rebuilds `repo`'s catalog from its store (with whichever passphrase opens it).
     fn rebuild(&self, repo: &Path) -> Result<Engine, String> {
-        let rebuilt = |secret: &str| {
-            Engine::rebuild_catalog(repo, &OpenOptions::with_secret(Secret::passphrase(secret)))
-        };
-        let rebuilt = match rebuilt(OLD) {
-            Err(coldkeep::OpenError::Key(coldkeep::KeyError::WrongKey)) => rebuilt(NEW),
-            other => other,
-        };
-        let (engine, _) = rebuilt.map_err(|e| e.to_string())?;
+        let decorators = Decorators::default();
+        let (engine, _) =
+            either_passphrase(&decorators, |opts| Engine::rebuild_catalog(repo, opts))?;
         engine.with_clock(self.clock.clone()).map_err(|e| e.to_string())
     }
+}
+
+/// `f` with the old passphrase, or with the new one where a key change removed the old.
+fn either_passphrase<T>(
+    decorators: &Decorators,
+    f: impl Fn(&OpenOptions) -> Result<T, coldkeep::OpenError>,
+) -> Result<T, String> {
+    let with = |secret: &str| {
+        f(&OpenOptions {
+            secret: Some(Secret::passphrase(secret)),
+            decorators: decorators.clone(),
+            ..OpenOptions::default()
+        })
+    };
+    match with(OLD) {
+        Err(coldkeep::OpenError::Key(coldkeep::KeyError::WrongKey)) => with(NEW),
+        other => other,
+    }
+    .map_err(|e| e.to_string())
 }
 
 /// What a catalog holds that only the journal can give back.
