@@ -4,7 +4,7 @@
 #                                  compiling it from source (29 min vs 38 s on 2 cores)
 #   faketime                       runs a command with its clock set ahead (tests/clock.rs)
 #   postgresql                     the server, pgbench and psql of the point-in-time recovery
-#                                  test (crates/coldkeep/tests/postgres_pitr.rs)
+#                                  test (tests/postgres_pitr.rs)
 #   cargo-nextest                  the test runner (preinstalled on our machines; cargo-installed otherwise)
 #   cargo-fuzz                     runs the fuzz targets on nightly (scripts/test.sh), cargo-installed
 # Idempotent and quiet when everything is there.

@@ -5,6 +5,10 @@
 //!   (optionally) owners. It is how every round-trip test decides "byte-exact with metadata".
 //! * [`Dataset`]: deterministic generators of source trees with the awkward cases a backup
 //!   tool must survive (empty files, sparse files, odd names, deep nesting, hard links).
+//! * [`engine`] (feature `engine`): the tests' fixed time, a daily group, runs waited for.
+
+#[cfg(feature = "engine")]
+pub mod engine;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;

@@ -7,36 +7,38 @@ use std::sync::Arc;
 use coldkeep_catalog::{CatalogError, SnapshotId, SnapshotRecord, SnapshotStats};
 use serde::Serialize;
 
-use crate::archive::ArchiveError;
-use crate::backup::{self, BackupOptions};
-use crate::check::{self, CheckOptions, CheckReport};
-use crate::commit_log::CatalogBehind;
-use crate::control::Control;
-use crate::error::{
-    BackupError, CheckError, InitError, OpenError, ReadError, RecoveryError, RestoreError,
-};
-use crate::gc::{GcError, GcOptions, GcReport};
-use crate::keys::{KdfParams, KeyError, KeyInfo, Secret};
-use crate::progress::Progress;
-use crate::protect::groups::{GroupFilter, GroupInfo};
-use crate::protect::objects::{
-    ObjectSnapshot, ObjectSnapshotFilter, ProtectedObjectInfo, ProtectedObjectSearch, RestorePoints,
-};
-use crate::protect::policies::PolicyFilter;
-use crate::protect::recoveries::{self, PointInTimeRecovery, RecoveryFilter, RecoveryRequest};
-use crate::protect::runs::{self, RunFilter};
-use crate::protect::scheduler::{self, TickReport};
-use crate::protect::{Clock, ProtectError, Protection, SystemClock};
-use crate::read::{self, FileSlice, ListEntry};
-use crate::rebuild::RebuildReport;
-use crate::repo::{InitOptions, OpenMode, OpenOptions, Repository};
-use crate::restore::{self, RestoreOptions, RestoreSummary};
-use crate::search::{self, FileSearch, FileSearchResult};
 use coldkeep_model::{
     AuditEntry, GroupId, GroupSpec, ObjectId, Policy, PolicyId, PolicySpec, Principal,
     ProtectionGroup, Recovery, RecoveryId, Run, RunId, RunRequest, RunStatus, RunUpdate, SourceId,
     SourceRegistration, SourceSpec, Usecs,
 };
+use coldkeep_protect::groups::{GroupFilter, GroupInfo};
+use coldkeep_protect::objects::{
+    ObjectSnapshot, ObjectSnapshotFilter, ProtectedObjectInfo, ProtectedObjectSearch, RestorePoints,
+};
+use coldkeep_protect::policies::PolicyFilter;
+use coldkeep_protect::recoveries::{
+    self, PointInTimeRecovery, RecoveryError, RecoveryFilter, RecoveryRequest,
+};
+use coldkeep_protect::runs::{self, RunFilter};
+use coldkeep_protect::scheduler::{self, TickReport};
+use coldkeep_protect::{expiry, Clock, ProtectError, ProtectedRepo, Protection, SystemClock};
+use coldkeep_repo::archive::{self, ArchiveError};
+use coldkeep_repo::backup::{self, BackupOptions};
+use coldkeep_repo::check::{self, CheckOptions, CheckReport};
+use coldkeep_repo::control::Control;
+use coldkeep_repo::error::{
+    BackupError, CheckError, InitError, OpenError, ReadError, RestoreError,
+};
+use coldkeep_repo::gc::{GcError, GcOptions, GcReport};
+use coldkeep_repo::keys::{KdfParams, KeyError, KeyInfo, Secret};
+use coldkeep_repo::progress::Progress;
+use coldkeep_repo::read::{self, FileSlice, ListEntry};
+use coldkeep_repo::rebuild::{self, RebuildReport};
+use coldkeep_repo::repo::CatalogBehind;
+use coldkeep_repo::repo::{self as repository, InitOptions, OpenMode, OpenOptions, Repository};
+use coldkeep_repo::restore::{self, RestoreOptions, RestoreSummary};
+use coldkeep_repo::search::{self, FileSearch, FileSearchResult};
 
 /// Repository-wide figures.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -58,16 +60,7 @@ pub struct RepoStats {
 /// process an `Engine` may be shared between threads.
 #[derive(Debug)]
 pub struct Engine {
-    shared: Arc<Shared>,
-}
-
-/// What an engine and its background runs share.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    // Dropped in this order: `protect` lets go of its catalog handle first, so the catalog is
-    // closed (and flushed) by the repository, before the repository lock it holds is released.
-    pub protect: Protection,
-    pub repo: Repository,
+    shared: Arc<ProtectedRepo>,
 }
 
 impl Drop for Engine {
@@ -83,7 +76,7 @@ impl Engine {
     pub fn init(path: &Path, opts: &InitOptions) -> Result<Self, InitError> {
         let repo = Repository::init(path, opts)?;
         let protect = Protection::new(repo.catalog().clone(), Arc::new(SystemClock))?;
-        Ok(Self { shared: Arc::new(Shared { protect, repo }) })
+        Ok(Self { shared: Arc::new(ProtectedRepo { protect, repo }) })
     }
 
     /// Opens an existing repository without encryption for reading and writing (see
@@ -119,7 +112,7 @@ impl Engine {
             runs::fail_interrupted(&protect)?;
             recoveries::fail_interrupted(&protect)?;
         }
-        Ok(Self { shared: Arc::new(Shared { protect, repo }) })
+        Ok(Self { shared: Arc::new(ProtectedRepo { protect, repo }) })
     }
 
     /// Recreates the catalog of the repository at `path` from its store alone — the packs'
@@ -130,7 +123,7 @@ impl Engine {
         path: &Path,
         opts: &OpenOptions,
     ) -> Result<(Self, RebuildReport), OpenError> {
-        let report = crate::rebuild::rebuild(path, opts)?;
+        let report = rebuild::rebuild(path, opts)?;
         let engine = Self::open_with(path, opts)?;
         for snap in engine.shared.repo.catalog().snapshots()? {
             if let Err(e) = engine.index_snapshot(snap.id) {
@@ -476,14 +469,7 @@ impl Engine {
     ) -> Result<(), ArchiveError> {
         let repo = &self.shared.repo;
         let snap = read::snapshot(repo, id)?;
-        crate::archive::write_tar(
-            repo,
-            &snap,
-            paths,
-            out,
-            &Progress::default(),
-            &Control::default(),
-        )
+        archive::write_tar(repo, &snap, paths, out, &Progress::default(), &Control::default())
     }
 
     /// Every retention, hold, lock and deletion change, oldest first.
@@ -512,7 +498,7 @@ impl Engine {
     /// `OnHold`, and a free slot goes to the highest priority, then the oldest run. 0 holds
     /// every new run until raised; runs already executing go on.
     pub fn set_max_concurrent_runs(&self, limit: usize) {
-        self.shared.protect.admission.set_limit(limit);
+        self.shared.protect.set_max_concurrent_runs(limit);
     }
 
     /// The live counters of a run executing in this process (all its objects together);
@@ -523,28 +509,18 @@ impl Engine {
 
     /// Pauses a running run at its next chunk boundary.
     pub fn pause_run(&self, group: GroupId, run: RunId) -> Result<Run, ProtectError> {
-        self.shared.protect.control_run(group, run, crate::Control::pause, Some(RunStatus::Paused))
+        self.shared.protect.control_run(group, run, Control::pause, Some(RunStatus::Paused))
     }
 
     /// Resumes a paused run where it stopped.
     pub fn resume_run(&self, group: GroupId, run: RunId) -> Result<Run, ProtectError> {
-        self.shared.protect.control_run(
-            group,
-            run,
-            crate::Control::resume,
-            Some(RunStatus::Running),
-        )
+        self.shared.protect.control_run(group, run, Control::resume, Some(RunStatus::Running))
     }
 
     /// Cancels a run: it stops at its next chunk boundary (`Canceling`, then `Canceled`); what
     /// it wrote stays reusable, nothing is half-committed.
     pub fn cancel_run(&self, group: GroupId, run: RunId) -> Result<Run, ProtectError> {
-        self.shared.protect.control_run(
-            group,
-            run,
-            crate::Control::cancel,
-            Some(RunStatus::Canceling),
-        )
+        self.shared.protect.control_run(group, run, Control::cancel, Some(RunStatus::Canceling))
     }
 
     /// Waits until a run has ended and returns its final record.
@@ -594,7 +570,7 @@ impl Engine {
     ) -> Result<KeyInfo, KeyError> {
         self.shared.repo.ensure_writable("change keys").map_err(|_| KeyError::ReadOnly)?;
         let (slots, master) = self.shared.repo.key_slots()?;
-        slots.add(master, secret, kdf, label, crate::repo::now_us())
+        slots.add(master, secret, kdf, label, repository::now_us())
     }
 
     /// Removes key slot `id`. The last slot cannot be removed ([`KeyError::LastSlot`]).
@@ -608,6 +584,6 @@ impl Engine {
     /// and against a crash at any step (see the `gc` module).
     pub fn gc(&self, opts: GcOptions) -> Result<GcReport, GcError> {
         self.shared.repo.ensure_writable("collect garbage").map_err(CatalogError::from)?;
-        crate::gc::run(&self.shared, opts)
+        expiry::collect_garbage(&self.shared, opts)
     }
 }

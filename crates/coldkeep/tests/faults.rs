@@ -11,15 +11,15 @@
 //! opening the repository and the operation. docs/RELIABILITY.md reports the numbers; repeat
 //! with `cargo nextest run -p coldkeep --test faults --no-capture`.
 
+use coldkeep_testing::engine::{backed_up, t0};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use coldkeep::faults::{FaultMode, FaultPlan};
 use coldkeep::model::{
-    GroupId, GroupSpec, ObjectKind, ObjectSpec, PolicySpec, Principal, Retention, RunId,
-    RunRequest, RunStatus, RunType, RunUpdate, Schedule, SnapshotId, TimeOfDay, TimeUnit, Usecs,
-    DAY,
+    GroupId, GroupSpec, ObjectKind, ObjectSpec, PolicySpec, Principal, Retention, RunId, RunUpdate,
+    Schedule, SnapshotId, TimeUnit, Usecs, DAY,
 };
 use coldkeep::{
     BackupOptions, CheckOptions, Decorators, Engine, GcOptions, InitOptions, KdfParams,
@@ -129,17 +129,6 @@ fn copy_dir(from: &Path, to: &Path) {
     assert!(status.success(), "cp -a {} {}", from.display(), to.display());
 }
 
-fn t0() -> Usecs {
-    Usecs::from_civil(2026, 11, 23, TimeOfDay::new(9, 0).expect("time")).expect("date")
-}
-
-fn run(engine: &Engine, group: GroupId) -> (RunId, SnapshotId) {
-    let run = engine.start_run(group, RunRequest::new(RunType::Regular)).expect("start");
-    let run = engine.wait_run(group, run.id).expect("wait");
-    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.message);
-    (run.id, run.objects[0].snapshot.expect("snapshot"))
-}
-
 fn baseline() -> Baseline {
     let tmp = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(t0()));
@@ -165,13 +154,13 @@ fn baseline() -> Baseline {
     let group =
         engine.create_group(GroupSpec::new("g", policy.id, vec![object])).expect("group").id;
     Dataset::new(&src, 1).mixed(12, 40_000);
-    let old = run(&engine, group);
+    let old = backed_up(&engine, group);
     let old_src = tmp.path().join("old-src");
     copy_dir(&src, &old_src);
     clock.advance(DAY / 2);
     Dataset::new(&src, 2).mutate(6);
     Dataset::new(&src.join("more"), 3).mixed(6, 70_000);
-    let live = run(&engine, group);
+    let live = backed_up(&engine, group);
     let live_src = tmp.path().join("live-src");
     copy_dir(&src, &live_src);
     clock.advance(DAY * 3 / 4); // `old` has expired, `live` has not

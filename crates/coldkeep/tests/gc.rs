@@ -1,23 +1,20 @@
 //! Garbage collection through the public API: expired snapshots go and their space comes back
 //! in two phases; held snapshots stay; a backup running during a collection loses nothing.
 
+use coldkeep_testing::engine::{backed_up, t0};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use coldkeep::model::{
-    GroupId, GroupSpec, ObjectKind, ObjectSpec, PolicySpec, Principal, Retention, RunRequest,
-    RunStatus, RunType, RunUpdate, Schedule, SnapshotId, TimeOfDay, TimeUnit, Usecs, DAY,
+    GroupId, GroupSpec, ObjectKind, ObjectSpec, PolicySpec, Principal, Retention, RunUpdate,
+    Schedule, SnapshotId, TimeUnit, Usecs, DAY,
 };
 use coldkeep::{
     BackupOptions, CheckOptions, Control, Engine, GcOptions, InitOptions, ManualClock,
     RestoreOptions,
 };
 use coldkeep_testing::{compare_trees, Compare, Dataset};
-
-fn t0() -> Usecs {
-    Usecs::from_civil(2026, 11, 23, TimeOfDay::new(9, 0).expect("time")).expect("date")
-}
 
 fn now_gc() -> GcOptions {
     GcOptions { grace: Duration::ZERO, ..GcOptions::default() }
@@ -58,13 +55,6 @@ fn fill(dir: &Path, seed: u64) {
     Dataset::new(dir, seed).mixed(40, 60_000);
 }
 
-fn run(f: &Fixture) -> (coldkeep::model::RunId, SnapshotId) {
-    let run = f.engine.start_run(f.group, RunRequest::new(RunType::Regular)).expect("start");
-    let run = f.engine.wait_run(f.group, run.id).expect("wait");
-    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.message);
-    (run.id, run.objects[0].snapshot.expect("snapshot"))
-}
-
 fn pack_bytes(f: &Fixture) -> u64 {
     f.engine.stats().expect("stats").pack_bytes
 }
@@ -79,11 +69,11 @@ fn assert_restores(f: &Fixture, snap: SnapshotId, expected: &Path, name: &str) {
 fn expired_snapshots_go_and_their_space_comes_back_after_the_grace_period() {
     let f = fixture();
     fill(&f.src, 1);
-    let (_, old) = run(&f);
+    let (_, old) = backed_up(&f.engine, f.group);
     let before = pack_bytes(&f);
     fill(&f.src, 2); // entirely new content
     f.clock.advance(DAY / 2);
-    let (_, new) = run(&f);
+    let (_, new) = backed_up(&f.engine, f.group);
     f.clock.advance(DAY * 3 / 4); // the first run has expired, the second has not
 
     let first = f.engine.gc(GcOptions::default()).expect("gc");
@@ -110,7 +100,7 @@ fn expired_snapshots_go_and_their_space_comes_back_after_the_grace_period() {
 fn held_snapshots_are_never_collected() {
     let f = fixture();
     fill(&f.src, 3);
-    let (run_under_hold, snapshot_under_hold) = run(&f);
+    let (run_under_hold, snapshot_under_hold) = backed_up(&f.engine, f.group);
     let kept = f.tmp.path().join("kept");
     std::fs::rename(&f.src, &kept).expect("keep the source");
     fill(&f.src, 4);
@@ -136,7 +126,7 @@ fn held_snapshots_are_never_collected() {
 fn a_backup_running_during_gc_loses_no_chunk() {
     let f = fixture();
     fill(&f.src, 5);
-    let (_, old) = run(&f);
+    let (_, old) = backed_up(&f.engine, f.group);
     f.clock.advance(2 * DAY); // the only snapshot has expired: all its packs are dead
 
     // A backup of the same content starts, reads the index, and is held at its first file.

@@ -1,12 +1,12 @@
 //! Disk images: a protected object of kind `DiskImage` is chunked in fixed-size blocks, blocks of
 //! zeros are not stored, and the restored image is byte-exact and sparse.
 
+use coldkeep_testing::engine::successful_run;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use coldkeep::model::{
-    GroupId, GroupSpec, ObjectKind, ObjectSpec, PolicySpec, Retention, Run, RunRequest, RunStatus,
-    RunType, Schedule, TimeUnit,
+    GroupSpec, ObjectKind, ObjectSpec, PolicySpec, Retention, Schedule, TimeUnit,
 };
 use coldkeep::{Engine, InitOptions, RestoreOptions, IMAGE_CHUNK_SIZE};
 use coldkeep_testing::{allocated_bytes, Rng};
@@ -31,13 +31,6 @@ fn image(path: &Path) -> Vec<(u64, Vec<u8>)> {
     writes
 }
 
-fn run(engine: &Engine, group: GroupId) -> Run {
-    let started = engine.start_run(group, RunRequest::new(RunType::Regular)).expect("start");
-    let done = engine.wait_run(group, started.id).expect("wait");
-    assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.message);
-    done
-}
-
 #[test]
 fn an_image_round_trips_sparse_and_a_changed_block_is_one_new_chunk() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -50,7 +43,7 @@ fn an_image_round_trips_sparse_and_a_changed_block_is_one_new_chunk() {
     let object = ObjectSpec::new("disk", ObjectKind::DiskImage, &path);
     let group = engine.create_group(GroupSpec::new("images", policy.id, vec![object])).expect("g");
 
-    let first = run(&engine, group.id);
+    let first = successful_run(&engine, group.id);
     let stats = first.objects[0].stats;
     let data: u64 =
         writes.iter().filter(|(_, d)| d.iter().any(|b| *b != 0)).map(|(_, d)| d.len() as u64).sum();
@@ -74,7 +67,7 @@ fn an_image_round_trips_sparse_and_a_changed_block_is_one_new_chunk() {
     let file = std::fs::OpenOptions::new().write(true).open(&path).expect("open");
     file.write_all_at(&[0xAB; 4096], 10 * MIB + 8192).expect("write");
     drop(file);
-    let second = run(&engine, group.id).objects[0].stats;
+    let second = successful_run(&engine, group.id).objects[0].stats;
     // One new data chunk, plus the small tree blob that lists it.
     assert!((chunk..chunk + 4096).contains(&second.bytes_new), "{}", second.bytes_new);
 }

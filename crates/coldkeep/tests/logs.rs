@@ -2,29 +2,21 @@
 //! each log snapshot records the time range it covers, and restore points list the full and
 //! incremental snapshots with the log ranges between them.
 
+use coldkeep_testing::engine::{finished_run, t0};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
 use coldkeep::model::{
-    GroupId, GroupSpec, LogBackup, LogRange, ObjectKind, ObjectSpec, PolicySpec, Retention, Run,
-    RunRequest, RunStatus, RunType, Schedule, TimeOfDay, TimeUnit, Usecs, MINUTE,
+    GroupSpec, LogBackup, LogRange, ObjectKind, ObjectSpec, PolicySpec, Retention, RunStatus,
+    RunType, Schedule, TimeUnit, Usecs, MINUTE,
 };
 use coldkeep::{Engine, InitOptions, ManualClock, ProtectError, RecoveryError, RestoreOptions};
 use coldkeep_testing::{compare_trees, Compare, Dataset, Rng};
 
-fn t0() -> Usecs {
-    Usecs::from_civil(2026, 11, 23, TimeOfDay::new(9, 0).expect("time")).expect("date")
-}
-
 fn append(path: &Path, data: &[u8]) {
     let mut f = std::fs::OpenOptions::new().append(true).create(true).open(path).expect("open");
     f.write_all(data).expect("append");
-}
-
-fn run(engine: &Engine, group: GroupId, run_type: RunType) -> Run {
-    let started = engine.start_run(group, RunRequest::new(run_type)).expect("start");
-    engine.wait_run(group, started.id).expect("wait")
 }
 
 #[test]
@@ -60,7 +52,7 @@ fn log_runs_read_only_what_was_appended_and_cover_the_time_since_the_last_captur
     let (data_id, wal_id) = (group.objects[0].id, group.objects[1].id);
 
     // The base: an incremental run captures both objects at t0.
-    let base = run(&engine, group.id, RunType::Regular);
+    let base = finished_run(&engine, group.id, RunType::Regular);
     assert_eq!(base.status, RunStatus::Succeeded, "{:?}", base.message);
     assert!(base.objects.iter().all(|o| o.captured_usecs == Some(t0()) && o.log_range.is_none()));
 
@@ -69,7 +61,7 @@ fn log_runs_read_only_what_was_appended_and_cover_the_time_since_the_last_captur
     append(&wal.join("000001"), &tail);
     append(&wal.join("000002"), &segment);
     clock.advance(15 * MINUTE);
-    let log1 = run(&engine, group.id, RunType::Log);
+    let log1 = finished_run(&engine, group.id, RunType::Log);
     assert_eq!(log1.status, RunStatus::Succeeded, "{:?}", log1.message);
     let (skipped, logged) = (&log1.objects[0], &log1.objects[1]);
     assert_eq!(skipped.status, RunStatus::Skipped, "a log run leaves the data directory alone");
@@ -86,7 +78,7 @@ fn log_runs_read_only_what_was_appended_and_cover_the_time_since_the_last_captur
     // Another 15 minutes: the next log run covers from the previous capture.
     append(&wal.join("000002"), &rng.bytes(30_000, true));
     clock.advance(15 * MINUTE);
-    let log2 = run(&engine, group.id, RunType::Log);
+    let log2 = finished_run(&engine, group.id, RunType::Log);
     let second_range =
         LogRange { from_usecs: first_range.to_usecs, to_usecs: Usecs(t0().0 + 30 * MINUTE) };
     assert_eq!(log2.objects[1].log_range, Some(second_range));
@@ -151,7 +143,7 @@ fn a_log_run_of_a_group_without_log_directories_is_skipped() {
     let policy = engine.create_policy(spec).expect("policy");
     let object = ObjectSpec::new("data", ObjectKind::DirectoryTree, &data);
     let group = engine.create_group(GroupSpec::new("g", policy.id, vec![object])).expect("group");
-    let skipped = run(&engine, group.id, RunType::Log);
+    let skipped = finished_run(&engine, group.id, RunType::Log);
     assert_eq!(skipped.status, RunStatus::Skipped);
     assert!(engine.snapshots().expect("snapshots").is_empty());
 }

@@ -1,17 +1,14 @@
 //! Data-protection rules through the public API: policies, protection groups, the trusted clock.
 //! Each refused attempt is checked to have changed nothing.
 
+use coldkeep_testing::engine::t0;
 use std::sync::Arc;
 
 use coldkeep::model::{
-    GroupSpec, ObjectKind, ObjectSpec, PolicySpec, Principal, Retention, Schedule, TimeOfDay,
-    TimeUnit, Usecs, DAY,
+    GroupSpec, ObjectKind, ObjectSpec, PolicySpec, Principal, Retention, Schedule, TimeUnit, Usecs,
+    DAY,
 };
 use coldkeep::{Engine, GroupFilter, InitOptions, ManualClock, PolicyFilter, ProtectError};
-
-fn t0() -> Usecs {
-    Usecs::from_civil(2026, 11, 23, TimeOfDay::new(9, 0).expect("time")).expect("date")
-}
 
 fn engine(dir: &std::path::Path, clock: &Arc<ManualClock>) -> Engine {
     let repo = dir.join("repo");

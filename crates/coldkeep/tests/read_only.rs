@@ -74,12 +74,7 @@ fn a_read_only_repository_reads_everything_and_changes_nothing() {
     );
     let gc = engine.gc(GcOptions::default());
     assert!(
-        matches!(
-            gc,
-            Err(GcError::Protect(ProtectError::Catalog(CatalogError::Kv(
-                KvError::ReadOnly { .. }
-            ))))
-        ),
+        matches!(gc, Err(GcError::Catalog(CatalogError::Kv(KvError::ReadOnly { .. })))),
         "{gc:?}"
     );
     let index = engine.index_snapshot(snap.id);

@@ -3,13 +3,12 @@
 //! it from the store alone, and everything is back — every snapshot restores byte-exact, every
 //! hold and lock still binds, ids are not reused, and gc finishes what it started.
 
+use coldkeep_testing::engine::{backed_up, daily_group, t0};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use coldkeep::model::{
-    DataLockConfig, DataLockMode, GroupId, GroupSpec, ObjectKind, ObjectSpec, PolicySpec,
-    Principal, Retention, RunId, RunRequest, RunStatus, RunType, RunUpdate, Schedule, SnapshotId,
-    TimeOfDay, TimeUnit, Usecs, DAY,
+    DataLockConfig, DataLockMode, Principal, Retention, RunUpdate, TimeUnit, DAY,
 };
 use coldkeep::{
     BackupOptions, CheckOptions, Engine, ErrorKind, GcOptions, InitOptions, KdfParams, ManualClock,
@@ -23,28 +22,9 @@ fn opts() -> OpenOptions {
     OpenOptions::with_secret(Secret::passphrase(PASSPHRASE))
 }
 
-fn t0() -> Usecs {
-    Usecs::from_civil(2026, 11, 23, TimeOfDay::new(9, 0).expect("time")).expect("date")
-}
-
-fn run(engine: &Engine, group: GroupId) -> (RunId, SnapshotId) {
-    let run = engine.start_run(group, RunRequest::new(RunType::Regular)).expect("start");
-    let run = engine.wait_run(group, run.id).expect("wait");
-    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.message);
-    (run.id, run.objects[0].snapshot.expect("snapshot"))
-}
-
 fn copy(from: &Path, to: &Path) {
     let status = std::process::Command::new("cp").arg("-a").arg(from).arg(to).status().expect("cp");
     assert!(status.success());
-}
-
-fn group(engine: &Engine, name: &str, src: &Path, retention: Retention) -> GroupId {
-    let daily = Schedule { unit: TimeUnit::Days, frequency: 1 };
-    let policy =
-        engine.create_policy(PolicySpec::incremental(name, daily, retention)).expect("policy");
-    let object = ObjectSpec::new(name, ObjectKind::DirectoryTree, src);
-    engine.create_group(GroupSpec::new(name, policy.id, vec![object])).expect("group").id
 }
 
 #[test]
@@ -65,13 +45,13 @@ fn a_deleted_catalog_is_rebuilt_from_the_store_and_every_hold_and_lock_still_bin
     Dataset::new(&src, 1).mixed(30, 40_000);
     let lock = DataLockConfig { mode: DataLockMode::Compliance, unit: TimeUnit::Days, duration: 7 };
     let locked = Retention { unit: TimeUnit::Days, duration: 7, data_lock: Some(lock) };
-    let g = group(&engine, "g", &src, locked);
-    let (r1, s1) = run(&engine, g);
+    let g = daily_group(&engine, "g", &src, locked);
+    let (r1, s1) = backed_up(&engine, g);
     let v1 = tmp.path().join("v1");
     copy(&src, &v1);
     clock.advance(DAY / 4);
     Dataset::new(&src, 2).mutate(10);
-    let (r2, s2) = run(&engine, g);
+    let (r2, s2) = backed_up(&engine, g);
     let v2 = tmp.path().join("v2");
     copy(&src, &v2);
     let hold = RunUpdate { run: Some(r1), enable_legal_hold: Some(true), ..RunUpdate::default() };
@@ -84,8 +64,8 @@ fn a_deleted_catalog_is_rebuilt_from_the_store_and_every_hold_and_lock_still_bin
     // period keeps them for now).
     let short = tmp.path().join("short");
     Dataset::new(&short, 4).mixed(15, 50_000);
-    let h = group(&engine, "h", &short, Retention::days(1));
-    let (_, expired) = run(&engine, h);
+    let h = daily_group(&engine, "h", &short, Retention::days(1));
+    let (_, expired) = backed_up(&engine, h);
     clock.advance(2 * DAY);
     let first_gc = engine.gc(GcOptions::default()).expect("gc");
     assert!(first_gc.runs_expired == 1 && first_gc.packs_condemned > 0, "{first_gc:?}");

@@ -2,6 +2,7 @@
 //! pause / resume / cancel, retries, and the retention / legal hold / DataLock rules of
 //! `update_runs` — each refused attempt checked to have changed nothing.
 
+use coldkeep_testing::engine::t0;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,17 +10,13 @@ use std::time::Duration;
 use coldkeep::model::{
     DataLockConfig, DataLockMode, GroupId, GroupSpec, ObjectKind, ObjectSpec, PolicySpec,
     Principal, Priority, Retention, Run, RunId, RunRequest, RunStatus, RunType, RunUpdate,
-    Schedule, TimeOfDay, TimeUnit, Usecs, DAY,
+    Schedule, TimeUnit, Usecs, DAY,
 };
 use coldkeep::{
     BackupOptions, Control, Engine, InitOptions, ManualClock, ObjectSnapshotFilter as Filter,
     ProtectError, Refusal, RunFilter,
 };
 use coldkeep_testing::{compare_trees, Compare, Dataset};
-
-fn t0() -> Usecs {
-    Usecs::from_civil(2026, 11, 23, TimeOfDay::new(9, 0).expect("time")).expect("date")
-}
 
 struct Fixture {
     _tmp: tempfile::TempDir,
