@@ -7,16 +7,13 @@
 //! ```
 //! It is written last at `init` (its presence marks a complete repository) and never changes.
 
-use std::fs::{self, File};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use coldkeep_chunker::{CdcParams, ChunkerConfig};
 use coldkeep_store::ChunkKey;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{IoError, OpenError};
+use crate::error::OpenError;
 
 /// First 8 bytes of the config file.
 pub const CONFIG_MAGIC: [u8; 8] = *b"CLDKREPO";
@@ -138,23 +135,6 @@ impl RepoConfig {
                 .map_err(decode);
         }
         coldkeep_catalog::record::decode(1, body).map_err(decode)
-    }
-
-    /// Writes the config durably: temp file, fsync, rename, directory fsync.
-    pub(crate) fn write(&self, dir: &Path) -> Result<(), IoError> {
-        let tmp = dir.join("config.tmp");
-        let path = dir.join("config");
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600) // it may hold the chunk key
-            .open(&tmp)
-            .map_err(|e| IoError::new("create", &tmp, e))?;
-        file.write_all(&self.encode()).map_err(|e| IoError::new("write", &tmp, e))?;
-        file.sync_all().map_err(|e| IoError::new("fsync", &tmp, e))?;
-        fs::rename(&tmp, &path).map_err(|e| IoError::new("rename", &path, e))?;
-        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| IoError::new("fsync", dir, e))
     }
 }
 

@@ -10,8 +10,9 @@
 //!
 //! * The catalog commit is still the commit point. Batches are written one at a time, so at most
 //!   one entry can be beyond the catalog's note: one written by a batch that never committed (a
-//!   crash in between). The next read-write open deletes it. Two or more beyond it mean the
-//!   catalog is older than the store (an old copy put back, a damaged catalog that opened an
+//!   crash in between). The next read-write open deletes it — unless the catalog is empty.
+//!   Two or more beyond it, or any beyond an empty catalog, mean the catalog is older than the
+//!   store (an old copy put back, a damaged catalog that opened an
 //!   older state): the open is refused ([`JournalError::CatalogOlder`]) and nothing is deleted,
 //!   so that `rebuild-catalog` can bring it all back.
 //! * [`rebuild`] recreates a catalog from the store alone: the pack trailers give the chunk
@@ -149,6 +150,16 @@ fn sequence_numbers(store: &dyn Backend) -> Result<Vec<u64>, StoreError> {
     Ok(seqs)
 }
 
+/// Whether no table of the catalog holds a key.
+fn is_empty(kv: &dyn KvStore) -> Result<bool, KvError> {
+    for table in Table::ALL {
+        if kv.scan(table, &[]).next().transpose()?.is_some() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 fn applied(kv: &dyn KvStore) -> Result<u64, KvError> {
     let value = kv.get(Table::Meta, APPLIED_KEY)?;
     Ok(value.and_then(|v| v.try_into().ok()).map_or(0, u64::from_le_bytes))
@@ -181,7 +192,9 @@ impl JournaledKv {
         let applied = applied(inner.as_ref())?;
         let seqs = sequence_numbers(store.as_ref())?;
         let beyond: Vec<u64> = seqs.iter().copied().filter(|s| *s > applied).collect();
-        if beyond.len() > 1 {
+        // An empty catalog has indexed nothing: an entry beyond it is the store's history (a
+        // catalog given empty for a store that holds a repository), not a batch that crashed.
+        if beyond.len() > 1 || (!beyond.is_empty() && is_empty(inner.as_ref())?) {
             return Err(JournalError::CatalogOlder { applied, newest: beyond[beyond.len() - 1] });
         }
         let mut next = applied + 1;

@@ -26,7 +26,7 @@ use serde::Serialize;
 use crate::error::{ErrorKind, HasErrorKind, IoError, OpenError};
 use crate::repo::commit_log::SequencedKv;
 use crate::repo::OpenOptions;
-use crate::repo::{Prepared, Repository, MIN_FREE_BYTES};
+use crate::repo::{Parts, Prepared, Repository, MIN_FREE_BYTES};
 
 /// What a rebuild found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -62,16 +62,11 @@ pub fn rebuild(root: &Path, opts: &OpenOptions) -> Result<RebuildReport, OpenErr
     let opts = OpenOptions { mode: crate::repo::OpenMode::ReadWrite, ..opts.clone() };
     // Held to the end: the repository stays locked while its catalog is rebuilt.
     let prepared: Prepared = Repository::prepare(root, &opts)?;
-    let (store, sealing) = (&prepared.store, &prepared.sealing);
     if let Some(free) = crate::repo::lacks_room(root)? {
         return Err(OpenError::DiskFull { path: root.to_owned(), free, needed: MIN_FREE_BYTES });
     }
-    let seal = sealing.as_ref().map(coldkeep_store::crypto::MasterKey::object_key);
     let now = crate::repo::now_us();
-    let mut report = RebuildReport {
-        old_catalog: move_aside(&root.join("catalog"), now)?,
-        ..RebuildReport::default()
-    };
+    let old_catalog = move_aside(&root.join("catalog"), now)?;
     move_aside(&root.join("commits"), now)?;
     let dir = root.join("catalog");
     std::fs::DirBuilder::new()
@@ -79,9 +74,35 @@ pub fn rebuild(root: &Path, opts: &OpenOptions) -> Result<RebuildReport, OpenErr
         .create(&dir)
         .map_err(|e| IoError::new("create", &dir, e))?;
     let kv: Arc<dyn KvStore> =
-        Arc::new(SequencedKv::new(root, Arc::new(RocksKv::open(&dir, true)?))?);
-    report.journal_entries = crate::journal::replay(kv.as_ref(), store.as_ref(), seal.as_ref())?;
-    let catalog = Catalog::new(Arc::clone(&kv));
+        Arc::new(SequencedKv::new(Some(root), Arc::new(RocksKv::open(&dir, true)?))?);
+    let report = fill(&kv, &prepared)?;
+    Ok(RebuildReport { old_catalog, ..report })
+}
+
+/// Rebuilds the catalog of the repository in `parts` into their catalog, which must be empty
+/// ([`OpenError::CatalogNotEmpty`] otherwise: nothing is written to it).
+pub fn rebuild_parts(parts: Parts, opts: &OpenOptions) -> Result<RebuildReport, OpenError> {
+    let opts = OpenOptions { mode: crate::repo::OpenMode::ReadWrite, ..opts.clone() };
+    let prepared = Repository::prepare_parts(&parts.location, parts.store, &opts)?;
+    for table in coldkeep_catalog::Table::ALL {
+        if parts.catalog.scan(table, &[]).next().is_some() {
+            return Err(OpenError::CatalogNotEmpty(parts.location));
+        }
+    }
+    let kv: Arc<dyn KvStore> = Arc::new(SequencedKv::new(None, parts.catalog)?);
+    fill(&kv, &prepared)
+}
+
+/// Replays the journal of `prepared`'s store into the empty catalog `kv` and indexes every
+/// pack (steps 1 and 2 of the module documentation).
+fn fill(kv: &Arc<dyn KvStore>, prepared: &Prepared) -> Result<RebuildReport, OpenError> {
+    let (store, sealing) = (&prepared.store, &prepared.sealing);
+    let seal = sealing.as_ref().map(coldkeep_store::crypto::MasterKey::object_key);
+    let mut report = RebuildReport {
+        journal_entries: crate::journal::replay(kv.as_ref(), store.as_ref(), seal.as_ref())?,
+        ..RebuildReport::default()
+    };
+    let catalog = Catalog::new(Arc::clone(kv));
     let condemned: HashSet<PackId> = catalog.condemned()?.into_iter().map(|(id, _)| id).collect();
     let stored = store.list(coldkeep_store::ObjectKind::Pack)?;
     let packs: Vec<(PackId, u64)> =

@@ -36,7 +36,9 @@ use coldkeep_repo::progress::Progress;
 use coldkeep_repo::read::{self, FileSlice, ListEntry};
 use coldkeep_repo::rebuild::{self, RebuildReport};
 use coldkeep_repo::repo::CatalogBehind;
-use coldkeep_repo::repo::{self as repository, InitOptions, OpenMode, OpenOptions, Repository};
+use coldkeep_repo::repo::{
+    self as repository, InitOptions, OpenMode, OpenOptions, Parts, Repository,
+};
 use coldkeep_repo::restore::{self, RestoreOptions, RestoreSummary};
 use coldkeep_repo::search::{self, FileSearch, FileSearchResult};
 
@@ -79,6 +81,22 @@ impl Engine {
         Ok(Self { shared: Arc::new(ProtectedRepo { protect, repo }) })
     }
 
+    /// Creates a repository in a store and catalog the program gives ([`Parts`]; for example
+    /// [`Parts::in_memory`]) instead of a directory. The store must hold no repository yet.
+    /// Engines of this process exclude each other from one repository as processes do from
+    /// a directory's; a store shared between processes is not locked against them.
+    pub fn init_parts(parts: Parts, opts: &InitOptions) -> Result<Self, InitError> {
+        let repo = Repository::init_parts(parts, opts)?;
+        let protect = Protection::new(repo.catalog().clone(), Arc::new(SystemClock))?;
+        Ok(Self { shared: Arc::new(ProtectedRepo { protect, repo }) })
+    }
+
+    /// Opens the repository in a store and catalog the program gives, as `opts` say (see
+    /// [`Engine::open_with`] and [`Engine::init_parts`]).
+    pub fn open_parts(parts: Parts, opts: &OpenOptions) -> Result<Self, OpenError> {
+        Self::started(Repository::open_parts(parts, opts)?, opts.mode)
+    }
+
     /// Opens an existing repository without encryption for reading and writing (see
     /// [`Engine::open_with`]). An encrypted one fails with [`OpenError::SecretRequired`].
     pub fn open(path: &Path) -> Result<Self, OpenError> {
@@ -106,9 +124,14 @@ impl Engine {
     /// debris of a crash (unsealed packs, runs left `Running`) stays until the next read-write
     /// open clears it.
     pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<Self, OpenError> {
-        let repo = Repository::open(path, opts)?;
+        Self::started(Repository::open(path, opts)?, opts.mode)
+    }
+
+    /// The engine of an opened repository: runs and recoveries a crash left unfinished are
+    /// marked `Failed` (read-write).
+    fn started(repo: Repository, mode: OpenMode) -> Result<Self, OpenError> {
         let protect = Protection::new(repo.catalog().clone(), Arc::new(SystemClock))?;
-        if opts.mode == OpenMode::ReadWrite {
+        if mode == OpenMode::ReadWrite {
             runs::fail_interrupted(&protect)?;
             recoveries::fail_interrupted(&protect)?;
         }
@@ -124,13 +147,28 @@ impl Engine {
         opts: &OpenOptions,
     ) -> Result<(Self, RebuildReport), OpenError> {
         let report = rebuild::rebuild(path, opts)?;
-        let engine = Self::open_with(path, opts)?;
-        for snap in engine.shared.repo.catalog().snapshots()? {
-            if let Err(e) = engine.index_snapshot(snap.id) {
+        Self::open_with(path, opts)?.reindexed(report)
+    }
+
+    /// Recreates the catalog of the repository in `parts` from their store, into their
+    /// catalog, which must be empty (a new `MemKv`, say); then opens it as `opts` say (see
+    /// [`Engine::rebuild_catalog`]).
+    pub fn rebuild_catalog_parts(
+        parts: Parts,
+        opts: &OpenOptions,
+    ) -> Result<(Self, RebuildReport), OpenError> {
+        let report = rebuild::rebuild_parts(parts.clone(), opts)?;
+        Self::open_parts(parts, opts)?.reindexed(report)
+    }
+
+    /// This engine, with every snapshot of its rebuilt catalog indexed for search again.
+    fn reindexed(self, report: RebuildReport) -> Result<(Self, RebuildReport), OpenError> {
+        for snap in self.shared.repo.catalog().snapshots()? {
+            if let Err(e) = self.index_snapshot(snap.id) {
                 tracing::warn!(snapshot = %snap.id, %e, "not indexed for search");
             }
         }
-        Ok((engine, report))
+        Ok((self, report))
     }
 
     /// Set when the catalog holds fewer commits than the repository recorded (a damaged
@@ -166,9 +204,9 @@ impl Engine {
         Ok(self.shared.protect.retention_now()?)
     }
 
-    /// The repository directory.
+    /// The repository directory (or, for an engine built from [`Parts`], their location).
     pub fn path(&self) -> &Path {
-        self.shared.repo.root()
+        self.shared.repo.location()
     }
 
     /// Backs up `source` (a directory or a file) and commits a snapshot.

@@ -25,7 +25,8 @@ mod engine;
 
 // The public API.
 pub use coldkeep_catalog::{
-    BackupKind, CatalogError, KvError, KvStore, SnapshotId, SnapshotRecord, SnapshotStats, Warning,
+    BackupKind, CatalogError, KvError, KvStore, MemKv, SnapshotId, SnapshotRecord, SnapshotStats,
+    Warning,
 };
 pub use coldkeep_chunker::{CdcParams, ChunkerConfig};
 /// The data-protection vocabulary (the seed APIs' names): ids, times, policies, groups, runs.
@@ -58,7 +59,7 @@ pub use coldkeep_repo::read::{FileSlice, ListEntry, MAX_READ_LEN};
 pub use coldkeep_repo::rebuild::RebuildReport;
 pub use coldkeep_repo::repo::CatalogBehind;
 pub use coldkeep_repo::repo::{
-    default_key_label, Decorator, Decorators, InitOptions, OpenMode, OpenOptions,
+    default_key_label, Decorator, Decorators, InitOptions, OpenMode, OpenOptions, Parts,
     DEFAULT_ZSTD_LEVEL, MIN_FREE_BYTES,
 };
 pub use coldkeep_repo::restore::{RestoreOptions, RestoreSummary, WORKERS_PER_CORE};

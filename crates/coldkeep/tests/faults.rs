@@ -11,7 +11,6 @@
 //! opening the repository and the operation. docs/RELIABILITY.md reports the numbers; repeat
 //! with `cargo nextest run -p coldkeep --test faults --no-capture`.
 
-use coldkeep_testing::engine::{backed_up, t0};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,11 +24,12 @@ use coldkeep::{
     BackupOptions, CheckOptions, Decorators, Engine, GcOptions, InitOptions, KdfParams,
     ManualClock, OpenOptions, RestoreOptions, Secret,
 };
+use coldkeep_testing::engine::{backed_up, t0};
+use coldkeep_testing::{compare_trees, Compare, Dataset};
 
 /// The baseline's passphrase, and the one a key change adds.
 const OLD: &str = "the old passphrase";
 const NEW: &str = "the new passphrase";
-use coldkeep_testing::{compare_trees, Compare, Dataset};
 
 const MODES: [FaultMode; 3] = [FaultMode::Fail, FaultMode::CrashBefore, FaultMode::CrashAfter];
 

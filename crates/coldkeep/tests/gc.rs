@@ -1,7 +1,6 @@
 //! Garbage collection through the public API: expired snapshots go and their space comes back
 //! in two phases; held snapshots stay; a backup running during a collection loses nothing.
 
-use coldkeep_testing::engine::{backed_up, t0};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +13,7 @@ use coldkeep::{
     BackupOptions, CheckOptions, Control, Engine, GcOptions, InitOptions, ManualClock,
     RestoreOptions,
 };
+use coldkeep_testing::engine::{backed_up, t0};
 use coldkeep_testing::{compare_trees, Compare, Dataset};
 
 fn now_gc() -> GcOptions {

@@ -1,7 +1,6 @@
 //! Disk images: a protected object of kind `DiskImage` is chunked in fixed-size blocks, blocks of
 //! zeros are not stored, and the restored image is byte-exact and sparse.
 
-use coldkeep_testing::engine::successful_run;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -9,6 +8,7 @@ use coldkeep::model::{
     GroupSpec, ObjectKind, ObjectSpec, PolicySpec, Retention, Schedule, TimeUnit,
 };
 use coldkeep::{Engine, InitOptions, RestoreOptions, IMAGE_CHUNK_SIZE};
+use coldkeep_testing::engine::successful_run;
 use coldkeep_testing::{allocated_bytes, Rng};
 
 const MIB: u64 = 1 << 20;

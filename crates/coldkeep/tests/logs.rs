@@ -2,7 +2,6 @@
 //! each log snapshot records the time range it covers, and restore points list the full and
 //! incremental snapshots with the log ranges between them.
 
-use coldkeep_testing::engine::{finished_run, t0};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -12,6 +11,7 @@ use coldkeep::model::{
     RunType, Schedule, TimeUnit, Usecs, MINUTE,
 };
 use coldkeep::{Engine, InitOptions, ManualClock, ProtectError, RecoveryError, RestoreOptions};
+use coldkeep_testing::engine::{finished_run, t0};
 use coldkeep_testing::{compare_trees, Compare, Dataset, Rng};
 
 fn append(path: &Path, data: &[u8]) {

@@ -1,7 +1,6 @@
 //! Data-protection rules through the public API: policies, protection groups, the trusted clock.
 //! Each refused attempt is checked to have changed nothing.
 
-use coldkeep_testing::engine::t0;
 use std::sync::Arc;
 
 use coldkeep::model::{
@@ -9,6 +8,7 @@ use coldkeep::model::{
     DAY,
 };
 use coldkeep::{Engine, GroupFilter, InitOptions, ManualClock, PolicyFilter, ProtectError};
+use coldkeep_testing::engine::t0;
 
 fn engine(dir: &std::path::Path, clock: &Arc<ManualClock>) -> Engine {
     let repo = dir.join("repo");

@@ -3,7 +3,6 @@
 //! it from the store alone, and everything is back — every snapshot restores byte-exact, every
 //! hold and lock still binds, ids are not reused, and gc finishes what it started.
 
-use coldkeep_testing::engine::{backed_up, daily_group, t0};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,6 +13,7 @@ use coldkeep::{
     BackupOptions, CheckOptions, Engine, ErrorKind, GcOptions, InitOptions, KdfParams, ManualClock,
     OpenOptions, RestoreOptions, Secret,
 };
+use coldkeep_testing::engine::{backed_up, daily_group, t0};
 use coldkeep_testing::{compare_trees, Compare, Dataset};
 
 const PASSPHRASE: &str = "rebuild test";

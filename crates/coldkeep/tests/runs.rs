@@ -2,7 +2,6 @@
 //! pause / resume / cancel, retries, and the retention / legal hold / DataLock rules of
 //! `update_runs` — each refused attempt checked to have changed nothing.
 
-use coldkeep_testing::engine::t0;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +15,7 @@ use coldkeep::{
     BackupOptions, Control, Engine, InitOptions, ManualClock, ObjectSnapshotFilter as Filter,
     ProtectError, Refusal, RunFilter,
 };
+use coldkeep_testing::engine::t0;
 use coldkeep_testing::{compare_trees, Compare, Dataset};
 
 struct Fixture {

@@ -244,7 +244,9 @@ impl OpenError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             OpenError::NotARepository(_) => ErrorKind::NotFound,
-            OpenError::UnsupportedVersion(_) | OpenError::SecretRequired => ErrorKind::InvalidInput,
+            OpenError::UnsupportedVersion(_)
+            | OpenError::SecretRequired
+            | OpenError::CatalogNotEmpty(_) => ErrorKind::InvalidInput,
             OpenError::Key(e) => e.kind(),
             OpenError::Journal(e) => e.kind(),
             OpenError::CorruptConfig { .. }

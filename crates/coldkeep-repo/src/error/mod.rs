@@ -155,6 +155,9 @@ pub enum OpenError {
         path.display()
     )]
     CatalogUnreadable { path: PathBuf, reason: String },
+    /// A catalog to rebuild into that already holds records.
+    #[error("the catalog given for repository {} is not empty: rebuild into an empty one", .0.display())]
+    CatalogNotEmpty(PathBuf),
     #[error(transparent)]
     Io(#[from] IoError),
     #[error(transparent)]

@@ -241,7 +241,9 @@ impl From<SetupError> for InitError {
 #[derive(Debug)]
 pub(crate) struct SequencedKv {
     inner: Arc<dyn KvStore>,
-    file: CommitFile,
+    /// Where the numbers are recorded outside the catalog: a local catalog's commit file. A
+    /// catalog a program gives has none (the numbers are still kept in its tables).
+    file: Option<CommitFile>,
     /// Each table's number, and the first failed write (after which nothing is written);
     /// held while a batch is written.
     state: Mutex<State>,
@@ -254,16 +256,24 @@ struct State {
 }
 
 impl SequencedKv {
-    /// Wraps the catalog of a repository opened read-write, after [`verify`] accepted it.
-    pub(crate) fn new(root: &Path, inner: Arc<dyn KvStore>) -> Result<Self, SetupError> {
-        let file = CommitFile::open(root, OpenMode::ReadWrite)?
-            .expect("a read-write open creates the file");
+    /// Wraps the catalog of a repository opened read-write, after [`verify`] accepted it; its
+    /// commit file is in the directory `commits`, when it has one.
+    pub(crate) fn new(commits: Option<&Path>, inner: Arc<dyn KvStore>) -> Result<Self, SetupError> {
         let numbers = catalog_numbers(inner.as_ref())?;
-        // A new file, or one a crash left a batch behind: it takes the catalog's numbers now.
-        if file.read()? != Some(numbers) {
-            let newest = numbers.iter().copied().max().unwrap_or(0);
-            file.record(&numbers, newest).map_err(|e| IoError::new("write", &file.path, e))?;
-        }
+        let file = match commits {
+            Some(dir) => {
+                let file = CommitFile::open(dir, OpenMode::ReadWrite)?
+                    .expect("a read-write open creates the file");
+                // A new file, or one a crash left a batch behind: it takes the catalog's numbers.
+                if file.read()? != Some(numbers) {
+                    let newest = numbers.iter().copied().max().unwrap_or(0);
+                    file.record(&numbers, newest)
+                        .map_err(|e| IoError::new("write", &file.path, e))?;
+                }
+                Some(file)
+            }
+            None => None,
+        };
         Ok(Self { inner, file, state: Mutex::new(State { numbers, poisoned: None }) })
     }
 }
@@ -299,10 +309,11 @@ impl KvStore for SequencedKv {
             return Err(e);
         }
         state.numbers = next;
-        self.file.record(&next, seq).map_err(|e| {
+        let Some(file) = &self.file else { return Ok(()) };
+        file.record(&next, seq).map_err(|e| {
             let e = KvError::Backend {
                 op: "record the commit number",
-                message: format!("{}: {e}", self.file.path.display()),
+                message: format!("{}: {e}", file.path.display()),
             };
             state.poisoned = Some(e.to_string());
             e
@@ -373,7 +384,7 @@ mod tests {
     #[test]
     fn the_numbers_are_hidden_from_reads() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let kv = SequencedKv::new(dir.path(), Arc::new(MemKv::new())).expect("sequenced");
+        let kv = SequencedKv::new(Some(dir.path()), Arc::new(MemKv::new())).expect("sequenced");
         put(&kv, Table::Snapshots, b"a");
         let keys: Vec<_> = kv.scan(Table::Snapshots, b"").map(|r| r.expect("scan").0).collect();
         assert_eq!(keys, vec![b"a".to_vec()]);
@@ -382,7 +393,7 @@ mod tests {
         let dirs = std::sync::Mutex::new(Vec::new());
         coldkeep_catalog::conformance::run_all(&|| {
             let dir = tempfile::tempdir().expect("tempdir");
-            let kv = SequencedKv::new(dir.path(), Arc::new(MemKv::new())).expect("sequenced");
+            let kv = SequencedKv::new(Some(dir.path()), Arc::new(MemKv::new())).expect("sequenced");
             dirs.lock().expect("lock").push(dir);
             Box::new(kv)
         });
@@ -392,7 +403,7 @@ mod tests {
     fn a_table_that_lost_a_batch_is_behind() {
         let dir = tempfile::tempdir().expect("tempdir");
         let kv: Arc<dyn KvStore> = Arc::new(MemKv::new());
-        let seq = SequencedKv::new(dir.path(), Arc::clone(&kv)).expect("sequenced");
+        let seq = SequencedKv::new(Some(dir.path()), Arc::clone(&kv)).expect("sequenced");
         put(&seq, Table::Snapshots, b"1");
         put(&seq, Table::Packs, b"p");
         put(&seq, Table::Snapshots, b"2");
@@ -432,7 +443,7 @@ mod tests {
         let mem: Arc<dyn KvStore> = Arc::new(MemKv::new());
         let plan = FaultPlan::at(2, FaultMode::Fail);
         let faulty = Arc::new(FaultyKv::new(Arc::clone(&mem), plan));
-        let seq = SequencedKv::new(dir.path(), faulty).expect("sequenced");
+        let seq = SequencedKv::new(Some(dir.path()), faulty).expect("sequenced");
         put(&seq, Table::Snapshots, b"1");
         let mut batch = Batch::new();
         batch.put(Table::Snapshots, b"2".to_vec(), b"v".to_vec());
@@ -447,7 +458,7 @@ mod tests {
             verify(dir.path(), mem.as_ref(), OpenMode::ReadWrite).expect("consistent"),
             None
         );
-        let reopened = SequencedKv::new(dir.path(), mem).expect("reopened");
+        let reopened = SequencedKv::new(Some(dir.path()), mem).expect("reopened");
         put(&reopened, Table::Snapshots, b"3");
     }
 }

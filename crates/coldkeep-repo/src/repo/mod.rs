@@ -15,12 +15,13 @@
 //! read-only open can still list and restore what the repository holds.
 
 pub mod commit_log;
+pub mod lock;
 pub(crate) mod tickets;
 
 pub use commit_log::CatalogBehind;
 
 use std::collections::HashMap;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -36,6 +37,7 @@ use coldkeep_store::{
 };
 
 use self::commit_log::{ReadOnlyKv, SequencedKv};
+use self::lock::{FileLock, ProcessLock, RepoLock};
 use self::tickets::BackupTickets;
 use crate::config::{Keys, RepoConfig};
 use crate::error::{DataError, InitError, IoError, OpenError};
@@ -228,49 +230,11 @@ pub fn default_key_label() -> String {
 /// Mapped packs kept open for blob reads; bounded so that a long walk does not map everything.
 const OPEN_PACKS: usize = 32;
 
-/// The repository's `lock` file, held with a `flock` while the repository is open: exclusive
-/// by a writer, shared by readers. The kernel releases it when the process ends, however it
-/// ends, so a crash never leaves a repository locked. (RocksDB holds a lock of its own for
-/// writers; this one comes first and says plainly that another process is using the
-/// repository: [`OpenError::Busy`].)
-#[derive(Debug)]
-struct RepoLock {
-    _file: std::fs::File,
-    mode: OpenMode,
-}
-
-impl RepoLock {
-    /// The lock, or `None` when another process holds it in a conflicting mode. A reader opens
-    /// the file (made at `init`) without write access, so that read-only media work.
-    fn acquire(root: &Path, mode: OpenMode) -> Result<Option<Self>, IoError> {
-        let path = root.join("lock");
-        let (file, operation) = match mode {
-            OpenMode::ReadWrite => (
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .mode(0o600)
-                    .open(&path),
-                rustix::fs::FlockOperation::NonBlockingLockExclusive,
-            ),
-            OpenMode::ReadOnly => {
-                (std::fs::File::open(&path), rustix::fs::FlockOperation::NonBlockingLockShared)
-            }
-        };
-        let file = file.map_err(|e| IoError::new("open", &path, e))?;
-        match rustix::fs::flock(&file, operation) {
-            Ok(()) => Ok(Some(Self { _file: file, mode })),
-            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
-            Err(e) => Err(IoError::new("lock", &path, e.into())),
-        }
-    }
-}
-
 /// An open repository.
 #[derive(Debug)]
 pub struct Repository {
-    root: PathBuf,
+    /// The repository's directory, or what the program that gave its parts calls it.
+    location: PathBuf,
     config: RepoConfig,
     /// Chunk ids are computed under this key.
     chunk_key: ChunkKey,
@@ -285,7 +249,7 @@ pub struct Repository {
     tickets: BackupTickets,
     /// Serializes the file index's trigram counts (see `search`).
     index_lock: Mutex<()>,
-    lock: RepoLock,
+    lock: Box<dyn RepoLock>,
     /// Set when a read-only open found that the catalog lost commits (a read-write open is
     /// refused instead).
     catalog_behind: Option<CatalogBehind>,
@@ -300,9 +264,52 @@ fn unreadable(root: &Path, e: &KvError) -> OpenError {
 pub(crate) struct Prepared {
     pub config: RepoConfig,
     chunker: Chunker,
-    lock: RepoLock,
+    lock: Box<dyn RepoLock>,
     pub store: Arc<dyn Backend>,
     pub sealing: Option<MasterKey>,
+}
+
+/// A repository's store and catalog, made by the program rather than found in a directory: an
+/// in-memory repository (`MemoryBackend` and `MemKv`), or a store and catalog of its own. The
+/// catalog is an index of the store: an empty one on a store that holds a repository is
+/// refused at open (`JournalError::CatalogOlder`), not taken for an empty repository.
+#[derive(Clone)]
+pub struct Parts {
+    /// Where the repository's objects are.
+    pub store: Arc<dyn Backend>,
+    /// Its catalog.
+    pub catalog: Arc<dyn KvStore>,
+    /// What messages (and `Engine::path`) call the repository.
+    pub location: PathBuf,
+}
+
+impl std::fmt::Debug for Parts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parts").field("location", &self.location).finish_non_exhaustive()
+    }
+}
+
+impl Parts {
+    /// A new, empty repository held in memory (tests, simulations, a scratch area).
+    pub fn in_memory(location: impl Into<PathBuf>) -> Self {
+        Self {
+            store: Arc::new(coldkeep_store::MemoryBackend::new()),
+            catalog: Arc::new(coldkeep_catalog::MemKv::new()),
+            location: location.into(),
+        }
+    }
+}
+
+/// Reads and decodes the config of the repository in `store`.
+fn read_config(store: &dyn Backend, location: &Path) -> Result<RepoConfig, OpenError> {
+    let bytes = match store.get(&ObjectName::config()) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Err(OpenError::NotARepository(location.to_owned()))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    RepoConfig::decode(&bytes, &location.join("config"))
 }
 
 /// Stack of a backup or restore worker: both walk a tree recursively, a directory level at a
@@ -341,7 +348,35 @@ pub(crate) fn system_time_us(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
 }
 
+/// Where a new repository goes: what both kinds of `init` hand to the steps they share.
+struct Site<'a> {
+    location: &'a Path,
+    store: Arc<dyn Backend>,
+    /// The directory of the catalog's commit file (a local catalog's; none for given parts).
+    commits: Option<&'a Path>,
+    lock: Box<dyn RepoLock>,
+}
+
+/// The catalog of a repository opened read-write: numbered (with its commit file in `commits`,
+/// when it has one), journaled into the store, and the store's unfinished objects removed —
+/// the write lock is held, so no one else is writing them.
+fn writable_catalog(
+    kv: Arc<dyn KvStore>,
+    commits: Option<&Path>,
+    store: &Arc<dyn Backend>,
+    master: Option<&MasterKey>,
+) -> Result<Arc<dyn KvStore>, OpenError> {
+    let kv = Arc::new(SequencedKv::new(commits, kv)?);
+    let kv = JournaledKv::open(kv, Arc::clone(store), master.map(MasterKey::object_key))?;
+    let removed = store.remove_unfinished()?;
+    if removed > 0 {
+        tracing::info!(removed, "removed unfinished objects left by an interrupted write");
+    }
+    Ok(Arc::new(kv))
+}
+
 impl Repository {
+    /// Creates a repository in the directory `root` (absent or empty).
     pub fn init(root: &Path, opts: &InitOptions) -> Result<Self, InitError> {
         let chunker = Chunker::new(opts.chunker)?;
         match std::fs::read_dir(root) {
@@ -359,7 +394,7 @@ impl Repository {
         // repository holds the chunk key and every backed-up byte in plaintext.
         restrict_to_owner(root)?;
         // Another process initializing the same directory at the same moment got there first.
-        let lock = RepoLock::acquire(root, OpenMode::ReadWrite)?
+        let lock = FileLock::acquire(root, OpenMode::ReadWrite)?
             .ok_or_else(|| InitError::AlreadyExists(root.to_owned()))?;
         if let Some(free) = lacks_room(root)? {
             let path = root.to_owned();
@@ -371,7 +406,41 @@ impl Repository {
             .mode(0o700)
             .create(&catalog)
             .map_err(|e| IoError::new("create", &catalog, e))?;
+        let kv = Arc::new(RocksKv::open(&catalog, true)?);
+        let site = Site { location: root, store, commits: Some(root), lock: Box::new(lock) };
+        Self::init_at(site, coldkeep_store::random_bytes(), kv, chunker, opts)
+    }
+
+    /// Creates a repository in `parts`: a store that holds no repository yet, and an empty
+    /// catalog.
+    pub fn init_parts(parts: Parts, opts: &InitOptions) -> Result<Self, InitError> {
+        let chunker = Chunker::new(opts.chunker)?;
+        if !parts.store.list(ObjectKind::Config)?.is_empty() {
+            return Err(InitError::AlreadyExists(parts.location));
+        }
         let repo_id = coldkeep_store::random_bytes();
+        let lock = ProcessLock::acquire(repo_id, OpenMode::ReadWrite)
+            .ok_or_else(|| InitError::AlreadyExists(parts.location.clone()))?;
+        let site = Site {
+            location: &parts.location,
+            store: parts.store,
+            commits: None,
+            lock: Box::new(lock),
+        };
+        Self::init_at(site, repo_id, parts.catalog, chunker, opts)
+    }
+
+    /// What both kinds of `init` share once the store, the catalog and the lock are there: the
+    /// keys, the config, the catalog's numbering and journal. The config is written last: a
+    /// store that holds it holds a whole repository.
+    fn init_at(
+        site: Site<'_>,
+        repo_id: [u8; 16],
+        kv: Arc<dyn KvStore>,
+        chunker: Chunker,
+        opts: &InitOptions,
+    ) -> Result<Self, InitError> {
+        let store = site.store;
         let (keys, sealing) = match (opts.encrypt, &opts.secret) {
             (false, _) => (Keys::Plain(ChunkKey::generate()), None),
             (true, None) => return Err(InitError::SecretRequired),
@@ -390,33 +459,43 @@ impl Repository {
             zstd_level: opts.zstd_level,
             pack_target_size: opts.pack_target_size,
         };
-        let kv = RocksKv::open(&catalog, true)?;
-        let kv = Arc::new(SequencedKv::new(root, Arc::new(kv))?);
+        let kv = Arc::new(SequencedKv::new(site.commits, kv)?);
         let seal = sealing.as_ref().map(MasterKey::object_key);
         let kv = Arc::new(JournaledKv::open(kv, store.clone(), seal)?);
-        config.write(root)?;
-        Ok(Self::assemble(root, config, sealing, chunker, kv, store, lock, None))
+        store.put(&ObjectName::config(), &config.encode())?;
+        Ok(Self::assemble(site.location, config, sealing, chunker, kv, store, site.lock, None))
     }
 
-    /// What opening and rebuilding share: the config, the lock, the store and the unlocked
-    /// master key. A wrong key fails here, before the catalog is touched.
+    /// What opening and rebuilding the repository in directory `root` share: the config, the
+    /// lock, the store and the unlocked master key. A wrong key fails here, before the catalog
+    /// is touched.
     pub(crate) fn prepare(root: &Path, opts: &OpenOptions) -> Result<Prepared, OpenError> {
-        let (mode, decorators) = (opts.mode, &opts.decorators);
-        let config_path = root.join("config");
-        let bytes = match std::fs::read(&config_path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let store = match LocalBackend::open(root) {
+            Ok(store) => Arc::new(store),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
                 return Err(OpenError::NotARepository(root.to_owned()))
             }
-            Err(e) => return Err(IoError::new("read", &config_path, e).into()),
+            Err(e) => return Err(e.into()),
         };
-        let config = RepoConfig::decode(&bytes, &config_path)?;
+        Self::prepare_at(root, store, opts, |_| {
+            FileLock::acquire(root, opts.mode).map(|l| l.map(|l| Box::new(l) as Box<dyn RepoLock>))
+        })
+    }
+
+    /// The config read from `store` (undecorated: a decorator's failures are for the
+    /// operations after the open), the lock `lock` takes, and the keys unlocked.
+    fn prepare_at(
+        location: &Path,
+        store: Arc<dyn Backend>,
+        opts: &OpenOptions,
+        lock: impl FnOnce(&RepoConfig) -> Result<Option<Box<dyn RepoLock>>, IoError>,
+    ) -> Result<Prepared, OpenError> {
+        let config = read_config(store.as_ref(), location)?;
         let chunker = Chunker::new(config.chunking.into()).map_err(|e| {
-            OpenError::CorruptConfig { path: config_path.clone(), reason: e.to_string() }
+            OpenError::CorruptConfig { path: location.join("config"), reason: e.to_string() }
         })?;
-        let lock =
-            RepoLock::acquire(root, mode)?.ok_or_else(|| OpenError::Busy(root.to_owned()))?;
-        let store = decorators.store(Arc::new(LocalBackend::open(root)?));
+        let lock = lock(&config)?.ok_or_else(|| OpenError::Busy(location.to_owned()))?;
+        let store = opts.decorators.store(store);
         // Unlocked before the catalog is opened: a wrong key touches nothing.
         let sealing = match &config.keys {
             Keys::Plain(_) => None,
@@ -429,6 +508,7 @@ impl Repository {
         Ok(Prepared { config, chunker, lock, store, sealing })
     }
 
+    /// Opens the repository in directory `root`.
     pub fn open(root: &Path, opts: &OpenOptions) -> Result<Self, OpenError> {
         let (mode, decorators) = (opts.mode, &opts.decorators);
         let Prepared { config, chunker, lock, store, sealing } = Self::prepare(root, opts)?;
@@ -456,33 +536,48 @@ impl Repository {
                 let kv = RocksKv::open(&catalog, false).map_err(|e| unreadable(root, &e))?;
                 let kv = decorators.catalog(Arc::new(kv));
                 commit_log::verify(root, kv.as_ref(), mode)?;
-                let kv = Arc::new(SequencedKv::new(root, kv)?);
-                let seal = sealing.as_ref().map(MasterKey::object_key);
-                let kv = JournaledKv::open(kv, store.clone(), seal)?;
-                // We hold the write lock: no other process writes here, so unsealed packs
-                // are debris.
-                let removed = store.remove_unfinished()?;
-                if removed > 0 {
-                    tracing::info!(
-                        removed,
-                        "removed unfinished packs left by an interrupted backup"
-                    );
-                }
-                (Arc::new(kv), None)
+                (writable_catalog(kv, Some(root), &store, sealing.as_ref())?, None)
             }
         };
         Ok(Self::assemble(root, config, sealing, chunker, kv, store, lock, behind))
     }
 
+    /// What opening and rebuilding the repository in given parts share (see
+    /// [`Repository::prepare`]).
+    pub(crate) fn prepare_parts(
+        location: &Path,
+        store: Arc<dyn Backend>,
+        opts: &OpenOptions,
+    ) -> Result<Prepared, OpenError> {
+        Self::prepare_at(location, store, opts, |config| {
+            Ok(ProcessLock::acquire(config.repo_id, opts.mode)
+                .map(|l| Box::new(l) as Box<dyn RepoLock>))
+        })
+    }
+
+    /// Opens the repository in `parts`.
+    pub fn open_parts(parts: Parts, opts: &OpenOptions) -> Result<Self, OpenError> {
+        let mode = opts.mode;
+        let location = parts.location;
+        let Prepared { config, chunker, lock, store, sealing } =
+            Self::prepare_parts(&location, parts.store, opts)?;
+        let kv = opts.decorators.catalog(parts.catalog);
+        let kv: Arc<dyn KvStore> = match mode {
+            OpenMode::ReadOnly => Arc::new(ReadOnlyKv(kv)),
+            OpenMode::ReadWrite => writable_catalog(kv, None, &store, sealing.as_ref())?,
+        };
+        Ok(Self::assemble(&location, config, sealing, chunker, kv, store, lock, None))
+    }
+
     #[allow(clippy::too_many_arguments)] // one call per constructor, each naming every part
     fn assemble(
-        root: &Path,
+        location: &Path,
         config: RepoConfig,
         master: Option<MasterKey>,
         chunker: Chunker,
         kv: Arc<dyn KvStore>,
         store: Arc<dyn Backend>,
-        lock: RepoLock,
+        lock: Box<dyn RepoLock>,
         catalog_behind: Option<CatalogBehind>,
     ) -> Self {
         let chunk_key = match (&config.keys, &master) {
@@ -495,7 +590,7 @@ impl Repository {
             (m, key)
         });
         Self {
-            root: root.to_owned(),
+            location: location.to_owned(),
             config,
             chunk_key,
             sealing,
@@ -510,9 +605,9 @@ impl Repository {
         }
     }
 
-    /// The repository's directory.
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// The repository's directory, or what the program that gave its parts calls it.
+    pub fn location(&self) -> &Path {
+        &self.location
     }
 
     /// The parameters fixed at `init`.
@@ -546,7 +641,7 @@ impl Repository {
 
     /// How this process opened the repository.
     pub fn mode(&self) -> OpenMode {
-        self.lock.mode
+        self.lock.mode()
     }
 
     /// Fails with [`KvError::ReadOnly`] when the repository is open read-only: operations that

@@ -18,7 +18,7 @@ pub type Fresh = (Box<dyn Backend>, Box<dyn Any>);
 /// When the implementation breaks the [`Backend`] contract.
 pub fn run_all(fresh: &dyn Fn() -> Fresh) {
     type Check = (&'static str, fn(&dyn Backend));
-    let checks: [Check; 10] = [
+    let checks: [Check; 11] = [
         ("kinds_are_namespaces", kinds_are_namespaces),
         ("put_get_stat", put_get_stat),
         ("create_only", create_only),
@@ -29,6 +29,7 @@ pub fn run_all(fresh: &dyn Fn() -> Fresh) {
         ("list_is_sorted_and_by_kind", list_is_sorted_and_by_kind),
         ("streamed_large_object", streamed_large_object),
         ("concurrent_writers", concurrent_writers),
+        ("the_config_is_one_object", the_config_is_one_object),
     ];
     for (name, check) in checks {
         let (backend, keep) = fresh();
@@ -201,4 +202,26 @@ fn kinds_are_namespaces(b: &dyn Backend) {
     b.delete(&key).expect("delete");
     assert_eq!(b.get(&pack).expect("the pack stays"), b"pack");
     assert!(b.list(ObjectKind::Key).expect("list").is_empty());
+}
+
+/// The config kind holds one object, `config`: written once (create-only, like every object),
+/// listed apart from every other kind, and no other name of its kind can be made.
+fn the_config_is_one_object(b: &dyn Backend) {
+    assert!(ObjectName::new(ObjectKind::Config, "lock").is_none());
+    assert!(ObjectName::new(ObjectKind::Config, "packs").is_none());
+    let config = ObjectName::config();
+    assert_eq!(ObjectName::new(ObjectKind::Config, "config"), Some(config.clone()));
+    assert!(b.list(ObjectKind::Config).expect("list before").is_empty());
+    b.put(&config, b"first").expect("put the config");
+    let again = b.put(&config, b"second").expect_err("a second config");
+    assert_eq!(again.kind(), ErrorKind::AlreadyExists, "{again}");
+    assert_eq!(b.get(&config).expect("get"), b"first");
+    let listed: Vec<_> =
+        b.list(ObjectKind::Config).expect("list").into_iter().map(|i| i.name).collect();
+    assert_eq!(listed, vec![config.clone()]);
+    for kind in [ObjectKind::Pack, ObjectKind::Key, ObjectKind::Journal] {
+        assert!(b.list(kind).expect("list another kind").is_empty(), "{kind:?}");
+    }
+    assert_eq!(b.remove_unfinished().expect("remove unfinished"), 0);
+    assert_eq!(b.get(&config).expect("get after"), b"first");
 }

@@ -1,5 +1,5 @@
 //! A backend in a local directory: `<root>/<kind>/<2 hex>/<name>.<kind>`, with unfinished
-//! objects in `<root>/<kind>/tmp/`.
+//! objects in `<root>/<kind>/tmp/`; the config is `<root>/config` (its temporary file beside it).
 //!
 //! An object is written to a temporary file, fsynced, renamed into place without replacing
 //! (`renameat2(RENAME_NOREPLACE)`), and its directory fsynced: once visible it is whole and
@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use super::{
-    check_range, Access, Backend, ObjectInfo, ObjectKind, ObjectName, ObjectReader, ObjectWriter,
+    check_range, Access, Backend, ErrorKind, ObjectInfo, ObjectKind, ObjectName, ObjectReader,
+    ObjectWriter,
 };
 use crate::StoreError;
 
@@ -30,6 +31,7 @@ fn extension(kind: ObjectKind) -> &'static str {
         ObjectKind::Pack => "pack",
         ObjectKind::Key => "key",
         ObjectKind::Journal => "entry",
+        ObjectKind::Config => "",
     }
 }
 
@@ -53,7 +55,7 @@ impl LocalBackend {
         let mut builder = fs::DirBuilder::new();
         builder.recursive(true).mode(0o700);
         let this = Self { root: root.to_owned() };
-        for kind in ObjectKind::ALL {
+        for kind in ObjectKind::ALL.into_iter().filter(|k| *k != ObjectKind::Config) {
             let dir = this.kind_dir(kind);
             for sub in std::iter::once("tmp".to_owned()).chain(subdirs(kind)) {
                 let sub = dir.join(sub);
@@ -82,12 +84,26 @@ impl LocalBackend {
     }
 
     fn kind_dir(&self, kind: ObjectKind) -> PathBuf {
-        self.root.join(kind.as_str())
+        match kind {
+            ObjectKind::Config => self.root.clone(),
+            _ => self.root.join(kind.as_str()),
+        }
+    }
+
+    /// Where a kind's unfinished objects are written.
+    fn tmp_dir(&self, kind: ObjectKind) -> PathBuf {
+        match kind {
+            ObjectKind::Config => self.root.clone(),
+            _ => self.kind_dir(kind).join("tmp"),
+        }
     }
 
     /// Where a finished object lives.
     fn path_of(&self, name: &ObjectName) -> PathBuf {
         let (n, kind) = (name.name(), name.kind());
+        if kind == ObjectKind::Config {
+            return self.root.join(n);
+        }
         let dir = self.kind_dir(kind);
         let dir = if fans_out(kind) { dir.join(&n[..2]) } else { dir };
         dir.join(format!("{n}.{}", extension(kind)))
@@ -106,7 +122,7 @@ impl LocalBackend {
 impl Backend for LocalBackend {
     fn create(&self, name: &ObjectName) -> Result<Box<dyn ObjectWriter>, StoreError> {
         let random = crate::PackId::random();
-        let tmp_dir = self.kind_dir(name.kind()).join("tmp");
+        let tmp_dir = self.tmp_dir(name.kind());
         ensure_dir(&tmp_dir)?;
         let tmp_path = tmp_dir.join(format!("{}.{random}.tmp", name.name()));
         let file = File::options()
@@ -152,6 +168,13 @@ impl Backend for LocalBackend {
     }
 
     fn list(&self, kind: ObjectKind) -> Result<Vec<ObjectInfo>, StoreError> {
+        if kind == ObjectKind::Config {
+            return match self.stat(&ObjectName::config()) {
+                Ok(info) => Ok(vec![info]),
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(vec![]),
+                Err(e) => Err(e),
+            };
+        }
         let suffix = format!(".{}", extension(kind));
         let mut found = Vec::new();
         for prefix in subdirs(kind) {
@@ -193,7 +216,7 @@ impl Backend for LocalBackend {
     fn remove_unfinished(&self) -> Result<usize, StoreError> {
         let mut removed = 0;
         for kind in ObjectKind::ALL {
-            let tmp = self.kind_dir(kind).join("tmp");
+            let tmp = self.tmp_dir(kind);
             let entries = match fs::read_dir(&tmp) {
                 Ok(entries) => entries,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -201,6 +224,10 @@ impl Backend for LocalBackend {
             };
             for entry in entries {
                 let path = entry.map_err(|e| StoreError::backend("list", tmp.display(), e))?.path();
+                // Temporary names end in `.tmp`; the config's directory holds other things too.
+                if path.extension().is_none_or(|e| e != "tmp") {
+                    continue;
+                }
                 fs::remove_file(&path)
                     .map_err(|e| StoreError::backend("delete", path.display(), e))?;
                 removed += 1;

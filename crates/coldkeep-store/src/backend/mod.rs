@@ -41,11 +41,15 @@ pub enum ObjectKind {
     Key,
     /// An entry of the catalog's journal: one batch's changes to the record tables.
     Journal,
+    /// The repository's config (`docs/FORMAT.md`): one object, named `config`, written last
+    /// at `init`, so that a store holding it holds a whole repository.
+    Config,
 }
 
 impl ObjectKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [ObjectKind; 3] = [ObjectKind::Pack, ObjectKind::Key, ObjectKind::Journal];
+    pub const ALL: [ObjectKind; 4] =
+        [ObjectKind::Pack, ObjectKind::Key, ObjectKind::Journal, ObjectKind::Config];
 
     /// The kind's name, as backends use it in paths and keys.
     pub fn as_str(self) -> &'static str {
@@ -53,9 +57,13 @@ impl ObjectKind {
             ObjectKind::Pack => "packs",
             ObjectKind::Key => "keys",
             ObjectKind::Journal => "journal",
+            ObjectKind::Config => "config",
         }
     }
 }
+
+/// The name of the one object of [`ObjectKind::Config`].
+const CONFIG_NAME: &str = "config";
 
 /// The name of an object: its kind and a name inside that kind.
 ///
@@ -69,13 +77,20 @@ pub struct ObjectName {
 }
 
 impl ObjectName {
-    /// A name of `kind`, or `None` when `name` is not a valid object name.
+    /// A name of `kind`, or `None` when `name` is not a valid object name. The config kind has
+    /// one object, [`ObjectName::config`].
     pub fn new(kind: ObjectKind, name: &str) -> Option<Self> {
         let valid = (2..=128).contains(&name.len())
             && name
                 .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            && (kind != ObjectKind::Config || name == CONFIG_NAME);
         valid.then(|| Self { kind, name: name.to_owned() })
+    }
+
+    /// The repository's config.
+    pub fn config() -> Self {
+        Self { kind: ObjectKind::Config, name: CONFIG_NAME.to_owned() }
     }
 
     /// The object that holds pack `id`.
