@@ -47,7 +47,40 @@ impl ActiveRun {
     /// Changes the record and persists it, under the record's lock.
     fn update(&self, p: &Protection, change: impl FnOnce(&mut Run)) -> Result<Run, ProtectError> {
         let mut run = self.record.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        change(&mut run);
+        self.persist(p, &mut run, change)
+    }
+
+    /// Pauses, resumes or cancels the run (`action` on its control, then `status` on its
+    /// record) — refused once its record has ended: its thread may still be finishing, and a
+    /// late pause must not turn a `Succeeded` record back into `Paused`.
+    fn steer(
+        &self,
+        p: &Protection,
+        action: impl FnOnce(&Control) -> bool,
+        status: Option<RunStatus>,
+    ) -> Result<Run, ProtectError> {
+        let mut run = self.record.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if run.status.is_terminal() || !action(&self.control) {
+            return Err(ProtectError::RunNotActive {
+                group: run.group,
+                run: run.id,
+                status: run.status,
+            });
+        }
+        self.persist(p, &mut run, |r| {
+            if let Some(s) = status {
+                r.status = s;
+            }
+        })
+    }
+
+    fn persist(
+        &self,
+        p: &Protection,
+        run: &mut Run,
+        change: impl FnOnce(&mut Run),
+    ) -> Result<Run, ProtectError> {
+        change(run);
         // While executing, the status follows the control: a pause or cancel from any thread
         // shows at once, and the executing thread's own updates cannot undo it.
         if !run.status.is_terminal() && run.status != RunStatus::Finalizing {
@@ -164,16 +197,7 @@ impl Protection {
         action: impl FnOnce(&Control) -> bool,
         status: Option<RunStatus>,
     ) -> Result<Run, ProtectError> {
-        let active = self.active(group, id)?;
-        if !action(&active.control) {
-            let run = self.run(group, id)?;
-            return Err(ProtectError::RunNotActive { group, run: id, status: run.status });
-        }
-        active.update(self, |r| {
-            if let Some(s) = status {
-                r.status = s;
-            }
-        })
+        self.active(group, id)?.steer(self, action, status)
     }
 
     /// Changes the retention of runs' snapshots, places or lifts legal holds, locks, deletes
