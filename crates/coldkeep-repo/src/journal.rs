@@ -151,7 +151,7 @@ fn sequence_numbers(store: &dyn Backend) -> Result<Vec<u64>, StoreError> {
 }
 
 /// Whether no table of the catalog holds a key.
-fn is_empty(kv: &dyn KvStore) -> Result<bool, KvError> {
+pub(crate) fn is_empty(kv: &dyn KvStore) -> Result<bool, KvError> {
     for table in Table::ALL {
         if kv.scan(table, &[]).next().transpose()?.is_some() {
             return Ok(false);

@@ -18,7 +18,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use coldkeep_catalog::{Batch, Catalog, KvStore};
+use coldkeep_catalog::{Batch, Catalog, CatalogError, KvStore};
 use coldkeep_catalog_rocks::RocksKv;
 use coldkeep_store::{Access, PackFile, PackId, SealedPack};
 use serde::Serialize;
@@ -84,10 +84,8 @@ pub fn rebuild(root: &Path, opts: &OpenOptions) -> Result<RebuildReport, OpenErr
 pub fn rebuild_parts(parts: Parts, opts: &OpenOptions) -> Result<RebuildReport, OpenError> {
     let opts = OpenOptions { mode: crate::repo::OpenMode::ReadWrite, ..opts.clone() };
     let prepared = Repository::prepare_parts(&parts.location, parts.store, &opts)?;
-    for table in coldkeep_catalog::Table::ALL {
-        if parts.catalog.scan(table, &[]).next().is_some() {
-            return Err(OpenError::CatalogNotEmpty(parts.location));
-        }
+    if !crate::journal::is_empty(parts.catalog.as_ref())? {
+        return Err(OpenError::CatalogNotEmpty(parts.location));
     }
     let kv: Arc<dyn KvStore> = Arc::new(SequencedKv::new(None, parts.catalog)?);
     fill(&kv, &prepared)
@@ -135,7 +133,7 @@ fn fill(kv: &Arc<dyn KvStore>, prepared: &Prepared) -> Result<RebuildReport, Ope
         // Deleted by a sweep that did not get to forget it.
         let mut batch = Batch::new();
         Catalog::stage_forget_pack(&mut batch, *id);
-        kv.write(batch).map_err(coldkeep_catalog::CatalogError::from)?;
+        kv.write(batch).map_err(CatalogError::from)?;
     }
     report.packs_unreadable.sort();
     report.snapshots = catalog.snapshots()?.len() as u64;

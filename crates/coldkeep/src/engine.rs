@@ -76,9 +76,7 @@ impl Drop for Engine {
 impl Engine {
     /// Creates a repository at `path` (absent or an empty directory).
     pub fn init(path: &Path, opts: &InitOptions) -> Result<Self, InitError> {
-        let repo = Repository::init(path, opts)?;
-        let protect = Protection::new(repo.catalog().clone(), Arc::new(SystemClock))?;
-        Ok(Self { shared: Arc::new(ProtectedRepo { protect, repo }) })
+        Ok(Self::protecting(Repository::init(path, opts)?)?)
     }
 
     /// Creates a repository in a store and catalog the program gives ([`Parts`]; for example
@@ -86,9 +84,7 @@ impl Engine {
     /// Engines of this process exclude each other from one repository as processes do from
     /// a directory's; a store shared between processes is not locked against them.
     pub fn init_parts(parts: Parts, opts: &InitOptions) -> Result<Self, InitError> {
-        let repo = Repository::init_parts(parts, opts)?;
-        let protect = Protection::new(repo.catalog().clone(), Arc::new(SystemClock))?;
-        Ok(Self { shared: Arc::new(ProtectedRepo { protect, repo }) })
+        Ok(Self::protecting(Repository::init_parts(parts, opts)?)?)
     }
 
     /// Opens the repository in a store and catalog the program gives, as `opts` say (see
@@ -130,11 +126,17 @@ impl Engine {
     /// The engine of an opened repository: runs and recoveries a crash left unfinished are
     /// marked `Failed` (read-write).
     fn started(repo: Repository, mode: OpenMode) -> Result<Self, OpenError> {
-        let protect = Protection::new(repo.catalog().clone(), Arc::new(SystemClock))?;
+        let engine = Self::protecting(repo)?;
         if mode == OpenMode::ReadWrite {
-            runs::fail_interrupted(&protect)?;
-            recoveries::fail_interrupted(&protect)?;
+            runs::fail_interrupted(&engine.shared.protect)?;
+            recoveries::fail_interrupted(&engine.shared.protect)?;
         }
+        Ok(engine)
+    }
+
+    /// The engine of `repo`, with its protection state loaded, on the system clock.
+    fn protecting(repo: Repository) -> Result<Self, CatalogError> {
+        let protect = Protection::new(repo.catalog().clone(), Arc::new(SystemClock))?;
         Ok(Self { shared: Arc::new(ProtectedRepo { protect, repo }) })
     }
 
