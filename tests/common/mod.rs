@@ -9,10 +9,11 @@ use std::time::Duration;
 
 /// What every test's `coldkeep` runs with: a passphrase (repositories are encrypted by default)
 /// and Argon2id at its cheapest, so that each `init` costs no 64 MiB pass.
-pub const TEST_ENV: [(&str, &str); 3] = [
+pub const TEST_ENV: [(&str, &str); 4] = [
     ("COLDKEEP_PASSWORD", "cli tests passphrase"),
     ("COLDKEEP_KDF_MEMORY_KIB", "8"),
     ("COLDKEEP_KDF_ITERATIONS", "1"),
+    ("COLDKEEP_KDF_LANES", "1"),
 ];
 
 /// The `coldkeep` binary, with [`TEST_ENV`].

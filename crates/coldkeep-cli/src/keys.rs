@@ -42,6 +42,7 @@ pub enum KeyCmd {
 
 /// Argon2id's cost for a new passphrase.
 #[derive(clap::Args, Debug, Clone, Copy, Serialize, Deserialize)]
+#[allow(clippy::struct_field_names)] // the fields name the flags: --kdf-memory-kib, ...
 pub struct KdfArgs {
     /// Memory per passphrase guess, KiB.
     #[arg(long, env = "COLDKEEP_KDF_MEMORY_KIB", default_value_t = KdfParams::default().memory_kib)]
@@ -49,6 +50,10 @@ pub struct KdfArgs {
     /// Passes over that memory.
     #[arg(long, env = "COLDKEEP_KDF_ITERATIONS", default_value_t = KdfParams::default().iterations)]
     pub kdf_iterations: u32,
+    /// Lanes, filled in parallel: more lanes unlock faster on more cores, at the same cost
+    /// per guess to an attacker.
+    #[arg(long, env = "COLDKEEP_KDF_LANES", default_value_t = KdfParams::default().parallelism)]
+    pub kdf_lanes: u32,
 }
 
 impl KdfArgs {
@@ -56,7 +61,7 @@ impl KdfArgs {
         KdfParams {
             memory_kib: self.kdf_memory_kib,
             iterations: self.kdf_iterations,
-            parallelism: 1,
+            parallelism: self.kdf_lanes,
         }
     }
 }
