@@ -37,7 +37,10 @@ JSON
     echo "export COLDKEEP_TEST_S3=s3://$BUCKET AWS_ACCESS_KEY_ID=$KEY AWS_SECRET_ACCESS_KEY=$SECRET AWS_REGION=us-east-1 AWS_ENDPOINT_URL=http://127.0.0.1:$PORT"
     ;;
   stop)
-    [ -f "$dir/weed.pid" ] && kill "$(cat "$dir/weed.pid")" 2>/dev/null || true
+    pid=$(cat "$dir/weed.pid" 2>/dev/null || true)
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null || exit 0
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || exit 0; sleep 0.25; done
+    kill -9 "$pid" 2>/dev/null || true
     ;;
   *) echo "start or stop" >&2; exit 2;;
 esac

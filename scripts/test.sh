@@ -21,7 +21,7 @@ fi
 # A real S3 server for the bucket tests, when SeaweedFS is installed (scripts/install-deps.sh);
 # without it those tests skip loudly, and fail in CI.
 s3dir=$(mktemp -d)
-trap 'scripts/s3-server.sh stop "$s3dir"; rm -rf "$s3dir"' EXIT
+trap 'scripts/s3-server.sh stop "$s3dir"; rm -rf "$s3dir" || true' EXIT
 if [ -x "$(scripts/install-deps.sh --weed-path)" ]; then
   eval "$(scripts/s3-server.sh start "$s3dir")"
 fi

@@ -113,11 +113,6 @@ impl fmt::Debug for S3Backend {
     }
 }
 
-/// Whether `repo` names a bucket repository (`s3://…`) rather than a directory.
-pub fn is_s3_url(repo: &str) -> bool {
-    repo.starts_with("s3://")
-}
-
 impl S3Backend {
     /// The repository at `url` (`s3://bucket/prefix`), with the endpoint, region and
     /// credentials of the environment: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
