@@ -42,8 +42,16 @@ pub fn grams(text: &[u8]) -> BTreeSet<Gram> {
     lower.windows(3).map(|w| [w[0], w[1], w[2]]).collect()
 }
 
+const INDEXED_PREFIX: &[u8] = b"indexed_";
+
 fn indexed_mark(snapshot: SnapshotId) -> Vec<u8> {
-    [&b"indexed_"[..], &snapshot.key()].concat()
+    [INDEXED_PREFIX, &snapshot.key()].concat()
+}
+
+/// Whether a key of the meta table is a snapshot's mark of being in the file index (derived
+/// state, like the index itself).
+pub fn is_index_mark(key: &[u8]) -> bool {
+    key.starts_with(INDEXED_PREFIX)
 }
 
 impl Catalog {

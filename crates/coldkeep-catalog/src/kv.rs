@@ -85,6 +85,13 @@ impl Op {
             Op::Put { table, .. } | Op::Delete { table, .. } => *table,
         }
     }
+
+    /// The key the change is to.
+    pub fn key(&self) -> &[u8] {
+        match self {
+            Op::Put { key, .. } | Op::Delete { key, .. } => key,
+        }
+    }
 }
 
 /// Changes applied all together or not at all.
@@ -126,6 +133,14 @@ pub enum KvError {
     /// which checks it again.
     #[error("the catalog refuses writes after a failed one ({first}): reopen the repository")]
     Poisoned { first: String },
+    /// Another writer of the same repository (on another machine, through a shared store)
+    /// committed first: this catalog's view is stale, and the batch was not applied. Reopen the
+    /// repository to see the other writer's changes, then try again.
+    #[error(
+        "another writer committed to the repository first ({what}): nothing was changed; reopen \
+         the repository to see its changes, then try again"
+    )]
+    Conflict { what: String },
 }
 
 /// A key-value pair read from a table.

@@ -20,9 +20,12 @@ mod snapshot;
 use std::sync::{Arc, Mutex};
 
 pub use faults::FaultyKv;
-pub use file_index::{file_key, grams, key_snapshot, FileKey, Gram};
+pub use file_index::{file_key, grams, is_index_mark, key_snapshot, FileKey, Gram};
 pub use kv::{Batch, KvError, KvPair, KvStore, MemKv, Op, Table};
-pub use protection::{run_key, Condemned, Counter, ProtectionRecord, CLOCK_STATE_KEY};
+pub use protection::{
+    is_collection_key, run_key, Condemned, Counter, OrphansRemoved, ProtectionRecord,
+    CLOCK_STATE_KEY,
+};
 pub use record::RecordError;
 pub use snapshot::{
     BackupKind, RootMeta, SnapshotDraft, SnapshotId, SnapshotRecord, SnapshotStats, Warning,

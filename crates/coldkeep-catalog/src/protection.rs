@@ -236,6 +236,25 @@ pub struct Condemned {
 }
 
 const CONDEMNED_PREFIX: &[u8] = b"condemned/";
+/// The packs a collection is about to delete as orphans (the newest such note).
+const ORPHANS_KEY: &[u8] = b"orphans_removed";
+
+/// What a collection deletes without a catalog record naming it: journaled before the files
+/// go, so that a writer on another machine whose backup could have written them finds its
+/// commit refused (the journal's next number is taken) instead of committing a snapshot of
+/// deleted packs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OrphansRemoved {
+    pub at: Usecs,
+    pub packs: Vec<coldkeep_store::PackId>,
+}
+
+/// Whether a key of the meta table belongs to garbage collection (a condemnation, or the note
+/// of orphans removed): a catalog that learns of a change to one from elsewhere must index its
+/// packs again rather than patch them.
+pub fn is_collection_key(key: &[u8]) -> bool {
+    key.starts_with(CONDEMNED_PREFIX) || key == ORPHANS_KEY
+}
 
 fn condemned_key(pack: coldkeep_store::PackId) -> Vec<u8> {
     [CONDEMNED_PREFIX, pack.as_bytes()].concat()
@@ -289,6 +308,11 @@ impl Catalog {
                 record::encode(crate::CHUNK_VERSION, &loc),
             );
         }
+    }
+
+    /// Adds to `batch` the note of the orphan packs a collection is about to delete.
+    pub fn stage_orphans_removed(batch: &mut Batch, note: &OrphansRemoved) {
+        batch.put(Table::Meta, ORPHANS_KEY.to_vec(), record::encode(META_VERSION, note));
     }
 
     /// Adds to `batch`: the pack is gone (its record and condemnation). Delete the file only

@@ -32,7 +32,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use coldkeep_catalog::{Batch, Catalog, CatalogError, Condemned, SnapshotId};
+use coldkeep_catalog::{Batch, Catalog, CatalogError, Condemned, OrphansRemoved, SnapshotId};
 use coldkeep_model::Usecs;
 use coldkeep_store::{Access, BlobEntry, ChunkId, ErrorKind, PackId, StoreError};
 use serde::Serialize;
@@ -330,6 +330,7 @@ fn remove_orphans(
         return Ok(()); // a running backup's sealed pack may not be indexed yet
     }
     let known: HashSet<PackId> = repo.catalog().packs()?.into_iter().map(|(id, _)| id).collect();
+    let mut doomed = Vec::new();
     for (pack, info) in repo.stored_packs()? {
         if known.contains(&pack) {
             continue;
@@ -344,11 +345,22 @@ fn remove_orphans(
             report.orphan_packs_kept.push(pack.to_string());
             continue;
         }
+        doomed.push(pack);
+    }
+    report.orphan_packs_kept.sort();
+    if doomed.is_empty() {
+        return Ok(());
+    }
+    // Journaled first: a writer elsewhere whose unfinished backup wrote one of these packs
+    // cannot commit after them (its view is stale), so no snapshot can name a deleted pack.
+    let mut batch = Batch::new();
+    Catalog::stage_orphans_removed(&mut batch, &OrphansRemoved { at: now, packs: doomed.clone() });
+    repo.catalog().write(batch)?;
+    for pack in doomed {
         if let Some(len) = repo.delete_pack(pack)? {
             report.orphan_packs_deleted += 1;
             report.bytes_freed += len;
         }
     }
-    report.orphan_packs_kept.sort();
     Ok(())
 }

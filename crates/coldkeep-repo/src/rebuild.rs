@@ -93,19 +93,31 @@ pub fn rebuild_parts(parts: Parts, opts: &OpenOptions) -> Result<RebuildReport, 
 
 /// Replays the journal of `prepared`'s store into the empty catalog `kv` and indexes every
 /// pack (steps 1 and 2 of the module documentation).
-fn fill(kv: &Arc<dyn KvStore>, prepared: &Prepared) -> Result<RebuildReport, OpenError> {
+pub(crate) fn fill(kv: &Arc<dyn KvStore>, prepared: &Prepared) -> Result<RebuildReport, OpenError> {
+    let seal = prepared.sealing.as_ref().map(coldkeep_store::crypto::MasterKey::object_key);
+    let journal_entries =
+        crate::journal::replay(kv.as_ref(), prepared.store.as_ref(), seal.as_ref())?;
+    let report = index_packs(kv, prepared, &HashSet::new())?;
+    Ok(RebuildReport { journal_entries, ..report })
+}
+
+/// Step 2 for the packs of the store that are not in `known` (all of them, for a new catalog;
+/// the ones other writers added, for a cache catching up): their trailers indexed in `kv`, whose
+/// record tables are current.
+pub(crate) fn index_packs(
+    kv: &Arc<dyn KvStore>,
+    prepared: &Prepared,
+    known: &HashSet<PackId>,
+) -> Result<RebuildReport, OpenError> {
     let (store, sealing) = (&prepared.store, &prepared.sealing);
     let seal = sealing.as_ref().map(coldkeep_store::crypto::MasterKey::object_key);
-    let mut report = RebuildReport {
-        journal_entries: crate::journal::replay(kv.as_ref(), store.as_ref(), seal.as_ref())?,
-        ..RebuildReport::default()
-    };
+    let mut report = RebuildReport::default();
     let catalog = Catalog::new(Arc::clone(kv));
     let condemned: HashSet<PackId> = catalog.condemned()?.into_iter().map(|(id, _)| id).collect();
     let stored = store.list(coldkeep_store::ObjectKind::Pack)?;
     let packs: Vec<(PackId, u64)> =
         stored.iter().filter_map(|info| Some((info.name.pack_id()?, info.len))).collect();
-    for &(id, size) in &packs {
+    for &(id, size) in packs.iter().filter(|(id, _)| !known.contains(id)) {
         if condemned.contains(&id) {
             // Condemned, as before: listed, none of its chunks indexed. A snapshot that still
             // needs one is found by the next collection's mark, which makes the pack live again.

@@ -9,6 +9,8 @@
 
 #[cfg(feature = "engine")]
 pub mod engine;
+#[cfg(feature = "engine")]
+pub mod remote;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;

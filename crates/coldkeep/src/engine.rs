@@ -37,7 +37,8 @@ use coldkeep_repo::read::{self, FileSlice, ListEntry};
 use coldkeep_repo::rebuild::{self, RebuildReport};
 use coldkeep_repo::repo::CatalogBehind;
 use coldkeep_repo::repo::{
-    self as repository, InitOptions, OpenMode, OpenOptions, Parts, Repository,
+    self as repository, CacheRefresh, InitOptions, OpenMode, OpenOptions, Parts, Refill, Remote,
+    Repository,
 };
 use coldkeep_repo::restore::{self, RestoreOptions, RestoreSummary};
 use coldkeep_repo::search::{self, FileSearch, FileSearchResult};
@@ -91,6 +92,37 @@ impl Engine {
     /// [`Engine::open_with`] and [`Engine::init_parts`]).
     pub fn open_parts(parts: Parts, opts: &OpenOptions) -> Result<Self, OpenError> {
         Self::started(Repository::open_parts(parts, opts)?, opts.mode)
+    }
+
+    /// Creates a repository in a store of its own — a bucket, say — which must hold none yet,
+    /// with its catalog cached in a directory of `remote.cache` (see [`Remote`]).
+    pub fn init_remote(remote: Remote, opts: &InitOptions) -> Result<Self, InitError> {
+        Ok(Self::protecting(Repository::init_remote(remote, opts)?)?)
+    }
+
+    /// Opens the repository in a store of its own, as `opts` say, its catalog's cache first
+    /// made current with the store (filled from it when absent or unusable, caught up with
+    /// what other writers committed otherwise); says how. A fresh machine needs only the
+    /// store's address and the key. Writers on other machines may commit meanwhile: the first
+    /// commit after theirs is refused with a conflict (`ErrorKind::Conflict`) and changes
+    /// nothing, and reopening sees their changes. Snapshots the cache learned of are indexed
+    /// for search.
+    pub fn open_remote(
+        remote: Remote,
+        opts: &OpenOptions,
+    ) -> Result<(Self, CacheRefresh), OpenError> {
+        let (repo, refresh) = Repository::open_remote(remote, opts, Refill::IfNeeded)?;
+        Ok((Self::started(repo, opts.mode)?.indexed(), refresh))
+    }
+
+    /// [`Engine::open_remote`] with a new cache, filled from the store whatever the old one
+    /// held (`coldkeep rebuild-catalog` of a bucket).
+    pub fn rebuild_catalog_remote(
+        remote: Remote,
+        opts: &OpenOptions,
+    ) -> Result<(Self, CacheRefresh), OpenError> {
+        let (repo, refresh) = Repository::open_remote(remote, opts, Refill::Always)?;
+        Ok((Self::started(repo, opts.mode)?.indexed(), refresh))
     }
 
     /// Opens an existing repository without encryption for reading and writing (see
@@ -149,7 +181,7 @@ impl Engine {
         opts: &OpenOptions,
     ) -> Result<(Self, RebuildReport), OpenError> {
         let report = rebuild::rebuild(path, opts)?;
-        Self::open_with(path, opts)?.reindexed(report)
+        Ok(Self::open_with(path, opts)?.reindexed(report))
     }
 
     /// Recreates the catalog of the repository in `parts` from their store, into their
@@ -160,17 +192,34 @@ impl Engine {
         opts: &OpenOptions,
     ) -> Result<(Self, RebuildReport), OpenError> {
         let report = rebuild::rebuild_parts(parts.clone(), opts)?;
-        Self::open_parts(parts, opts)?.reindexed(report)
+        Ok(Self::open_parts(parts, opts)?.reindexed(report))
     }
 
     /// This engine, with every snapshot of its rebuilt catalog indexed for search again.
-    fn reindexed(self, report: RebuildReport) -> Result<(Self, RebuildReport), OpenError> {
-        for snap in self.shared.repo.catalog().snapshots()? {
+    fn reindexed(self, report: RebuildReport) -> (Self, RebuildReport) {
+        (self.indexed(), report)
+    }
+
+    /// This engine, with every snapshot of its catalog indexed for search (the ones that are
+    /// already cost a lookup each). One that cannot be is logged: search misses it, as it
+    /// misses what a read-only engine has not indexed.
+    fn indexed(self) -> Self {
+        if self.is_read_only() {
+            return self;
+        }
+        let snapshots = match self.shared.repo.catalog().snapshots() {
+            Ok(snapshots) => snapshots,
+            Err(e) => {
+                tracing::warn!(%e, "snapshots not indexed for search");
+                return self;
+            }
+        };
+        for snap in snapshots {
             if let Err(e) = self.index_snapshot(snap.id) {
                 tracing::warn!(snapshot = %snap.id, %e, "not indexed for search");
             }
         }
-        Ok((self, report))
+        self
     }
 
     /// Set when the catalog holds fewer commits than the repository recorded (a damaged

@@ -74,6 +74,15 @@ fn a_deleted_catalog_is_rebuilt_from_the_store_and_every_hold_and_lock_still_bin
     let runs_g = engine.runs(g, &coldkeep::RunFilter::default()).expect("runs");
     let audit = engine.audit_log().expect("audit");
     let policies = engine.policies(&coldkeep::PolicyFilter::default()).expect("policies");
+    let indexed = |engine: &Engine| {
+        let all = coldkeep::FileSearch { pattern: "*".into(), ..coldkeep::FileSearch::default() };
+        engine.search_files(&all).expect("search").count
+    };
+    for snap in &snapshots {
+        engine.index_snapshot(snap.id).expect("index"); // runs did theirs; s3 is not a run's
+    }
+    let found = indexed(&engine);
+    assert!(found > 0);
     drop(engine);
 
     // The catalog is gone.
@@ -103,6 +112,8 @@ fn a_deleted_catalog_is_rebuilt_from_the_store_and_every_hold_and_lock_still_bin
     assert_eq!(rebuilt_audit, audit);
     assert_eq!(engine.policies(&coldkeep::PolicyFilter::default()).expect("policies"), policies);
     assert!(engine.snapshot(expired).is_err(), "the expired snapshot stays expired");
+    // The file index is derived, not journaled: every snapshot is found by search again.
+    assert_eq!(indexed(&engine), found);
 
     // Every snapshot restores byte-exact.
     for (snap, expected, name) in [(s1, &v1, "r1"), (s2, &v2, "r2"), (s3, &other, "r3")] {

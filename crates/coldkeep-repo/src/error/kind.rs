@@ -151,6 +151,7 @@ impl HasErrorKind for KvError {
     fn kind(&self) -> ErrorKind {
         match self {
             KvError::ReadOnly { .. } => ErrorKind::ReadOnly,
+            KvError::Conflict { .. } => ErrorKind::Conflict,
             _ => ErrorKind::Io,
         }
     }
@@ -187,6 +188,7 @@ impl JournalError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             JournalError::Corrupt { .. } | JournalError::CatalogOlder { .. } => ErrorKind::Corrupt,
+            JournalError::Raced { .. } => ErrorKind::Conflict,
             JournalError::Store(e) => HasErrorKind::kind(e),
             JournalError::Kv(e) => HasErrorKind::kind(e),
         }

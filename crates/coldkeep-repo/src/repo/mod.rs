@@ -16,9 +16,11 @@
 
 pub mod commit_log;
 pub mod lock;
+pub mod remote;
 pub(crate) mod tickets;
 
 pub use commit_log::CatalogBehind;
+pub use remote::{CacheRefresh, Refill, Remote};
 
 use std::collections::HashMap;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -41,7 +43,7 @@ use self::lock::{FileLock, ProcessLock, RepoLock};
 use self::tickets::BackupTickets;
 use crate::config::{Keys, RepoConfig};
 use crate::error::{DataError, InitError, IoError, OpenError};
-use crate::journal::JournaledKv;
+use crate::journal::{CommitPoint, JournaledKv};
 use crate::keys::{KdfParams, KeyError, KeySlots, Secret};
 use crate::tree::Tree;
 
@@ -354,23 +356,29 @@ struct Site<'a> {
     store: Arc<dyn Backend>,
     /// The directory of the catalog's commit file (a local catalog's; none for given parts).
     commits: Option<&'a Path>,
+    commit_point: CommitPoint,
     lock: Box<dyn RepoLock>,
 }
 
 /// The catalog of a repository opened read-write: numbered (with its commit file in `commits`,
-/// when it has one), journaled into the store, and the store's unfinished objects removed —
-/// the write lock is held, so no one else is writing them.
+/// when it has one) and journaled into the store. Where the catalog is the commit point, the
+/// store's unfinished objects are removed too — the write lock is held, so no one else is
+/// writing them (in a shared store, others may be: see `remote`).
 fn writable_catalog(
     kv: Arc<dyn KvStore>,
     commits: Option<&Path>,
     store: &Arc<dyn Backend>,
     master: Option<&MasterKey>,
+    commit_point: CommitPoint,
 ) -> Result<Arc<dyn KvStore>, OpenError> {
     let kv = Arc::new(SequencedKv::new(commits, kv)?);
-    let kv = JournaledKv::open(kv, Arc::clone(store), master.map(MasterKey::object_key))?;
-    let removed = store.remove_unfinished()?;
-    if removed > 0 {
-        tracing::info!(removed, "removed unfinished objects left by an interrupted write");
+    let seal = master.map(MasterKey::object_key);
+    let kv = JournaledKv::open(kv, Arc::clone(store), seal, commit_point)?;
+    if commit_point == CommitPoint::Catalog {
+        let removed = store.remove_unfinished()?;
+        if removed > 0 {
+            tracing::info!(removed, "removed unfinished objects left by an interrupted write");
+        }
     }
     Ok(Arc::new(kv))
 }
@@ -407,7 +415,13 @@ impl Repository {
             .create(&catalog)
             .map_err(|e| IoError::new("create", &catalog, e))?;
         let kv = Arc::new(RocksKv::open(&catalog, true)?);
-        let site = Site { location: root, store, commits: Some(root), lock: Box::new(lock) };
+        let site = Site {
+            location: root,
+            store,
+            commits: Some(root),
+            commit_point: CommitPoint::Catalog,
+            lock: Box::new(lock),
+        };
         Self::init_at(site, coldkeep_store::random_bytes(), kv, chunker, opts)
     }
 
@@ -425,6 +439,7 @@ impl Repository {
             location: &parts.location,
             store: parts.store,
             commits: None,
+            commit_point: CommitPoint::Catalog,
             lock: Box::new(lock),
         };
         Self::init_at(site, repo_id, parts.catalog, chunker, opts)
@@ -461,7 +476,7 @@ impl Repository {
         };
         let kv = Arc::new(SequencedKv::new(site.commits, kv)?);
         let seal = sealing.as_ref().map(MasterKey::object_key);
-        let kv = Arc::new(JournaledKv::open(kv, store.clone(), seal)?);
+        let kv = Arc::new(JournaledKv::open(kv, store.clone(), seal, site.commit_point)?);
         store.put(&ObjectName::config(), &config.encode())?;
         Ok(Self::assemble(site.location, config, sealing, chunker, kv, store, site.lock, None))
     }
@@ -536,7 +551,8 @@ impl Repository {
                 let kv = RocksKv::open(&catalog, false).map_err(|e| unreadable(root, &e))?;
                 let kv = decorators.catalog(Arc::new(kv));
                 commit_log::verify(root, kv.as_ref(), mode)?;
-                (writable_catalog(kv, Some(root), &store, sealing.as_ref())?, None)
+                let point = CommitPoint::Catalog;
+                (writable_catalog(kv, Some(root), &store, sealing.as_ref(), point)?, None)
             }
         };
         Ok(Self::assemble(root, config, sealing, chunker, kv, store, lock, behind))
@@ -564,7 +580,9 @@ impl Repository {
         let kv = opts.decorators.catalog(parts.catalog);
         let kv: Arc<dyn KvStore> = match mode {
             OpenMode::ReadOnly => Arc::new(ReadOnlyKv(kv)),
-            OpenMode::ReadWrite => writable_catalog(kv, None, &store, sealing.as_ref())?,
+            OpenMode::ReadWrite => {
+                writable_catalog(kv, None, &store, sealing.as_ref(), CommitPoint::Catalog)?
+            }
         };
         Ok(Self::assemble(&location, config, sealing, chunker, kv, store, lock, None))
     }

@@ -1,0 +1,30 @@
+//! A whole repository in a bucket of the real S3 server (`scripts/s3-server.sh`): the remote
+//! repository suite (`coldkeep_testing::remote`) — two machines' caches, incremental backups,
+//! a conflict between writers, a collection, the cache deleted and rebuilt from the bucket
+//! alone, restores byte-exact, `check --read-data`, a flipped byte. Skips loudly without a
+//! server, and fails in CI.
+
+use std::sync::Arc;
+
+use coldkeep_store::backend::Backend;
+use coldkeep_store::PackId;
+use coldkeep_store_s3::{S3Backend, S3Options};
+
+fn fresh_url() -> Option<String> {
+    let Ok(bucket) = std::env::var("COLDKEEP_TEST_S3") else {
+        coldkeep_testing::skip(
+            "no S3 server: COLDKEEP_TEST_S3 is not set (scripts/test.sh starts one)",
+        );
+        return None;
+    };
+    Some(format!("{}/repo-{}", bucket.trim_end_matches('/'), PackId::random()))
+}
+
+#[test]
+fn a_repository_in_a_bucket_passes_the_remote_repository_suite() {
+    let Some(url) = fresh_url() else { return };
+    let store: Arc<dyn Backend> =
+        Arc::new(S3Backend::from_env(&url, S3Options::default()).expect("an S3 client"));
+    let scratch = tempfile::tempdir().expect("tempdir");
+    coldkeep_testing::remote::remote_repository_suite(&store, &url, scratch.path());
+}
