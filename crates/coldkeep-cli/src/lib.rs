@@ -11,6 +11,7 @@
 //! The binary is `src/main.rs`, which calls [`main`]; this library exists so that the
 //! workspace's system tests (`tests/`) can build the same command line as a binary of their own.
 
+mod address;
 mod demo;
 mod keys;
 mod protect;
@@ -21,7 +22,7 @@ mod view;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +36,7 @@ use coldkeep::{
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
+use address::Address;
 use protect::{GroupCmd, ObjectCmd, PolicyCmd, RecoveryCmd, RunCmd, RunView, SourceCmd};
 use serve::Backend;
 use session::Session;
@@ -42,9 +44,14 @@ use session::Session;
 #[derive(Parser, Debug)]
 #[command(name = "coldkeep", version, about = "Deduplicating, crash-safe backups")]
 struct Cli {
-    /// Repository directory.
+    /// Repository: a directory, or a bucket `s3://bucket/prefix` (endpoint, region and
+    /// credentials from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
     #[arg(long, short = 'r', env = "COLDKEEP_REPO", global = true)]
     repo: Option<PathBuf>,
+    /// Where the catalogs of repositories in buckets are cached on this machine (default
+    /// $XDG_CACHE_HOME/coldkeep, else ~/.cache/coldkeep).
+    #[arg(long, env = "COLDKEEP_CACHE_DIR", global = true)]
+    cache_dir: Option<PathBuf>,
     /// Print one JSON document instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -291,8 +298,9 @@ impl Cli {
     }
 }
 
-fn repo_path(cli: &Cli) -> Result<&Path> {
-    cli.repo.as_deref().context("no repository: pass --repo or set COLDKEEP_REPO")
+fn repo_address(cli: &Cli) -> Result<Address> {
+    let repo = cli.repo.as_deref().context("no repository: pass --repo or set COLDKEEP_REPO")?;
+    Address::parse(repo, cli.cache_dir.as_deref())
 }
 
 /// A snapshot named on the command line: its id, or `latest`. Anything else is a usage error
@@ -394,11 +402,11 @@ fn dispatch(mut request: Request, cli: &Cli) -> Result<u8> {
                 Chunking::Cdc => ChunkerConfig::Cdc(CdcParams { min: avg / 4, avg, max: avg * 4 }),
                 Chunking::Fixed => ChunkerConfig::Fixed(avg),
             };
-            let path = repo_path(cli)?;
+            let repo = repo_address(cli)?;
             let secret = if *no_encryption {
                 None
             } else {
-                let what = format!("passphrase for the new repository {}", path.display());
+                let what = format!("passphrase for the new repository {repo}");
                 Some(cli.secret_source().resolve(&what, true)?)
             };
             let opts = InitOptions {
@@ -409,10 +417,9 @@ fn dispatch(mut request: Request, cli: &Cli) -> Result<u8> {
                 secret,
                 kdf: kdf.params(),
             };
-            Engine::init(path, &opts)
-                .with_context(|| format!("creating repository {}", path.display()))?;
-            print_once(cli, &serde_json::json!({ "initialized": path }), || {
-                format!("created repository {}", path.display())
+            repo.init(&opts)?.with_context(|| format!("creating repository {repo}"))?;
+            print_once(cli, &serde_json::json!({ "initialized": repo.to_string() }), || {
+                format!("created repository {repo}")
             })?;
             return Ok(0);
         }
@@ -431,15 +438,16 @@ fn dispatch(mut request: Request, cli: &Cli) -> Result<u8> {
             return demo::run(&source, cli.json);
         }
         Command::RebuildCatalog => {
-            let path = repo_path(cli)?;
-            let (_engine, report) = secret::rebuild(path, &cli.secret_source())?
-                .with_context(|| format!("rebuilding the catalog of {}", path.display()))?;
+            let repo = repo_address(cli)?;
+            let (_engine, report) = secret::rebuild(&repo, &cli.secret_source())?
+                .with_context(|| format!("rebuilding the catalog of {repo}"))?;
             print_once(cli, &report, || view::rebuild_summary(&report))?;
             return Ok(0);
         }
         Command::Serve { tick_secs, max_concurrent_runs } => {
             let tick = Duration::from_secs(*tick_secs);
-            return serve::serve(repo_path(cli)?, tick, *max_concurrent_runs, &cli.secret_source());
+            let repo = repo_address(cli)?;
+            return serve::serve(&repo, tick, *max_concurrent_runs, &cli.secret_source());
         }
         _ => {}
     }
@@ -447,10 +455,10 @@ fn dispatch(mut request: Request, cli: &Cli) -> Result<u8> {
     if let Command::Key(cmd) = &mut request.command {
         cmd.read_new_secret()?;
     }
-    let repo = repo_path(cli)?;
+    let repo = repo_address(cli)?;
     let patience = Duration::from_secs(cli.lock_wait_secs);
     let mode = request.command.open_mode();
-    let backend = Backend::connect(repo, mode, patience, &cli.secret_source())?;
+    let backend = Backend::connect(&repo, mode, patience, &cli.secret_source())?;
     let interactive = std::io::stderr().is_terminal() && matches!(backend, Backend::Local(..));
     let mut stdout = std::io::stdout().lock();
     if let Command::Run(RunCmd::Start { wait, .. }) = &request.command {

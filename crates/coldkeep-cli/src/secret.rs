@@ -6,6 +6,8 @@
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
+use crate::address::Address;
+
 use anyhow::{bail, Context, Result};
 use coldkeep::{Engine, OpenError, OpenMode, OpenOptions, Secret};
 
@@ -86,15 +88,15 @@ fn read_hidden(tty: &std::fs::File, label: &str) -> Result<String> {
 /// Runs `f` (an open or a rebuild of `repo`) without a secret, and once more with one from
 /// `source` if the repository turns out to be encrypted.
 fn unlocking<T>(
-    repo: &Path,
+    repo: &Address,
     source: &SecretSource,
     opts: OpenOptions,
-    f: impl Fn(&OpenOptions) -> Result<T, OpenError>,
+    f: impl Fn(&OpenOptions) -> Result<Result<T, OpenError>>,
 ) -> Result<Result<T, OpenError>> {
-    match f(&opts) {
+    match f(&opts)? {
         Err(OpenError::SecretRequired) => {
-            let secret = source.resolve(&format!("passphrase of {}", repo.display()), false)?;
-            Ok(f(&OpenOptions { secret: Some(secret), ..opts }))
+            let secret = source.resolve(&format!("passphrase of {repo}"), false)?;
+            f(&OpenOptions { secret: Some(secret), ..opts })
         }
         other => Ok(other),
     }
@@ -102,18 +104,18 @@ fn unlocking<T>(
 
 /// Rebuilds the catalog of `repo` (`coldkeep rebuild-catalog`).
 pub fn rebuild(
-    repo: &Path,
+    repo: &Address,
     source: &SecretSource,
 ) -> Result<Result<(Engine, coldkeep::RebuildReport), OpenError>> {
-    unlocking(repo, source, OpenOptions::default(), |opts| Engine::rebuild_catalog(repo, opts))
+    unlocking(repo, source, OpenOptions::default(), |opts| repo.rebuild(opts))
 }
 
 /// Opens `repo` in `mode`.
 pub fn open(
-    repo: &Path,
+    repo: &Address,
     mode: OpenMode,
     source: &SecretSource,
 ) -> Result<Result<Engine, OpenError>> {
     let opts = OpenOptions { mode, ..OpenOptions::default() };
-    unlocking(repo, source, opts, |opts| Engine::open_with(repo, opts))
+    unlocking(repo, source, opts, |opts| repo.open(opts))
 }

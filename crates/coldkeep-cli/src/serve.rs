@@ -25,15 +25,17 @@ use anyhow::{anyhow, Context, Result};
 use coldkeep::{Engine, OpenError, OpenMode};
 use serde::{Deserialize, Serialize};
 
+use crate::address::Address;
 use crate::session::{principal, Session};
 use crate::Request;
 
 /// Largest request line a server reads.
 const MAX_REQUEST: u64 = 1 << 20;
 
-/// The control socket of the repository at `repo`.
-pub fn socket_path(repo: &Path) -> PathBuf {
-    repo.join("control.sock")
+/// The control socket in `dir` (a repository's directory, or its control directory under the
+/// cache for a bucket: `Address::control_dir`).
+pub fn socket_path(dir: &Path) -> PathBuf {
+    dir.join("control.sock")
 }
 
 /// How a command ended, sent after its output.
@@ -55,12 +57,13 @@ impl Backend {
     /// another process has the repository open without answering (a one-off command), waits
     /// for it up to `patience`.
     pub fn connect(
-        repo: &Path,
+        repo: &Address,
         mode: OpenMode,
         patience: Duration,
         secret: &crate::secret::SecretSource,
     ) -> Result<Self> {
-        let socket = socket_path(repo);
+        let control = repo.control_dir()?;
+        let socket = socket_path(&control);
         let deadline = Instant::now() + patience;
         loop {
             if UnixStream::connect(&socket).is_ok() {
@@ -72,22 +75,20 @@ impl Backend {
                     if let Some(lost) = engine.catalog_behind() {
                         eprintln!("warning: {lost}; what is listed may be incomplete");
                     }
-                    return Ok(Self::Local(Arc::new(engine), repo.to_owned()));
+                    return Ok(Self::Local(Arc::new(engine), control));
                 }
                 Err(OpenError::Busy(_)) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 Err(OpenError::Busy(_)) => {
                     anyhow::bail!(
-                        "repository {} is in use by another process, which answers no commands: \
-                         run `coldkeep serve` to share a repository between processes, or pass a \
-                         longer --lock-wait-secs",
-                        repo.display()
+                        "repository {repo} is in use by another process, which answers no \
+                         commands: run `coldkeep serve` to share a repository between processes, \
+                         or pass a longer --lock-wait-secs"
                     );
                 }
                 Err(e) => {
-                    return Err(e)
-                        .with_context(|| format!("opening repository {}", repo.display()));
+                    return Err(e).with_context(|| format!("opening repository {repo}"));
                 }
             }
         }
@@ -206,18 +207,18 @@ pub fn listen(engine: Arc<Engine>, repo: &Path) -> Result<Listening> {
 /// with SIGKILL, is safe: runs it was executing are marked `Failed` when the repository is next
 /// opened.
 pub fn serve(
-    repo: &Path,
+    repo: &Address,
     tick: Duration,
     max_concurrent_runs: usize,
     secret: &crate::secret::SecretSource,
 ) -> Result<u8> {
     let engine = Arc::new(
         crate::secret::open(repo, OpenMode::ReadWrite, secret)?
-            .with_context(|| format!("opening repository {}", repo.display()))?,
+            .with_context(|| format!("opening repository {repo}"))?,
     );
     engine.set_max_concurrent_runs(max_concurrent_runs);
-    let listening = listen(Arc::clone(&engine), repo)?;
-    eprintln!("serving {} on {}", repo.display(), listening.0.display());
+    let listening = listen(Arc::clone(&engine), &repo.control_dir()?)?;
+    eprintln!("serving {repo} on {}", listening.0.display());
     loop {
         if tick.is_zero() {
             std::thread::park();

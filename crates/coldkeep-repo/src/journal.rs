@@ -21,7 +21,7 @@
 //!   else writes no entry: the newest state rides along with the next entry, so a rebuilt
 //!   clock may be behind by the time since the last journaled change — never ahead.
 //!
-//! * Where the catalog is a cache of a shared store (a bucket, `repo::remote`), the journal
+//! * Where the catalog is a cache of a shared store (a bucket, `remote`), the journal
 //!   entry is the commit point instead: entries beyond the catalog's note are other writers'
 //!   commits, never deleted, and applied by the cache's refresh. Two writers cannot both commit
 //!   under one number (entries are written create-only), so a writer whose view is stale loses

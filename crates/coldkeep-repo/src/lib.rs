@@ -23,6 +23,7 @@ pub mod progress;
 mod reach;
 pub mod read;
 pub mod rebuild;
+pub mod remote;
 pub mod repo;
 pub mod restore;
 pub mod search;

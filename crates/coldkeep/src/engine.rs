@@ -35,10 +35,10 @@ use coldkeep_repo::keys::{KdfParams, KeyError, KeyInfo, Secret};
 use coldkeep_repo::progress::Progress;
 use coldkeep_repo::read::{self, FileSlice, ListEntry};
 use coldkeep_repo::rebuild::{self, RebuildReport};
+use coldkeep_repo::remote::{CacheRefresh, Refill, Remote};
 use coldkeep_repo::repo::CatalogBehind;
 use coldkeep_repo::repo::{
-    self as repository, CacheRefresh, InitOptions, OpenMode, OpenOptions, Parts, Refill, Remote,
-    Repository,
+    self as repository, InitOptions, OpenMode, OpenOptions, Parts, Repository,
 };
 use coldkeep_repo::restore::{self, RestoreOptions, RestoreSummary};
 use coldkeep_repo::search::{self, FileSearch, FileSearchResult};

@@ -57,10 +57,11 @@ pub use coldkeep_repo::keys::{KdfParams, KeyError, KeyInfo, Secret, KEY_MAGIC, M
 pub use coldkeep_repo::progress::Progress;
 pub use coldkeep_repo::read::{FileSlice, ListEntry, MAX_READ_LEN};
 pub use coldkeep_repo::rebuild::RebuildReport;
+pub use coldkeep_repo::remote::{CacheRefresh, Remote};
 pub use coldkeep_repo::repo::CatalogBehind;
 pub use coldkeep_repo::repo::{
-    default_key_label, CacheRefresh, Decorator, Decorators, InitOptions, OpenMode, OpenOptions,
-    Parts, Remote, DEFAULT_ZSTD_LEVEL, MIN_FREE_BYTES,
+    default_key_label, Decorator, Decorators, InitOptions, OpenMode, OpenOptions, Parts,
+    DEFAULT_ZSTD_LEVEL, MIN_FREE_BYTES,
 };
 pub use coldkeep_repo::restore::{RestoreOptions, RestoreSummary, WORKERS_PER_CORE};
 pub use coldkeep_repo::search::{FileSearch, FileSearchResult};

@@ -16,11 +16,9 @@
 
 pub mod commit_log;
 pub mod lock;
-pub mod remote;
 pub(crate) mod tickets;
 
 pub use commit_log::CatalogBehind;
-pub use remote::{CacheRefresh, Refill, Remote};
 
 use std::collections::HashMap;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -207,7 +205,7 @@ impl Decorators {
         }
     }
 
-    fn catalog(&self, kv: Arc<dyn KvStore>) -> Arc<dyn KvStore> {
+    pub(crate) fn catalog(&self, kv: Arc<dyn KvStore>) -> Arc<dyn KvStore> {
         match &self.catalog {
             Some(wrap) => wrap(kv),
             None => kv,
@@ -265,8 +263,8 @@ fn unreadable(root: &Path, e: &KvError) -> OpenError {
 /// A repository's parts before its catalog is opened.
 pub(crate) struct Prepared {
     pub config: RepoConfig,
-    chunker: Chunker,
-    lock: Box<dyn RepoLock>,
+    pub chunker: Chunker,
+    pub lock: Box<dyn RepoLock>,
     pub store: Arc<dyn Backend>,
     pub sealing: Option<MasterKey>,
 }
@@ -351,20 +349,20 @@ pub(crate) fn system_time_us(t: SystemTime) -> i64 {
 }
 
 /// Where a new repository goes: what both kinds of `init` hand to the steps they share.
-struct Site<'a> {
-    location: &'a Path,
-    store: Arc<dyn Backend>,
+pub(crate) struct Site<'a> {
+    pub location: &'a Path,
+    pub store: Arc<dyn Backend>,
     /// The directory of the catalog's commit file (a local catalog's; none for given parts).
-    commits: Option<&'a Path>,
-    commit_point: CommitPoint,
-    lock: Box<dyn RepoLock>,
+    pub commits: Option<&'a Path>,
+    pub commit_point: CommitPoint,
+    pub lock: Box<dyn RepoLock>,
 }
 
 /// The catalog of a repository opened read-write: numbered (with its commit file in `commits`,
 /// when it has one) and journaled into the store. Where the catalog is the commit point, the
 /// store's unfinished objects are removed too — the write lock is held, so no one else is
 /// writing them (in a shared store, others may be: see `remote`).
-fn writable_catalog(
+pub(crate) fn writable_catalog(
     kv: Arc<dyn KvStore>,
     commits: Option<&Path>,
     store: &Arc<dyn Backend>,
@@ -448,7 +446,7 @@ impl Repository {
     /// What both kinds of `init` share once the store, the catalog and the lock are there: the
     /// keys, the config, the catalog's numbering and journal. The config is written last: a
     /// store that holds it holds a whole repository.
-    fn init_at(
+    pub(crate) fn init_at(
         site: Site<'_>,
         repo_id: [u8; 16],
         kv: Arc<dyn KvStore>,
@@ -499,7 +497,7 @@ impl Repository {
 
     /// The config read from `store` (undecorated: a decorator's failures are for the
     /// operations after the open), the lock `lock` takes, and the keys unlocked.
-    fn prepare_at(
+    pub(crate) fn prepare_at(
         location: &Path,
         store: Arc<dyn Backend>,
         opts: &OpenOptions,
@@ -588,7 +586,7 @@ impl Repository {
     }
 
     #[allow(clippy::too_many_arguments)] // one call per constructor, each naming every part
-    fn assemble(
+    pub(crate) fn assemble(
         location: &Path,
         config: RepoConfig,
         master: Option<MasterKey>,

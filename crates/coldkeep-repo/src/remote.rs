@@ -40,15 +40,15 @@ use coldkeep_store::crypto::MasterKey;
 use coldkeep_store::{Backend, ObjectKind, PackId};
 use serde::Serialize;
 
-use super::commit_log::{ReadOnlyKv, SequencedKv};
-use super::lock::{FileLock, RepoLock};
-use super::{
-    lacks_room, writable_catalog, InitOptions, OpenMode, OpenOptions, Prepared, Repository, Site,
-    MIN_FREE_BYTES,
-};
 use crate::error::{InitError, IoError, OpenError};
 use crate::journal::{CommitPoint, Pending};
 use crate::rebuild::{self, RebuildReport};
+use crate::repo::commit_log::{ReadOnlyKv, SequencedKv};
+use crate::repo::lock::{FileLock, RepoLock};
+use crate::repo::{
+    lacks_room, writable_catalog, InitOptions, OpenMode, OpenOptions, Prepared, Repository, Site,
+    MIN_FREE_BYTES,
+};
 
 /// A repository in a store of its own, its catalog cached under `cache` (see the module
 /// documentation).
