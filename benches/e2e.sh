@@ -25,12 +25,15 @@
 # moment, fresh directories): op restore_B_pairs.
 #
 # Tools: coldkeep (encrypted, as `init` makes it by default), coldkeep-plain (`init
-# --no-encryption`: what encryption costs is the difference), restic.
+# --no-encryption`: what encryption costs is the difference), restic, and coldkeep-at: another
+# build of coldkeep, the binary CK_AT names (an older commit's: what the code's changes cost,
+# measured in the same rounds rather than across days), with its own default `init`.
 #
 # Usage:  benches/e2e.sh                 # coldkeep + restic, 1 round
 #         TOOLS="coldkeep coldkeep-plain restic" benches/e2e.sh
 #         ROUNDS=2 TOOLS="coldkeep" benches/e2e.sh
 #         RESTORE_PAIRS=5 benches/e2e.sh
+#         CK_AT=/tmp/old/target/release/coldkeep TOOLS="coldkeep coldkeep-at restic" benches/e2e.sh
 # Env:    DATA ($HOME/bench-data)  SCRATCH (/tmp/ck-e2e)  OUT (./bench-results)  ROUNDS (1)
 # Prereq: apt packages restic time rsync; a release build (done here).
 set -euo pipefail
@@ -55,6 +58,8 @@ for c in /usr/bin/time rsync; do command -v $c >/dev/null || { echo "missing $c 
 
 (cd "$ROOT" && cargo build --release -q -p coldkeep-cli)
 CK=$ROOT/target/release/coldkeep
+CK_AT=${CK_AT:-}
+case " $TOOLS " in *" coldkeep-at "*) [ -x "$CK_AT" ] || { echo "coldkeep-at needs CK_AT=<a coldkeep binary>" >&2; exit 1; } ;; esac
 if [ -e "$SCRATCH" ]; then
   echo ">> removing $SCRATCH from an earlier run, then waiting ${SETTLE}s for ext4 to settle" >&2
   rm -rf "$SCRATCH"; sync; sleep "$SETTLE"
@@ -104,6 +109,9 @@ cmd() {  # tool op
   case "$1:$2" in
     coldkeep:init)    echo "$CK --repo $repo init" ;;
     coldkeep-plain:init) echo "$CK --repo $repo init --no-encryption" ;;
+    coldkeep-at:init) echo "$CK_AT --repo $repo init" ;;
+    coldkeep-at:backup)  echo "$CK_AT --repo $repo backup $work" ;;
+    coldkeep-at:restore) echo "$CK_AT --repo $repo restore latest --target $restore" ;;
     coldkeep*:backup)  echo "$CK --repo $repo backup $work" ;;
     coldkeep*:restore) echo "$CK --repo $repo restore latest --target $restore" ;;
     restic:init)      echo "restic --repo $repo init --repository-version 2" ;;
@@ -116,7 +124,7 @@ restored() { [ "$1" = restic ] && echo "$(restore_of "$1")$(work_of "$1")" || re
 {
   echo "# e2e.sh $STAMP — $(nproc) cores: $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem:/{print $2}') GiB, cold=$COLD"
   echo "# A: $SRC_A ($BYTES_A bytes, $(find "$SRC_A" -type f | wc -l) files)  B: $SRC_B ($BYTES_B bytes)"
-  echo "# $(restic version 2>/dev/null | head -1) | coldkeep $($CK --version)"
+  echo "# $(restic version 2>/dev/null | head -1) | coldkeep $($CK --version)${CK_AT:+ | coldkeep-at $CK_AT}"
 } | tee "$OUT/e2e-$STAMP.header"
 
 for round in $(seq 1 "$ROUNDS"); do
@@ -172,6 +180,17 @@ echo
       [ -n "$ck" ] && [ -n "$pl" ] || continue
       awk -v op="$op" -v a="$ck" -v b="$pl" -v ra="$(col coldkeep $op 8 | median)" -v rb="$(col coldkeep-plain $op 8 | median)" \
         'BEGIN{printf "| %s | %.3f | %.3f |\n", op, a/b, ra/rb}'
+    done
+  fi
+  if grep -q '^coldkeep-at' "$TSV"; then
+    echo
+    echo "| op | coldkeep / coldkeep-at wall time (median) | restic / coldkeep-at (median) | repo MB, coldkeep / coldkeep-at |"
+    echo "|---|---:|---:|---:|"
+    for op in backup1_A backup2_A_nochg backup3_B restore_B restore_B_pairs; do
+      ck=$(col coldkeep $op 4 | median); at=$(col coldkeep-at $op 4 | median); rs=$(col restic $op 4 | median)
+      [ -n "$ck" ] && [ -n "$at" ] || continue
+      awk -v op="$op" -v a="$ck" -v b="$at" -v r="${rs:-0}" -v ra="$(col coldkeep $op 8 | median)" -v rb="$(col coldkeep-at $op 8 | median)" \
+        'BEGIN{printf "| %s | %.3f | %s | %.3f |\n", op, a/b, (r > 0 ? sprintf("%.2fx", r/b) : ""), ra/rb}'
     done
   fi
   echo
