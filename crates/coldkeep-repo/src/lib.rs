@@ -27,6 +27,7 @@ pub mod remote;
 pub mod repo;
 pub mod restore;
 pub mod search;
+pub mod store_lock;
 pub mod tree;
 
 pub use error::{Error, ErrorKind, HasErrorKind};

@@ -24,7 +24,12 @@
 //!   [`read_at`](ObjectReader::read_at); one opened for [`Access::Sequential`] (most of it, in
 //!   order: restore, check) is fetched whole by one `GET`.
 //! * **Deletes of a missing object** succeed silently in S3; the contract wants
-//!   [`ErrorKind::NotFound`], so a delete asks first.
+//!   [`ErrorKind::NotFound`], so a delete asks first. In a versioned bucket (every bucket with
+//!   Object Lock is) the delete names the object's version, so its bytes are gone rather than
+//!   hidden behind a delete marker.
+//! * **Object Lock.** Where the bucket has it, the backend offers
+//!   [`ObjectLock`](coldkeep_store::ObjectLock): COMPLIANCE retention and legal holds, which the
+//!   bucket enforces against every client (`lock`). Without it, `object_lock` is `None`.
 //!
 //! Object keys are `<prefix>/<kind>/<name>` (`<prefix>/config` for the config), the same
 //! layout as a repository directory.
@@ -39,19 +44,22 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use coldkeep_store::backend::{
-    check_range, Access, Backend, ObjectInfo, ObjectKind, ObjectName, ObjectReader, ObjectWriter,
+    check_range, Access, Backend, ObjectInfo, ObjectKind, ObjectLock, ObjectName, ObjectReader,
+    ObjectWriter,
 };
 use coldkeep_store::StoreError;
 use futures::TryStreamExt;
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path;
 use object_store::{
     ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart,
 };
 
 mod errors;
+mod lock;
 
 use errors::store_error;
+use lock::BucketLock;
 
 /// Where a bucket repository lives and how it is written.
 #[derive(Debug, Clone)]
@@ -101,6 +109,7 @@ pub enum S3UrlError {
 /// A repository's objects under a prefix of an S3 bucket.
 pub struct S3Backend {
     client: Arc<AmazonS3>,
+    lock: BucketLock,
     prefix: Path,
     url: String,
     options: S3Options,
@@ -143,7 +152,8 @@ impl S3Backend {
         if let Some(endpoint) = &endpoint {
             builder = builder.with_endpoint(endpoint);
         }
-        if let Some(endpoint) = endpoint.or_else(|| std::env::var("AWS_ENDPOINT").ok()) {
+        let endpoint = endpoint.or_else(|| std::env::var("AWS_ENDPOINT").ok());
+        if let Some(endpoint) = &endpoint {
             // A server named by address answers at http(s)://host/bucket, not at
             // bucket.host (the default for Amazon's own endpoints).
             builder = builder.with_virtual_hosted_style_request(false);
@@ -151,25 +161,26 @@ impl S3Backend {
                 builder = builder.with_allow_http(true);
             }
         }
-        let client = builder
-            .build()
-            .map_err(|e| S3UrlError::Client { url: url.to_owned(), reason: e.to_string() })?;
-        Self::new(client, prefix, url, options)
-    }
-
-    fn new(
-        client: AmazonS3,
-        prefix: Path,
-        url: &str,
-        options: S3Options,
-    ) -> Result<Self, S3UrlError> {
+        let client_error = |reason: String| S3UrlError::Client { url: url.to_owned(), reason };
+        let region = builder
+            .get_config_value(&AmazonS3ConfigKey::Region)
+            .unwrap_or_else(|| "us-east-1".to_owned());
+        let client = builder.build().map_err(|e| client_error(e.to_string()))?;
+        let lock = BucketLock::new(
+            Arc::clone(client.credentials()),
+            region,
+            endpoint.as_deref(),
+            bucket,
+            options.max_retries,
+        )
+        .map_err(client_error)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("coldkeep-s3")
             .enable_all()
             .build()
-            .map_err(|e| S3UrlError::Client { url: url.to_owned(), reason: e.to_string() })?;
-        Ok(Self { client: Arc::new(client), prefix, url: url.to_owned(), options, runtime })
+            .map_err(|e| client_error(e.to_string()))?;
+        Ok(Self { client: Arc::new(client), lock, prefix, url: url.to_owned(), options, runtime })
     }
 
     /// The bucket address this backend was made from.
@@ -265,15 +276,59 @@ impl Backend for S3Backend {
     }
 
     fn delete(&self, name: &ObjectName) -> Result<(), StoreError> {
-        self.head(name, "delete")?;
+        let meta = self.head(name, "delete")?;
         let path = self.path_of(name);
-        self.block_on(self.client.delete(&path)).map_err(|e| store_error("delete", &path, e))
+        match &meta.version {
+            Some(version) => self.block_on(self.lock.delete_version(&path, version)),
+            None => {
+                return self
+                    .block_on(self.client.delete(&path))
+                    .map_err(|e| store_error("delete", &path, e))
+            }
+        }
+        .map_err(|e| StoreError::backend("delete", &path, e))
     }
 
     fn remove_unfinished(&self) -> Result<usize, StoreError> {
         // An unfinished write lives in its writer; see the module documentation for a
         // multipart upload cut short.
         Ok(0)
+    }
+
+    fn object_lock(&self) -> Result<Option<&dyn ObjectLock>, StoreError> {
+        let enabled = self
+            .block_on(self.lock.enabled())
+            .map_err(|e| StoreError::backend("ask for Object Lock", &self.url, e))?;
+        Ok(enabled.then_some(self as &dyn ObjectLock))
+    }
+}
+
+impl ObjectLock for S3Backend {
+    fn retain_until(&self, name: &ObjectName, until_us: i64) -> Result<(), StoreError> {
+        if self.retained_until(name)?.is_some_and(|u| u >= until_us) {
+            return Ok(()); // retention only grows; COMPLIANCE refuses to shrink anyway
+        }
+        let path = self.path_of(name);
+        self.block_on(self.lock.set_retention(&path, until_us))
+            .map_err(|e| StoreError::backend("retain", &path, e))
+    }
+
+    fn retained_until(&self, name: &ObjectName) -> Result<Option<i64>, StoreError> {
+        let path = self.path_of(name);
+        self.block_on(self.lock.retention(&path))
+            .map_err(|e| StoreError::backend("read retention", &path, e))
+    }
+
+    fn set_legal_hold(&self, name: &ObjectName, on: bool) -> Result<(), StoreError> {
+        let path = self.path_of(name);
+        self.block_on(self.lock.set_legal_hold(&path, on))
+            .map_err(|e| StoreError::backend("set legal hold", &path, e))
+    }
+
+    fn legal_hold(&self, name: &ObjectName) -> Result<bool, StoreError> {
+        let path = self.path_of(name);
+        self.block_on(self.lock.legal_hold(&path))
+            .map_err(|e| StoreError::backend("read legal hold", &path, e))
     }
 }
 

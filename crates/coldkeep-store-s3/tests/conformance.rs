@@ -83,4 +83,7 @@ fn an_unreachable_server_is_transient() {
     assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
     let e = b.put(&name, b"x").expect_err("nothing answers");
     assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
+    // Whether the bucket can lock is unknown, not "no": a lock must not be skipped for it.
+    let e = b.object_lock().map(|l| l.is_some()).expect_err("nothing answers");
+    assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
 }

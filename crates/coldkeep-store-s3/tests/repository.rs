@@ -28,3 +28,32 @@ fn a_repository_in_a_bucket_passes_the_remote_repository_suite() {
     let scratch = tempfile::tempdir().expect("tempdir");
     coldkeep_testing::remote::remote_repository_suite(&store, &url, scratch.path());
 }
+
+/// The bucket with Object Lock: DataLocks and legal holds are the bucket's too.
+#[test]
+fn a_bucket_with_object_lock_passes_the_store_lock_suite() {
+    if fresh_url().is_none() {
+        return;
+    }
+    coldkeep_testing::store_lock::store_lock_suite(&|| {
+        let url = fresh_url().expect("checked above");
+        Arc::new(S3Backend::from_env(&url, S3Options::default()).expect("an S3 client"))
+    });
+}
+
+/// The bucket without Object Lock: the store says it cannot lock, and coldkeep's rules alone
+/// keep a Compliance run.
+#[test]
+fn a_bucket_without_object_lock_leaves_the_locks_to_coldkeep() {
+    let Ok(bucket) = std::env::var("COLDKEEP_TEST_S3_NOLOCK") else {
+        coldkeep_testing::skip(
+            "no S3 bucket without Object Lock: COLDKEEP_TEST_S3_NOLOCK is not set \
+             (scripts/test.sh starts the server that has one)",
+        );
+        return;
+    };
+    let url = format!("{}/repo-{}", bucket.trim_end_matches('/'), PackId::random());
+    let store: Arc<dyn Backend> =
+        Arc::new(S3Backend::from_env(&url, S3Options::default()).expect("an S3 client"));
+    coldkeep_testing::store_lock::compliance_run_without_a_store_lock(&store);
+}

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::backend::{
-    Access, Backend, ObjectInfo, ObjectKind, ObjectName, ObjectReader, ObjectWriter,
+    Access, Backend, ObjectInfo, ObjectKind, ObjectLock, ObjectName, ObjectReader, ObjectWriter,
 };
 use crate::StoreError;
 
@@ -190,6 +190,10 @@ impl Backend for FaultyBackend {
         let what = || "remove unfinished".to_owned();
         let fail = |e| StoreError::backend("remove unfinished objects", "", e);
         self.plan.guard(what, fail, || self.inner.remove_unfinished())
+    }
+
+    fn object_lock(&self) -> Result<Option<&dyn ObjectLock>, StoreError> {
+        self.inner.object_lock()
     }
 }
 

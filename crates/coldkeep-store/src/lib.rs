@@ -24,8 +24,8 @@ mod id;
 mod pack;
 
 pub use backend::{
-    Access, Backend, ErrorKind, LocalBackend, MemoryBackend, ObjectInfo, ObjectKind, ObjectName,
-    ObjectReader, ObjectWriter,
+    Access, Backend, ErrorKind, LocalBackend, MemoryBackend, ObjectInfo, ObjectKind, ObjectLock,
+    ObjectName, ObjectReader, ObjectWriter,
 };
 pub use blob::{encode_frame, BlobKind, Compression};
 pub use id::{random_bytes, ChunkId, ChunkKey, PackId, ParseIdError};

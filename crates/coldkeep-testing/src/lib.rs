@@ -11,6 +11,8 @@
 pub mod engine;
 #[cfg(feature = "engine")]
 pub mod remote;
+#[cfg(feature = "engine")]
+pub mod store_lock;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;

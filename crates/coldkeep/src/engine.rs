@@ -631,7 +631,7 @@ impl Engine {
         updates: &[RunUpdate],
         principal: &Principal,
     ) -> Result<Vec<Run>, ProtectError> {
-        self.shared.protect.update_runs(group, updates, principal)
+        self.shared.update_runs(group, updates, principal)
     }
 
     /// Runs the scheduler once at the trusted time: starts the runs that are due, records

@@ -709,6 +709,11 @@ impl Repository {
         Ok(pack)
     }
 
+    /// The store the repository's objects are in.
+    pub(crate) fn store(&self) -> &dyn Backend {
+        &*self.store
+    }
+
     /// Every pack in the store, in id order, with its length and write time.
     pub fn stored_packs(&self) -> Result<Vec<(PackId, ObjectInfo)>, StoreError> {
         let objects = self.store.list(ObjectKind::Pack)?;

@@ -18,7 +18,7 @@ pub type Fresh = (Box<dyn Backend>, Box<dyn Any>);
 /// When the implementation breaks the [`Backend`] contract.
 pub fn run_all(fresh: &dyn Fn() -> Fresh) {
     type Check = (&'static str, fn(&dyn Backend));
-    let checks: [Check; 11] = [
+    let checks: [Check; 12] = [
         ("kinds_are_namespaces", kinds_are_namespaces),
         ("put_get_stat", put_get_stat),
         ("create_only", create_only),
@@ -30,6 +30,7 @@ pub fn run_all(fresh: &dyn Fn() -> Fresh) {
         ("streamed_large_object", streamed_large_object),
         ("concurrent_writers", concurrent_writers),
         ("the_config_is_one_object", the_config_is_one_object),
+        ("locked_objects_stay", locked_objects_stay),
     ];
     for (name, check) in checks {
         let (backend, keep) = fresh();
@@ -202,6 +203,48 @@ fn kinds_are_namespaces(b: &dyn Backend) {
     b.delete(&key).expect("delete");
     assert_eq!(b.get(&pack).expect("the pack stays"), b"pack");
     assert!(b.list(ObjectKind::Key).expect("list").is_empty());
+}
+
+/// With [`ObjectLock`](super::ObjectLock): a retained or held object cannot be deleted, a
+/// retention only grows, and a lifted hold or an ended retention lets deletion through again.
+/// Retention is by the storage's clock, in whole seconds on some: it is set a few seconds ahead
+/// and waited out. Without the capability there is nothing to check.
+fn locked_objects_stay(b: &dyn Backend) {
+    let Some(lock) = b.object_lock().expect("whether the store can lock") else {
+        return;
+    };
+    let now = || crate::backend::now_us();
+    let (retained, held, free) = (name(1), name(2), name(3));
+    for n in [&retained, &held, &free] {
+        b.put(n, b"x").expect("put");
+    }
+    assert_eq!(lock.retained_until(&free).expect("retention"), None);
+    assert!(!lock.legal_hold(&free).expect("hold"));
+    assert_eq!(kind_of(lock.retain_until(&name(9), now() + 1_000_000)), ErrorKind::NotFound);
+
+    let until = now() + 4_000_000;
+    lock.retain_until(&retained, until).expect("retain");
+    let got = lock.retained_until(&retained).expect("retention").expect("retained");
+    assert!(got >= until && got < until + 2_000_000, "retained until {got}, asked {until}");
+    lock.retain_until(&retained, until - 2_000_000).expect("an earlier end is no change");
+    assert_eq!(lock.retained_until(&retained).expect("retention"), Some(got), "never shortened");
+    assert_eq!(kind_of(b.delete(&retained)), ErrorKind::Denied);
+    assert!(lock.is_locked(&retained, now()).expect("locked"));
+
+    lock.set_legal_hold(&held, true).expect("hold");
+    assert!(lock.legal_hold(&held).expect("hold"));
+    assert_eq!(kind_of(b.delete(&held)), ErrorKind::Denied);
+    lock.set_legal_hold(&held, false).expect("lift");
+    assert!(!lock.is_locked(&held, now()).expect("not locked"));
+    b.delete(&held).expect("a lifted hold lets deletion through");
+    b.delete(&free).expect("an object never locked is deleted");
+
+    assert_eq!(b.get(&retained).expect("a retained object stays"), b"x");
+    while now() <= got {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    b.delete(&retained).expect("an ended retention lets deletion through");
+    assert_eq!(kind_of(b.stat(&retained)), ErrorKind::NotFound);
 }
 
 /// The config kind holds one object, `config`: written once (create-only, like every object),

@@ -15,18 +15,24 @@
 //! Every failure is a [`StoreError`](crate::StoreError) whose [`kind`](crate::StoreError::kind)
 //! says whether trying again may help ([`ErrorKind::Transient`]) or not.
 //!
+//! * Optionally, [`object_lock`](Backend::object_lock): retention and legal holds the storage
+//!   itself enforces ([`ObjectLock`]), so that a locked snapshot's objects cannot be deleted
+//!   even with the storage's own credentials.
+//!
 //! Two implementations live here: [`LocalBackend`] (a directory: memory maps and `pread` stay
 //! inside it) and [`MemoryBackend`] (tests, and the reference the others are checked against).
 //! Both pass the one [`conformance`] suite; every new backend must too.
 
 pub mod conformance;
 mod local;
+mod lock;
 mod memory;
 
 use std::borrow::Cow;
 use std::fmt;
 
 pub use local::LocalBackend;
+pub use lock::ObjectLock;
 pub use memory::MemoryBackend;
 
 use crate::{PackId, StoreError};
@@ -212,6 +218,13 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// were removed.
     fn remove_unfinished(&self) -> Result<usize, StoreError>;
 
+    /// The storage's own retention and legal holds, when it has them ([`ObjectLock`]); `None`
+    /// for storage that cannot refuse a deletion by itself. It may ask the storage (whether a
+    /// bucket has Object Lock), hence the error.
+    fn object_lock(&self) -> Result<Option<&dyn ObjectLock>, StoreError> {
+        Ok(None)
+    }
+
     /// Writes a whole object at once (create-only, like [`create`](Self::create)).
     fn put(&self, name: &ObjectName, bytes: &[u8]) -> Result<(), StoreError> {
         let mut writer = self.create(name)?;
@@ -253,6 +266,13 @@ pub trait ObjectReader: Send + Sync + fmt::Debug {
     /// `len` bytes at `offset`. A range that does not lie inside the object fails with
     /// [`ErrorKind::Permanent`] — the caller asked for bytes the object does not have.
     fn read_at(&self, offset: u64, len: usize) -> Result<Cow<'_, [u8]>, StoreError>;
+}
+
+/// Now, in µs since the epoch, by this machine's clock.
+pub(crate) fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 /// Checks that `offset..offset+len` lies inside an object of `object_len` bytes: what every
