@@ -34,6 +34,13 @@
 #         ROUNDS=2 TOOLS="coldkeep" benches/e2e.sh
 #         RESTORE_PAIRS=5 benches/e2e.sh
 #         CK_AT=/tmp/old/target/release/coldkeep TOOLS="coldkeep coldkeep-at restic" benches/e2e.sh
+#         S3=1 benches/e2e.sh            # every repository in a bucket of a local SeaweedFS
+#
+# S3=1 starts the test S3 server (scripts/s3-server.sh: SeaweedFS on 127.0.0.1:8333, data under
+# SCRATCH) and puts each tool's repository under its own prefix of its bucket without Object
+# Lock: coldkeep with `--repo s3://…` (its catalog cached under SCRATCH), restic with its S3
+# backend (`-r s3:http://…`). The server shares the machine's cores with the tool timed.
+# repo_MB is then left empty (the bucket's size is not per tool).
 # Env:    DATA ($HOME/bench-data)  SCRATCH (/tmp/ck-e2e)  OUT (./bench-results)  ROUNDS (1)
 # Prereq: apt packages restic time rsync; a release build (done here).
 set -euo pipefail
@@ -49,6 +56,7 @@ SETTLE=${SETTLE:-360}
 PRETOUCH=${PRETOUCH:-1}
 PAUSE=${PAUSE:-10}
 TOOLS=${TOOLS:-"coldkeep restic"}
+S3=${S3:-0}
 TREE=linux-source-6.1
 SRC_A=$DATA/A/$TREE
 SRC_B=$DATA/B/$TREE
@@ -74,6 +82,12 @@ b[::4096] = b'\x01' * (len(b) // 4096)
 "
 fi
 mkdir -p "$OUT" "$SCRATCH"
+if [ "$S3" = 1 ]; then
+  mkdir -p "$SCRATCH/s3"
+  eval "$("$ROOT/scripts/s3-server.sh" start "$SCRATCH/s3")"
+  trap '"$ROOT/scripts/s3-server.sh" stop "$SCRATCH/s3"' EXIT
+  BUCKET=${COLDKEEP_TEST_S3_NOLOCK#s3://}
+fi
 STAMP=$(date +%Y%m%d-%H%M%S)
 TSV=$OUT/e2e-$STAMP.tsv
 LOG=$OUT/e2e-$STAMP.log
@@ -82,6 +96,12 @@ BYTES_A=$(du -sb "$SRC_A" | cut -f1); BYTES_B=$(du -sb "$SRC_B" | cut -f1)
 
 # Every tool and round has its own directories: nothing is deleted while timing.
 repo_of() { echo "$SCRATCH/r$round/repo-$1"; }
+# Where a tool's repository is, as its --repo / -r takes it.
+repo_arg() {
+  if [ "$S3" != 1 ]; then repo_of "$1"
+  elif [ "$1" = restic ]; then echo "s3:$AWS_ENDPOINT_URL/$BUCKET/r$round-$1"
+  else echo "s3://$BUCKET/r$round-$1 --cache-dir $SCRATCH/r$round/cache-$1"; fi
+}
 work_of() { echo "$SCRATCH/r$round/work-$1/$TREE"; }
 restore_of() { echo "$SCRATCH/r$round/restore-$1"; }
 run_op() {  # tool round op bytes cmd
@@ -98,14 +118,14 @@ run_op() {  # tool round op bytes cmd
   wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}')
   rss=$(awk -F: '/Maximum resident set size/{gsub(/ /,"",$2); printf "%.0f", $2/1024}' "$tf")
   cpu=$(awk -F: '/User time|System time/{s+=$2} END{printf "%.1f", s}' "$tf")
-  repo=$(du -sb "$(repo_of "$tool")" 2>/dev/null | awk '{printf "%.1f", $1/1e6}')
+  repo=$(du -sb "$(repo_of "$tool")" 2>/dev/null | awk '{printf "%.1f", $1/1e6}' || true)
   mbs=$(awk -v n="$bytes" -v w="$wall" 'BEGIN{printf "%.1f", n/1e6/w}')
   [ $rc -ne 0 ] && { op="$op(FAILED rc=$rc)"; echo "!! $tool $op failed, see $LOG" >&2; }
   printf '%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t%s\n' "$tool" "$round" "$op" "$wall" "$mbs" "$cpu" "$rss" "$repo" | tee -a "$TSV"
   rm -f "$tf"
 }
 cmd() {  # tool op
-  local repo work restore; repo=$(repo_of "$1"); work=$(work_of "$1"); restore=$(restore_of "$1")
+  local repo work restore; repo=$(repo_arg "$1"); work=$(work_of "$1"); restore=$(restore_of "$1")
   case "$1:$2" in
     coldkeep:init)    echo "$CK --repo $repo init" ;;
     coldkeep-plain:init) echo "$CK --repo $repo init --no-encryption" ;;
@@ -115,8 +135,8 @@ cmd() {  # tool op
     coldkeep*:backup)  echo "$CK --repo $repo backup $work" ;;
     coldkeep*:restore) echo "$CK --repo $repo restore latest --target $restore" ;;
     restic:init)      echo "restic --repo $repo init --repository-version 2" ;;
-    restic:backup)    echo "restic --repo $repo --cache-dir $repo-cache backup --compression auto $work" ;;
-    restic:restore)   echo "restic --repo $repo --cache-dir $repo-cache restore latest --target $restore" ;;
+    restic:backup)    echo "restic --repo $repo --cache-dir $(repo_of "$1")-cache backup --compression auto $work" ;;
+    restic:restore)   echo "restic --repo $repo --cache-dir $(repo_of "$1")-cache restore latest --target $restore" ;;
   esac
 }
 restored() { [ "$1" = restic ] && echo "$(restore_of "$1")$(work_of "$1")" || restore_of "$1"; }
@@ -125,6 +145,7 @@ restored() { [ "$1" = restic ] && echo "$(restore_of "$1")$(work_of "$1")" || re
   echo "# e2e.sh $STAMP — $(nproc) cores: $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem:/{print $2}') GiB, cold=$COLD"
   echo "# A: $SRC_A ($BYTES_A bytes, $(find "$SRC_A" -type f | wc -l) files)  B: $SRC_B ($BYTES_B bytes)"
   echo "# $(restic version 2>/dev/null | head -1) | coldkeep $($CK --version)${CK_AT:+ | coldkeep-at $CK_AT}"
+  if [ "$S3" = 1 ]; then echo "# repositories in S3: SeaweedFS $("$ROOT/scripts/install-deps.sh" --weed-path | xargs -I{} {} version 2>&1 | head -1) at $AWS_ENDPOINT_URL, bucket $BUCKET"; fi
 } | tee "$OUT/e2e-$STAMP.header"
 
 for round in $(seq 1 "$ROUNDS"); do

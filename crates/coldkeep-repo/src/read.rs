@@ -3,9 +3,10 @@
 use std::io::Write;
 
 use coldkeep_catalog::{SnapshotId, SnapshotRecord};
+use coldkeep_store::ChunkId;
 
 use crate::error::{DataError, IoError, ReadError};
-use crate::repo::Repository;
+use crate::repo::{Repository, Trees};
 use crate::tree::{components, Node, NodeKind, Piece, Tree};
 
 /// What a snapshot path names.
@@ -61,23 +62,31 @@ pub fn list(
     let prefix: Vec<u8> = components(path).collect::<Vec<_>>().join(&b'/');
     let mut out = Vec::new();
     match resolve(repo, snap, path)? {
-        Resolved::Root(tree) => list_tree(repo, &tree, &prefix, &mut out)?,
+        Resolved::Root(_) => {
+            let below = repo.load_hierarchy(snap.root)?;
+            list_tree(&below, tree_in(&below, &snap.root)?, &prefix, &mut out)?;
+        }
         Resolved::Node(node) => {
-            let tree = match &node.kind {
-                NodeKind::Dir { tree } => Some(repo.load_tree(tree)?),
+            let below = match &node.kind {
+                NodeKind::Dir { tree } => Some((*tree, repo.load_hierarchy(*tree)?)),
                 _ => None,
             };
             out.push(ListEntry { path: prefix.clone(), node });
-            if let Some(tree) = tree {
-                list_tree(repo, &tree, &prefix, &mut out)?;
+            if let Some((root, below)) = below {
+                list_tree(&below, tree_in(&below, &root)?, &prefix, &mut out)?;
             }
         }
     }
     Ok(out)
 }
 
+/// A tree of a hierarchy [`Repository::load_hierarchy`] loaded (all of them are there).
+fn tree_in<'a>(trees: &'a Trees, id: &ChunkId) -> Result<&'a Tree, ReadError> {
+    trees.get(id).ok_or_else(|| DataError::MissingChunk(*id).into())
+}
+
 fn list_tree(
-    repo: &Repository,
+    trees: &Trees,
     tree: &Tree,
     prefix: &[u8],
     out: &mut Vec<ListEntry>,
@@ -85,13 +94,9 @@ fn list_tree(
     for node in &tree.entries {
         let path =
             if prefix.is_empty() { node.name.clone() } else { [prefix, b"/", &node.name].concat() };
-        let sub = match &node.kind {
-            NodeKind::Dir { tree } => Some(repo.load_tree(tree)?),
-            _ => None,
-        };
         out.push(ListEntry { path: path.clone(), node: node.clone() });
-        if let Some(sub) = sub {
-            list_tree(repo, &sub, &path, out)?;
+        if let NodeKind::Dir { tree } = &node.kind {
+            list_tree(trees, tree_in(trees, tree)?, &path, out)?;
         }
     }
     Ok(())

@@ -102,8 +102,22 @@ pub fn run(
             .rev()
             .find(|s| s.source == source_bytes && s.hostname == host),
     };
+    // The parent's trees, all loaded up front (several requests in flight, `repo::trees`); if
+    // one is gone (the parent expired and was collected since), each directory is looked up
+    // as the walk reaches it instead, and one that is gone is read as new.
+    let parent_trees = match (&parent, opts.kind) {
+        (Some(p), BackupKind::Incremental) => match repo.load_hierarchy(p.root) {
+            Ok(trees) => trees,
+            Err(crate::error::DataError::MissingChunk(_)) => crate::repo::Trees::new(),
+            Err(e) => return Err(e.into()),
+        },
+        _ => crate::repo::Trees::new(),
+    };
     let parent_root = match (&parent, opts.kind) {
-        (Some(p), BackupKind::Incremental) => Some(repo.load_tree(&p.root)?),
+        (Some(p), BackupKind::Incremental) => match parent_trees.get(&p.root) {
+            Some(root) => Some(root.clone()),
+            None => Some(repo.load_tree(&p.root)?),
+        },
         _ => None,
     };
 
@@ -137,6 +151,7 @@ pub fn run(
             zeros_as_holes: opts.disk_image,
             append_only: opts.append_only,
             known: &known,
+            parent_trees: &parent_trees,
             packer: &packer,
             progress: &progress,
             control: &control,

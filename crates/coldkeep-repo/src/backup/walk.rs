@@ -46,6 +46,9 @@ pub(super) struct Walk<'a> {
     /// Files only grow (log directories): of a file that grew, only the new tail is read.
     pub append_only: bool,
     pub known: &'a KnownChunks,
+    /// The parent snapshot's trees, loaded before the walk (empty when there is none, or when
+    /// one of them was gone).
+    pub parent_trees: &'a crate::repo::Trees,
     pub packer: &'a Packer<'a>,
     pub progress: &'a Progress,
     pub control: &'a Control,
@@ -116,6 +119,9 @@ impl Walk<'_> {
     /// garbage collection has unindexed it since this backup started (the parent expired), the
     /// directory is read as if new.
     fn parent_tree(&self, id: &ChunkId) -> Result<Option<Tree>, BackupError> {
+        if let Some(tree) = self.parent_trees.get(id) {
+            return Ok(Some(tree.clone()));
+        }
         match self.repo.load_tree(id) {
             Ok(tree) => Ok(Some(tree)),
             Err(crate::error::DataError::MissingChunk(_)) => Ok(None),

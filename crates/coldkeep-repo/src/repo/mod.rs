@@ -17,6 +17,9 @@
 pub mod commit_log;
 pub mod lock;
 pub(crate) mod tickets;
+mod trees;
+
+pub use trees::{Trees, TREE_LOADS_IN_FLIGHT};
 
 pub use commit_log::CatalogBehind;
 
