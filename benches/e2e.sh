@@ -145,7 +145,7 @@ restored() { [ "$1" = restic ] && echo "$(restore_of "$1")$(work_of "$1")" || re
   echo "# e2e.sh $STAMP — $(nproc) cores: $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem:/{print $2}') GiB, cold=$COLD"
   echo "# A: $SRC_A ($BYTES_A bytes, $(find "$SRC_A" -type f | wc -l) files)  B: $SRC_B ($BYTES_B bytes)"
   echo "# $(restic version 2>/dev/null | head -1) | coldkeep $($CK --version)${CK_AT:+ | coldkeep-at $CK_AT}"
-  if [ "$S3" = 1 ]; then echo "# repositories in S3: SeaweedFS $("$ROOT/scripts/install-deps.sh" --weed-path | xargs -I{} {} version 2>&1 | head -1) at $AWS_ENDPOINT_URL, bucket $BUCKET"; fi
+  if [ "$S3" = 1 ]; then echo "# repositories in S3: SeaweedFS $("$("$ROOT/scripts/install-deps.sh" --weed-path)" version 2>&1 | head -1) at $AWS_ENDPOINT_URL, bucket $BUCKET"; fi
 } | tee "$OUT/e2e-$STAMP.header"
 
 for round in $(seq 1 "$ROUNDS"); do

@@ -157,3 +157,100 @@ pub fn remote_repository_suite(store: &Arc<dyn Backend>, location: &str, scratch
     let check = b.check(CheckOptions { read_data: true }).expect("check");
     assert!(!check.is_clean(), "a flipped byte must be found");
 }
+
+/// Faults at every store write of a backup into a repository in `store` (which must hold
+/// nothing): the store is wrapped in the fault-injecting decorator (`coldkeep::faults`), and a
+/// backup of new data is run once per write point it passes with that point failing —
+/// refused (`Fail`) or the process dying just after the write took effect (`CrashAfter`: a
+/// PUT that reached the bucket whose answer was lost). After each, the repository, opened
+/// without faults from the same cache, must pass `check --read-data` and restore every
+/// snapshot committed so far byte-exact; and a fresh cache filled from the store alone must
+/// list the same snapshots. The points are counted on a backup without faults first.
+pub fn remote_faults_suite(store: &Arc<dyn Backend>, location: &str, scratch: &Path) {
+    use coldkeep::faults::{FaultMode, FaultPlan, FaultyBackend};
+
+    let cache = scratch.join("cache");
+    let src = scratch.join("src");
+    Dataset::new(&src, 21).mixed(12, 150_000);
+    let init = InitOptions {
+        kdf: KdfParams::INSECURE_FOR_TESTS,
+        pack_target_size: 128 << 10,
+        ..InitOptions::with_secret(Secret::passphrase(PASSPHRASE))
+    };
+    let engine = Engine::init_remote(remote(store, &cache, location), &init).expect("init");
+    let first = engine.backup(&src, &BackupOptions::default()).expect("first backup");
+    drop(engine);
+    // Committed snapshots and a copy of the tree each holds.
+    let mut committed = vec![(first.id, copy_of(&src, &scratch.join("kept-0")))];
+    let faulty = |plan: &Arc<FaultPlan>| -> Arc<dyn Backend> {
+        Arc::new(FaultyBackend::new(Arc::clone(store), Arc::clone(plan)))
+    };
+    // New data for every backup, so that each writes packs and a journal entry.
+    let mut seed = 100;
+    let mut change = |src: &Path| {
+        seed += 1;
+        Dataset::new(&src.join(format!("new-{seed}")), seed).mixed(4, 120_000);
+    };
+
+    let plan = FaultPlan::count();
+    change(&src);
+    let (engine, _) =
+        Engine::open_remote(remote(&faulty(&plan), &cache, location), &opts()).expect("open");
+    let counted = engine.backup(&src, &BackupOptions::default()).expect("a backup without faults");
+    drop(engine);
+    committed.push((counted.id, copy_of(&src, &scratch.join("kept-1"))));
+    let points = plan.passed();
+    assert!(points >= 3, "a backup passes only {points} store writes: {:?}", plan.points());
+    eprintln!("remote faults suite on {location}: {points} store writes × 2 modes");
+
+    for n in 1..=points {
+        for mode in [FaultMode::Fail, FaultMode::CrashAfter] {
+            let context = format!("{mode:?} at store write {n} of {points}");
+            change(&src);
+            let plan = FaultPlan::at(n, mode);
+            let outcome = Engine::open_remote(remote(&faulty(&plan), &cache, location), &opts())
+                .map_err(|e| e.to_string())
+                .and_then(|(engine, _)| {
+                    engine.backup(&src, &BackupOptions::default()).map_err(|e| e.to_string())
+                });
+            match outcome {
+                Ok(snap) => {
+                    // This backup passed fewer points than the counted one: nothing failed.
+                    assert!(!plan.tripped(), "{context}: the fault was swallowed");
+                    let kept = scratch.join(format!("kept-{}", committed.len()));
+                    committed.push((snap.id, copy_of(&src, &kept)));
+                }
+                Err(e) => assert!(plan.tripped(), "{context}: failed without the fault: {e}"),
+            }
+            let (engine, _) = open(store, &cache, location);
+            let report = engine.check(CheckOptions { read_data: true }).expect("check");
+            assert!(report.problems.is_empty(), "{context}: {:?}", report.problems);
+            let listed: Vec<SnapshotId> =
+                engine.snapshots().expect("list").iter().map(|s| s.id).collect();
+            for (id, _) in &committed {
+                assert!(listed.contains(id), "{context}: snapshot {id} lost");
+            }
+            // A backup whose answer was lost may have committed: it is there, whole.
+            let restored = scratch.join(format!("restored-{n}-{mode:?}"));
+            let (last, tree) = committed.last().expect("one at least");
+            assert_restores(&engine, *last, tree, &restored);
+            drop(engine);
+        }
+    }
+
+    // Every snapshot restores, and the store alone gives a fresh cache the same list.
+    let (engine, _) = open(store, &scratch.join("fresh-cache"), location);
+    let listed: Vec<SnapshotId> = engine.snapshots().expect("list").iter().map(|s| s.id).collect();
+    for (i, (id, tree)) in committed.iter().enumerate() {
+        assert!(listed.contains(id), "snapshot {id} missing from a fresh cache");
+        assert_restores(&engine, *id, tree, &scratch.join(format!("final-{i}")));
+    }
+}
+
+/// A copy of `src` at `to` (a snapshot's expected content, kept while `src` changes).
+fn copy_of(src: &Path, to: &Path) -> std::path::PathBuf {
+    let status =
+        std::process::Command::new("cp").arg("-a").arg(src).arg(to).status().expect("run cp");
+    assert!(status.success(), "cp -a {} {}", src.display(), to.display());
+    to.to_owned()
+}

@@ -14,3 +14,13 @@ fn a_remote_repository_is_shared_by_two_caches_and_survives_losing_one() {
         scratch.path(),
     );
 }
+
+#[test]
+fn a_remote_repository_survives_a_fault_at_every_store_write_of_a_backup() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    coldkeep_testing::remote::remote_faults_suite(
+        &(Arc::new(MemoryBackend::new()) as Arc<dyn coldkeep::backend::Backend>),
+        "memory:faults",
+        scratch.path(),
+    );
+}
