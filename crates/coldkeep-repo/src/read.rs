@@ -61,12 +61,14 @@ pub fn list(
 ) -> Result<Vec<ListEntry>, ReadError> {
     let prefix: Vec<u8> = components(path).collect::<Vec<_>>().join(&b'/');
     let mut out = Vec::new();
-    match resolve(repo, snap, path)? {
-        Resolved::Root(_) => {
+    // The whole snapshot has no path to resolve: its root is loaded with the rest.
+    let resolved = if prefix.is_empty() { None } else { Some(resolve(repo, snap, path)?) };
+    match resolved {
+        None | Some(Resolved::Root(_)) => {
             let below = repo.load_hierarchy(snap.root)?;
             list_tree(&below, tree_in(&below, &snap.root)?, &prefix, &mut out)?;
         }
-        Resolved::Node(node) => {
+        Some(Resolved::Node(node)) => {
             let below = match &node.kind {
                 NodeKind::Dir { tree } => Some((*tree, repo.load_hierarchy(*tree)?)),
                 _ => None,

@@ -47,7 +47,8 @@ fn found(engine: &Engine, name: &str) -> usize {
     engine.search_files(&query).expect("search").files.len()
 }
 
-fn now() -> Usecs {
+/// The system clock's time, as the tests' stores see it.
+pub(crate) fn now() -> Usecs {
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     Usecs(i64::try_from(since.expect("after 1970").as_micros()).expect("in range"))
 }

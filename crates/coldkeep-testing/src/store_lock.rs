@@ -147,7 +147,7 @@ fn gc_leaves_what_the_store_keeps(store: &Arc<dyn Backend>) {
     let packs = names(store, ObjectKind::Pack);
     let a_day = coldkeep::model::DAY;
     for name in &packs {
-        lock(store).retain_until(name, now_us() + a_day).expect("retain");
+        lock(store).retain_until(name, crate::remote::now().0 + a_day).expect("retain");
     }
     let delete = RunUpdate { run: Some(run), delete_snapshots: true, ..Default::default() };
     engine.update_runs(g, &[delete], &Principal::user("ops")).expect("delete");
@@ -159,11 +159,6 @@ fn gc_leaves_what_the_store_keeps(store: &Arc<dyn Backend>) {
     assert_eq!(names(store, ObjectKind::Pack), packs);
     let again = engine.gc(opts).expect("again");
     assert_eq!(again.packs_locked_in_store, packs.len() as u64);
-}
-
-fn now_us() -> i64 {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time");
-    i64::try_from(since.as_micros()).expect("µs")
 }
 
 /// On a store that cannot lock (a directory, a bucket without Object Lock): a Compliance run

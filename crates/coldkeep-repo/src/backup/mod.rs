@@ -105,20 +105,21 @@ pub fn run(
     // The parent's trees, all loaded up front (several requests in flight, `repo::trees`); if
     // one is gone (the parent expired and was collected since), each directory is looked up
     // as the walk reaches it instead, and one that is gone is read as new.
-    let parent_trees = match (&parent, opts.kind) {
-        (Some(p), BackupKind::Incremental) => match repo.load_hierarchy(p.root) {
+    let incremental_from = parent.as_ref().filter(|_| opts.kind == BackupKind::Incremental);
+    let parent_trees = match incremental_from {
+        Some(p) => match repo.load_hierarchy(p.root) {
             Ok(trees) => trees,
             Err(crate::error::DataError::MissingChunk(_)) => crate::repo::Trees::new(),
             Err(e) => return Err(e.into()),
         },
-        _ => crate::repo::Trees::new(),
+        None => crate::repo::Trees::new(),
     };
-    let parent_root = match (&parent, opts.kind) {
-        (Some(p), BackupKind::Incremental) => match parent_trees.get(&p.root) {
-            Some(root) => Some(root.clone()),
-            None => Some(repo.load_tree(&p.root)?),
-        },
-        _ => None,
+    let parent_root = match incremental_from {
+        Some(p) => Some(match parent_trees.get(&p.root) {
+            Some(root) => std::borrow::Cow::Borrowed(root),
+            None => std::borrow::Cow::Owned(repo.load_tree(&p.root)?),
+        }),
+        None => None,
     };
 
     let setup = std::time::Instant::now();
@@ -158,7 +159,7 @@ pub fn run(
             warnings: &warnings,
         };
         tracing::debug!(elapsed = ?setup.elapsed(), "setup done, walking");
-        let walked = pool.install(|| ctx.root(&source, parent_root.as_ref()));
+        let walked = pool.install(|| ctx.root(&source, parent_root.as_deref()));
         tracing::debug!(elapsed = ?setup.elapsed(), "walk done, sealing the last packs");
         // Hand the last packs to the sealer and close its queue, whatever the walk's outcome:
         // what was written is valid and later backups can reuse it.

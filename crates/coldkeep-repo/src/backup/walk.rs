@@ -8,6 +8,7 @@
 //! changes while being read becomes a [`Warning`] on the snapshot (with what was read, or
 //! without the entry), never silently wrong content and never a failed backup.
 
+use std::borrow::Cow;
 use std::ffi::OsStr;
 use std::fs::{File, Metadata};
 use std::io::{Read, Seek, SeekFrom};
@@ -118,12 +119,12 @@ impl Walk<'_> {
     /// A directory of the parent snapshot. The parent only saves reading unchanged files: if
     /// garbage collection has unindexed it since this backup started (the parent expired), the
     /// directory is read as if new.
-    fn parent_tree(&self, id: &ChunkId) -> Result<Option<Tree>, BackupError> {
+    fn parent_tree(&self, id: &ChunkId) -> Result<Option<Cow<'_, Tree>>, BackupError> {
         if let Some(tree) = self.parent_trees.get(id) {
-            return Ok(Some(tree.clone()));
+            return Ok(Some(Cow::Borrowed(tree)));
         }
         match self.repo.load_tree(id) {
-            Ok(tree) => Ok(Some(tree)),
+            Ok(tree) => Ok(Some(Cow::Owned(tree))),
             Err(crate::error::DataError::MissingChunk(_)) => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -227,7 +228,7 @@ impl Walk<'_> {
                 Some(NodeKind::Dir { tree }) => self.parent_tree(tree)?,
                 _ => None,
             };
-            let (tree, xattrs) = self.dir(at, rel, prev_tree.as_ref())?;
+            let (tree, xattrs) = self.dir(at, rel, prev_tree.as_deref())?;
             (NodeKind::Dir { tree }, xattrs)
         } else if ft.is_symlink() {
             match at.read_link() {
