@@ -1,7 +1,8 @@
 //! A whole repository in a bucket of the real S3 server (`scripts/s3-server.sh`): the remote
 //! repository suite (`coldkeep_testing::remote`) — two machines' caches, incremental backups,
 //! a conflict between writers, a collection, the cache deleted and rebuilt from the bucket
-//! alone, restores byte-exact, `check --read-data`, a flipped byte. Skips loudly without a
+//! alone, restores byte-exact, `check --read-data`, a flipped byte — and the remote faults
+//! suite, with a fault at every store write of a backup. Skips loudly without a
 //! server, and fails in CI.
 
 use std::sync::Arc;
@@ -27,6 +28,17 @@ fn a_repository_in_a_bucket_passes_the_remote_repository_suite() {
         Arc::new(S3Backend::from_env(&url, S3Options::default()).expect("an S3 client"));
     let scratch = tempfile::tempdir().expect("tempdir");
     coldkeep_testing::remote::remote_repository_suite(&store, &url, scratch.path());
+}
+
+/// The fault-injecting decorator around the bucket's store: a backup refused, or cut off after
+/// a PUT that reached the bucket, at each of its store writes, loses nothing.
+#[test]
+fn a_repository_in_a_bucket_survives_a_fault_at_every_store_write_of_a_backup() {
+    let Some(url) = fresh_url() else { return };
+    let store: Arc<dyn Backend> =
+        Arc::new(S3Backend::from_env(&url, S3Options::default()).expect("an S3 client"));
+    let scratch = tempfile::tempdir().expect("tempdir");
+    coldkeep_testing::remote::remote_faults_suite(&store, &url, scratch.path());
 }
 
 /// The bucket with Object Lock: DataLocks and legal holds are the bucket's too.

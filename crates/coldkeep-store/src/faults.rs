@@ -33,13 +33,24 @@ pub enum FaultMode {
 /// Which write point fails, shared by every decorator of one repository.
 #[derive(Debug)]
 pub struct FaultPlan {
-    /// The point that fails (1-based), or 0 for none.
-    at: u64,
+    target: Target,
     mode: FaultMode,
     passed: AtomicU64,
+    /// The point that failed (1-based), or 0 while none has.
+    failed_at: AtomicU64,
     crashed: AtomicBool,
     /// What each point was, in order (`"kv write"`, `"create packs/…"`, …).
     points: Mutex<Vec<String>>,
+}
+
+/// Which point of a [`FaultPlan`] fails.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    /// The `n`th (1-based; 0 for none).
+    Nth(u64),
+    /// The first whose description starts with this (`"finish packs/"`): for a point that
+    /// another thread's writes may come before.
+    FirstMatching(&'static str),
 }
 
 /// What a write point decides.
@@ -61,10 +72,21 @@ impl FaultPlan {
 
     /// A plan that fails point `n` (1-based) as `mode` says.
     pub fn at(n: u64, mode: FaultMode) -> Arc<Self> {
+        Self::new(Target::Nth(n), mode)
+    }
+
+    /// A plan that fails, as `mode` says, the first point whose description (as
+    /// [`points`](Self::points) lists them) starts with `prefix`.
+    pub fn at_first(prefix: &'static str, mode: FaultMode) -> Arc<Self> {
+        Self::new(Target::FirstMatching(prefix), mode)
+    }
+
+    fn new(target: Target, mode: FaultMode) -> Arc<Self> {
         Arc::new(Self {
-            at: n,
+            target,
             mode,
             passed: AtomicU64::new(0),
+            failed_at: AtomicU64::new(0),
             crashed: AtomicBool::new(false),
             points: Mutex::new(Vec::new()),
         })
@@ -77,7 +99,7 @@ impl FaultPlan {
 
     /// Whether the chosen point has been reached.
     pub fn tripped(&self) -> bool {
-        self.at != 0 && self.passed() >= self.at
+        self.failed_at.load(Ordering::SeqCst) != 0
     }
 
     /// What each point passed so far was.
@@ -92,10 +114,16 @@ impl FaultPlan {
         }
         let mut points = self.points.lock().unwrap_or_else(PoisonError::into_inner);
         let n = self.passed.fetch_add(1, Ordering::SeqCst) + 1;
-        points.push(what());
-        if n != self.at {
+        let described = what();
+        let fails = match self.target {
+            Target::Nth(at) => n == at,
+            Target::FirstMatching(prefix) => !self.tripped() && described.starts_with(prefix),
+        };
+        points.push(described);
+        if !fails {
             return Verdict::Proceed;
         }
+        self.failed_at.store(n, Ordering::SeqCst);
         match self.mode {
             FaultMode::Fail => Verdict::Refuse,
             FaultMode::CrashBefore => {
@@ -113,7 +141,8 @@ impl FaultPlan {
     pub fn error(&self) -> std::io::Error {
         std::io::Error::other(format!(
             "injected fault at write point {} ({:?})",
-            self.at, self.mode
+            self.failed_at.load(Ordering::SeqCst),
+            self.mode
         ))
     }
 
@@ -264,5 +293,19 @@ mod tests {
         assert!(b.put(&name(2), b"b").is_err());
         assert_eq!(mem.get(&name(1)).expect("the finished object is durable"), b"a");
         assert!(plan.tripped());
+    }
+
+    #[test]
+    fn a_plan_by_description_fails_only_the_first_matching_point() {
+        let name = |i: u8| ObjectName::pack(PackId::from_bytes([i; 16]));
+        let plan = FaultPlan::at_first("finish packs/", FaultMode::Fail);
+        let (mem, b) = faulty(&plan);
+        b.create(&name(1)).expect("create").write(b"a").expect("write");
+        assert!(!plan.tripped(), "a create and a write do not match");
+        assert!(b.put(&name(2), b"b").is_err(), "the first finish fails");
+        assert!(plan.tripped());
+        assert!(plan.error().to_string().contains("write point 5"), "{}", plan.error());
+        b.put(&name(3), b"c").expect("the second finish works");
+        assert_eq!(mem.list(ObjectKind::Pack).expect("list").len(), 1);
     }
 }

@@ -372,3 +372,44 @@ fn a_retention_change_fails_cleanly_at_every_write_point() {
 fn a_key_change_fails_cleanly_at_every_write_point() {
     every_write_point(Op::KeyChange);
 }
+
+/// A pack the sealer cannot store ends the backup with that error while the workers still have
+/// many packs to hand over. (The sealer's queue once stayed open after its failure: the workers
+/// filled it and waited on it forever.)
+#[test]
+fn a_backup_whose_sealer_fails_returns_the_error_while_workers_have_packs_to_hand_over() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = tmp.path().join("repo");
+    let opts = InitOptions {
+        pack_target_size: 64 << 10,
+        kdf: KdfParams::INSECURE_FOR_TESTS,
+        ..InitOptions::with_secret(Secret::passphrase(OLD))
+    };
+    drop(Engine::init(&repo, &opts).expect("init"));
+    let src = tmp.path().join("src");
+    Dataset::new(&src, 7).mixed(48, 200_000); // far more packs than the sealer's queue holds
+    let plan = FaultPlan::at_first("finish packs/", FaultMode::Fail);
+    let engine = Engine::open_with(
+        &repo,
+        &OpenOptions {
+            secret: Some(Secret::passphrase(OLD)),
+            decorators: Decorators::faults(&plan),
+            ..OpenOptions::default()
+        },
+    )
+    .expect("open");
+    // On its own thread, so that a backup that waits forever fails the test instead of hanging it.
+    let (done, outcome) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let backup = BackupOptions { threads: Some(2), ..BackupOptions::default() };
+        let result = engine.backup(&src, &backup).map(drop).map_err(|e| format!("{e:#}"));
+        done.send(result).expect("send");
+    });
+    let result = outcome
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the backup is still waiting two minutes after its sealer failed");
+    worker.join().expect("backup thread");
+    let error = result.expect_err("the sealer's failure was swallowed");
+    assert!(plan.tripped(), "no pack was sealed: {error}");
+    assert!(error.contains("injected fault"), "not the sealer's error: {error}");
+}

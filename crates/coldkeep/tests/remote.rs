@@ -15,11 +15,9 @@ fn a_remote_repository_is_shared_by_two_caches_and_survives_losing_one() {
     );
 }
 
-/// Ignored: it passes alone in 2 s, but hung (over 4 minutes, and 20 on SeaweedFS) inside a
-/// full `.ci/run`, so a fault leaves something waiting. Run it with
-/// `cargo nextest run -p coldkeep --test remote --run-ignored all` while finding out what.
+/// Faults at every store write of a backup (it once hung here: a sealer that failed left its
+/// queue open and the workers waiting on it).
 #[test]
-#[ignore = "hangs intermittently after a fault: see the test's comment"]
 fn a_remote_repository_survives_a_fault_at_every_store_write_of_a_backup() {
     let scratch = tempfile::tempdir().expect("tempdir");
     coldkeep_testing::remote::remote_faults_suite(

@@ -143,8 +143,11 @@ pub fn run(
 
     let (packer, sealer) = packer::Packer::new(repo);
     let (walked, seal_result) = std::thread::scope(|scope| {
-        // The receiver moves into the sealer: if sealing fails, the queue closes and workers stop.
-        let sealer_thread = scope.spawn(|| packer::seal_all(repo, &sealer, &progress));
+        // The receiver moves into the sealer, so that if sealing fails the queue closes and the
+        // workers' sends fail. Borrowed, it would outlive the failure and a full queue would
+        // block every worker forever.
+        let progress = &progress;
+        let sealer_thread = scope.spawn(move || packer::seal_all(repo, sealer, progress));
         let ctx = walk::Walk {
             repo,
             source: &source,
@@ -154,7 +157,7 @@ pub fn run(
             known: &known,
             parent_trees: &parent_trees,
             packer: &packer,
-            progress: &progress,
+            progress,
             control: &control,
             warnings: &warnings,
         };

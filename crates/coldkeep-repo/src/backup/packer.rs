@@ -69,10 +69,11 @@ impl<'r> Packer<'r> {
     }
 }
 
-/// The sealer: makes each pack durable, then indexes it. Returns after the queue closes.
+/// The sealer: makes each pack durable, then indexes it. Returns after the queue closes, or at
+/// the first failure — dropping `packs`, which closes the queue for the workers.
 pub(crate) fn seal_all(
     repo: &Repository,
-    packs: &Receiver<PackWriter>,
+    packs: Receiver<PackWriter>,
     progress: &Progress,
 ) -> Result<(), BackupError> {
     for writer in packs {
