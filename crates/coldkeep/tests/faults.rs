@@ -406,7 +406,7 @@ fn a_backup_whose_sealer_fails_returns_the_error_while_workers_have_packs_to_han
         done.send(result).expect("send");
     });
     let result = outcome
-        .recv_timeout(Duration::from_secs(120))
+        .recv_timeout(Duration::from_mins(2))
         .expect("the backup is still waiting two minutes after its sealer failed");
     worker.join().expect("backup thread");
     let error = result.expect_err("the sealer's failure was swallowed");
