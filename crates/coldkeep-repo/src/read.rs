@@ -3,10 +3,9 @@
 use std::io::Write;
 
 use coldkeep_catalog::{SnapshotId, SnapshotRecord};
-use coldkeep_store::ChunkId;
 
 use crate::error::{DataError, IoError, ReadError};
-use crate::repo::{Repository, Trees};
+use crate::repo::{tree_in, Repository, Trees};
 use crate::tree::{components, Node, NodeKind, Piece, Tree};
 
 /// What a snapshot path names.
@@ -80,11 +79,6 @@ pub fn list(
         }
     }
     Ok(out)
-}
-
-/// A tree of a hierarchy [`Repository::load_hierarchy`] loaded (all of them are there).
-fn tree_in<'a>(trees: &'a Trees, id: &ChunkId) -> Result<&'a Tree, ReadError> {
-    trees.get(id).ok_or_else(|| DataError::MissingChunk(*id).into())
 }
 
 fn list_tree(

@@ -4,11 +4,12 @@
 //!    component ([`validate_name`]), create directories, collect files, symlinks, hard links.
 //! 2. **Create files** (parallel): every file is created with `O_EXCL | O_NOFOLLOW` and sized;
 //!    holes are simply never written, so sparse files stay sparse.
-//! 3. **Content in pack order** (a queue of frames, pack by pack, taken one at a time by
-//!    whichever worker is free): each pack is mapped once, its needed blobs read in offset
-//!    order, checked against their ids, and written with `pwrite` to every place that uses
-//!    them, large writes mostly with `O_DIRECT` ([`crate::direct`]). Only the packs being read
-//!    are mapped, so memory stays low.
+//! 3. **Content in pack order** (packs opened by whichever worker has nothing to do, their
+//!    frames taken one at a time by whichever worker is free): each pack is opened once, its
+//!    needed blobs read in offset order, checked against their ids, and written with `pwrite`
+//!    to every place that uses them, large writes mostly with `O_DIRECT` ([`crate::direct`]).
+//!    Only the packs being read are held, so memory stays low, and on a remote store several
+//!    packs are being fetched at once.
 //! 4. **Links, then metadata**: hard links and symlinks, then owner / mode / xattrs / times of
 //!    files, then of directories deepest first (so that writing into a directory does not
 //!    disturb its restored mtime).
@@ -19,14 +20,14 @@
 //! component stops the restore with [`RestoreError::SymlinkEscape`]. Nothing is written
 //! outside the target, however deep the tree or long the target's path.
 
-use std::collections::{HashMap, LinkedList};
+use std::collections::{HashMap, LinkedList, VecDeque};
 use std::fs::File;
 use std::io::ErrorKind;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use coldkeep_catalog::{ChunkLocation, SnapshotRecord};
 use coldkeep_store::{Access, BlobEntry, ChunkId, PackFile, PackId};
@@ -39,7 +40,7 @@ use crate::error::{IoError, RestoreError};
 use crate::fsmeta;
 use crate::progress::{add, Progress};
 use crate::read::{resolve, Resolved};
-use crate::repo::{self, worker_pool, Repository};
+use crate::repo::{self, tree_in, worker_pool, Repository, Trees};
 use crate::tree::{join, validate_name, Meta, Node, NodeKind, Piece, Tree};
 
 /// How to run a restore.
@@ -238,14 +239,17 @@ fn restore_beneath(
                 mtime: crate::tree::Timestamp { secs: m.mtime_secs, nanos: m.mtime_nanos },
                 ..Meta::default()
             });
-            Plan::make(repo, &tree, target)
+            drop(tree);
+            let below = repo.load_hierarchy(snap.root)?;
+            Plan::make(&below, tree_in(&below, &snap.root)?, target)
         }
         Resolved::Node(node) => match &node.kind {
             NodeKind::Dir { tree } => {
                 root_meta = created_target.then(|| node.meta.clone());
-                Plan::make(repo, &repo.load_tree(tree)?, target)
+                let below = repo.load_hierarchy(*tree)?;
+                Plan::make(&below, tree_in(&below, tree)?, target)
             }
-            _ => Plan::make(repo, &Tree { entries: vec![node] }, target),
+            _ => Plan::make(&Trees::new(), &Tree { entries: vec![node] }, target),
         },
     })?;
 
@@ -386,8 +390,10 @@ type Parts = LinkedList<Plan>;
 
 impl Plan {
     /// Makes the directories of the selection in the target and plans everything else.
-    fn make(repo: &Repository, tree: &Tree, target: &Beneath) -> Result<Self, RestoreError> {
-        let parts = Self::tree(repo, tree, target, b"")?;
+    /// `trees` holds every tree below `tree` (the selection is loaded up front, many trees at
+    /// once: on a remote store each is a request).
+    fn make(trees: &Trees, tree: &Tree, target: &Beneath) -> Result<Self, RestoreError> {
+        let parts = Self::tree(trees, tree, target, b"")?;
         let mut plan = Self::default();
         plan.dirs.reserve_exact(parts.iter().map(|p| p.dirs.len()).sum());
         plan.files.reserve_exact(parts.iter().map(|p| p.files.len()).sum());
@@ -402,10 +408,10 @@ impl Plan {
     }
 
     /// Plans the entries of `tree` into `dir` (relative to the target), sub-directories in
-    /// parallel (tree loading and `mkdir` dominate this phase). Names are validated before
-    /// anything of `tree` is created.
+    /// parallel (`mkdir` dominates this phase). Names are validated before anything of `tree`
+    /// is created.
     fn tree(
-        repo: &Repository,
+        trees: &Trees,
         tree: &Tree,
         target: &Beneath,
         dir: &[u8],
@@ -419,7 +425,7 @@ impl Plan {
         tree.entries
             .par_iter()
             .try_fold(Parts::new, |mut parts, node| {
-                Self::node(repo, node, target, join(dir, &node.name), &mut parts)?;
+                Self::node(trees, node, target, join(dir, &node.name), &mut parts)?;
                 Ok(parts)
             })
             .try_reduce(Parts::new, |mut a, mut b| {
@@ -430,7 +436,7 @@ impl Plan {
 
     /// Plans one entry at the end of `parts` (a directory is made, and its contents follow it).
     fn node(
-        repo: &Repository,
+        trees: &Trees,
         node: &Node,
         target: &Beneath,
         rel: Vec<u8>,
@@ -443,9 +449,9 @@ impl Plan {
         match &node.kind {
             NodeKind::Dir { tree } => {
                 target.mkdir(&rel).map_err(io_at("create directory", target, &rel))?;
-                let sub = repo.load_tree(tree)?;
+                let sub = tree_in(trees, tree)?;
                 last.dirs.push((rel.clone(), node.meta.clone()));
-                parts.append(&mut Self::tree(repo, &sub, target, &rel)?);
+                parts.append(&mut Self::tree(trees, sub, target, &rel)?);
             }
             NodeKind::File { size, pieces } => last.files.push(FileJob {
                 rel,
@@ -528,42 +534,47 @@ fn blobs_by_pack(
     Ok(packs)
 }
 
-/// The content phase: every frame with blobs to restore, pack by pack in offset order, handed
-/// out one at a time to whichever worker is free. Workers never wait for each other (a worker
-/// blocked on a slow write holds up nothing but its own frame), and since frames go out in
-/// order, only the packs being read at the moment are mapped: a pack is mapped by the first
-/// worker to need it and unmapped when its last frame is done.
+/// The content phase: packs are opened one at a time by whichever worker has nothing to do,
+/// and each opened pack's frames (with blobs to restore, in offset order) go into a shared list
+/// that every worker takes from. A worker opens the next pack only when no frame is waiting,
+/// so at most one pack per worker is being opened and only the packs being read are held:
+/// a pack is dropped with its last frame.
+///
+/// Opening is the slow part where the store is remote (the whole pack in one `GET`): with each
+/// worker opening its own pack while the others decompress and write, several requests are in
+/// flight at once instead of every worker waiting behind the one fetching the pack they all
+/// need next. Workers never wait for each other's writes.
 struct FrameQueue<'a> {
     repo: &'a Repository,
-    /// (pack index, the blobs of one frame).
-    frames: Vec<(usize, &'a [BlobJob])>,
-    packs: Vec<PackSlot>,
-    next: AtomicUsize,
+    /// Each pack with its frames: the blobs of one frame, each slice.
+    packs: Vec<(PackId, Vec<&'a [BlobJob]>)>,
+    state: Mutex<QueueState<'a>>,
+    changed: Condvar,
     failed: AtomicBool,
     first_error: Mutex<Option<RestoreError>>,
 }
 
-struct PackSlot {
-    id: PackId,
-    mapped: Mutex<Option<Arc<PackFile>>>,
-    frames_left: AtomicUsize,
+#[derive(Default)]
+struct QueueState<'a> {
+    /// Frames of opened packs, in the order they were opened.
+    ready: VecDeque<(Arc<PackFile>, &'a [BlobJob])>,
+    /// The next pack to open.
+    next_pack: usize,
+    /// Packs being opened: their frames are still to come.
+    opening: usize,
 }
 
 impl<'a> FrameQueue<'a> {
     fn new(repo: &'a Repository, blobs: &'a [(PackId, Vec<BlobJob>)]) -> Self {
-        let mut frames = Vec::new();
-        let mut packs = Vec::with_capacity(blobs.len());
-        for (i, (id, jobs)) in blobs.iter().enumerate() {
-            let before = frames.len();
-            frames.extend(jobs.chunk_by(|a, b| a.entry.frame == b.entry.frame).map(|f| (i, f)));
-            let frames_left = AtomicUsize::new(frames.len() - before);
-            packs.push(PackSlot { id: *id, mapped: Mutex::new(None), frames_left });
-        }
+        let packs = blobs
+            .iter()
+            .map(|(id, jobs)| (*id, jobs.chunk_by(|a, b| a.entry.frame == b.entry.frame).collect()))
+            .collect();
         Self {
             repo,
-            frames,
             packs,
-            next: AtomicUsize::new(0),
+            state: Mutex::new(QueueState::default()),
+            changed: Condvar::new(),
             failed: AtomicBool::new(false),
             first_error: Mutex::new(None),
         }
@@ -574,42 +585,70 @@ impl<'a> FrameQueue<'a> {
         rayon::broadcast(|_| {
             // Each worker decompresses into one reused buffer.
             let mut plain = Vec::new();
-            while !self.failed.load(Ordering::Relaxed) {
-                let i = self.next.fetch_add(1, Ordering::Relaxed);
-                let Some(&(pack, jobs)) = self.frames.get(i) else { break };
-                if let Err(e) = self.write_frame(pack, jobs, &mut plain, out) {
-                    self.failed.store(true, Ordering::Relaxed);
+            while let Some(step) = self.next_step() {
+                let done = match step {
+                    Step::Frame(file, jobs) => self.write_frame(&file, jobs, &mut plain, out),
+                    Step::Open(pack) => self.open(pack),
+                };
+                if let Err(e) = done {
                     lock(&self.first_error).get_or_insert(e);
+                    // Under the state's lock, so that no worker about to wait misses it.
+                    let _state = lock(&self.state);
+                    self.failed.store(true, Ordering::Relaxed);
+                    self.changed.notify_all();
                 }
             }
         });
         self.first_error.into_inner().unwrap_or_else(PoisonError::into_inner).map_or(Ok(()), Err)
     }
 
+    /// What this worker does next: a waiting frame, else the next pack to open, else (while
+    /// other workers are opening packs) it waits for their frames. `None` when all is done or
+    /// something failed.
+    fn next_step(&self) -> Option<Step<'a>> {
+        let mut state = lock(&self.state);
+        loop {
+            if self.failed.load(Ordering::Relaxed) {
+                return None;
+            }
+            if let Some((file, jobs)) = state.ready.pop_front() {
+                return Some(Step::Frame(file, jobs));
+            }
+            if state.next_pack < self.packs.len() {
+                state.next_pack += 1;
+                state.opening += 1;
+                return Some(Step::Open(state.next_pack - 1));
+            }
+            if state.opening == 0 {
+                return None;
+            }
+            state = self.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Opens a pack (mapped here, not through the repository's cache: it goes away with its
+    /// last frame) and queues its frames.
+    fn open(&self, pack: usize) -> Result<(), RestoreError> {
+        let (id, frames) = &self.packs[pack];
+        let opened = self.repo.open_pack(*id, Access::Sequential);
+        let mut state = lock(&self.state);
+        state.opening -= 1;
+        let file = Arc::new(opened.map_err(crate::error::DataError::from)?);
+        state.ready.extend(frames.iter().map(|jobs| (Arc::clone(&file), *jobs)));
+        drop(state);
+        self.changed.notify_all();
+        Ok(())
+    }
+
     /// Reads one frame and writes each of its blobs wherever the restore needs it.
     fn write_frame(
         &self,
-        pack: usize,
+        file: &PackFile,
         jobs: &[BlobJob],
         plain: &mut Vec<u8>,
         out: &Output<'_>,
     ) -> Result<(), RestoreError> {
         out.control.checkpoint().map_err(RestoreError::Stopped)?;
-        let slot = &self.packs[pack];
-        let file = {
-            let mut mapped = lock(&slot.mapped);
-            if let Some(file) = &*mapped {
-                Arc::clone(file)
-            } else {
-                // Mapped here, not through the repository's cache: it goes away with its last
-                // frame.
-                let file = self
-                    .repo
-                    .open_pack(slot.id, Access::Sequential)
-                    .map_err(crate::error::DataError::from)?;
-                Arc::clone(mapped.insert(Arc::new(file)))
-            }
-        };
         let key = Some(self.repo.chunk_key());
         file.read_frame_into(&jobs[0].entry.frame, plain).map_err(crate::error::DataError::from)?;
         for job in jobs {
@@ -618,11 +657,14 @@ impl<'a> FrameQueue<'a> {
                 .map_err(crate::error::DataError::from)?;
             write_blob(job, data, out)?;
         }
-        if slot.frames_left.fetch_sub(1, Ordering::AcqRel) == 1 {
-            lock(&slot.mapped).take();
-        }
         Ok(())
     }
+}
+
+/// A worker's next piece of the content phase.
+enum Step<'a> {
+    Frame(Arc<PackFile>, &'a [BlobJob]),
+    Open(usize),
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

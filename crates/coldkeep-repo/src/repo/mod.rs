@@ -19,7 +19,7 @@ pub mod lock;
 pub(crate) mod tickets;
 mod trees;
 
-pub use trees::{Trees, TREE_LOADS_IN_FLIGHT};
+pub use trees::{tree_in, Trees, TREE_LOADS_IN_FLIGHT};
 
 pub use commit_log::CatalogBehind;
 

@@ -24,6 +24,11 @@ pub const TREE_LOADS_IN_FLIGHT: usize = 16;
 /// Directory trees by id.
 pub type Trees = HashMap<ChunkId, Tree>;
 
+/// A tree of a hierarchy [`Repository::load_hierarchy`] loaded (all of them are there).
+pub fn tree_in<'a>(trees: &'a Trees, id: &ChunkId) -> Result<&'a Tree, DataError> {
+    trees.get(id).ok_or(DataError::MissingChunk(*id))
+}
+
 impl Repository {
     /// `root` and every tree below it. A tree the catalog does not index fails the load
     /// ([`DataError::MissingChunk`]), as [`Repository::load_tree`] does.
