@@ -147,18 +147,24 @@ pub fn run(repo: &Repository, opts: CheckOptions) -> Result<CheckReport, CheckEr
     let mut seen_trees = HashSet::new();
     let mut unreadable = None;
     for snap in &snapshots {
-        walk(&|id| repo.load_tree(id), snap.root, &mut seen_trees, &mut |id, is_tree, loaded| {
-            if let Err(e) = loaded {
-                if e.kind() != ErrorKind::Corrupt {
-                    unreadable.get_or_insert_with(|| Unreadable::new(id, e));
+        walk(
+            &|id| repo.load_stored_tree(id),
+            snap.root,
+            &mut seen_trees,
+            &mut |id, is_tree, loaded| {
+                if let Err(e) = loaded {
+                    if e.kind() != ErrorKind::Corrupt {
+                        unreadable.get_or_insert_with(|| Unreadable::new(id, e));
+                    }
+                    damaged.entry(id).or_insert_with(|| tree_problem(id, e));
+                } else if !is_tree && !indexed.contains(&id) {
+                    damaged.entry(id).or_insert(Problem::MissingChunk {
+                        chunk: id.to_string(),
+                        snapshots: vec![],
+                    });
                 }
-                damaged.entry(id).or_insert_with(|| tree_problem(id, e));
-            } else if !is_tree && !indexed.contains(&id) {
-                damaged
-                    .entry(id)
-                    .or_insert(Problem::MissingChunk { chunk: id.to_string(), snapshots: vec![] });
-            }
-        });
+            },
+        );
     }
     if let Some(e) = unreadable {
         return Err(e.into());

@@ -125,7 +125,9 @@ pub fn reclaim(
     sweep(repo, &live, now, opts.grace, report)?;
     condemn(repo, &live, now, opts.repack_below, report)?;
     remove_orphans(repo, &live, now, opts.grace, report)?;
-    purge_index(repo, report)
+    purge_index(repo, report)?;
+    repo.prune_tree_cache();
+    Ok(())
 }
 
 /// Step 5: the file index entries of snapshots that no longer exist (a search already leaves

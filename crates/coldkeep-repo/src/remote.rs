@@ -4,6 +4,7 @@
 //! ```text
 //! <cache>/<repo id, hex>/catalog/   RocksDB: the cache of the repository's catalog
 //! <cache>/<repo id, hex>/lock       flock(2)ed by the process that has the repository open
+//! <cache>/<repo id, hex>/trees/     copies of the repository's directory trees (`tree_cache`)
 //! ```
 //!
 //! The store is the truth and the cache an index of it (`journal`, `rebuild`), made current at
@@ -47,7 +48,7 @@ use crate::repo::commit_log::{ReadOnlyKv, SequencedKv};
 use crate::repo::lock::{FileLock, RepoLock};
 use crate::repo::{
     lacks_room, writable_catalog, InitOptions, OpenMode, OpenOptions, Prepared, Repository, Site,
-    MIN_FREE_BYTES,
+    TreeCache, MIN_FREE_BYTES,
 };
 
 /// A repository in a store of its own, its catalog cached under `cache` (see the module
@@ -227,7 +228,7 @@ impl Repository {
             commit_point: CommitPoint::Journal,
             lock,
         };
-        Self::init_at(site, repo_id, kv, chunker, opts)
+        Ok(Self::init_at(site, repo_id, kv, chunker, opts)?.with_tree_cache(TreeCache::new(&dir)))
     }
 
     /// Opens the repository in `remote`'s store, its cache made current first (see the module
@@ -256,7 +257,12 @@ impl Repository {
                 writable_catalog(kv, None, &store, sealing.as_ref(), CommitPoint::Journal)?
             }
         };
-        let repo = Self::assemble(&location, config, sealing, chunker, kv, store, lock, None);
+        let repo = Self::assemble(&location, config, sealing, chunker, kv, store, lock, None)
+            .with_tree_cache(TreeCache::new(&dir));
+        if matches!(refresh, CacheRefresh::Filled { .. }) {
+            // Filled after a collection elsewhere, perhaps: trees it dropped are kept no more.
+            repo.prune_tree_cache();
+        }
         Ok((repo, refresh))
     }
 }

@@ -1,14 +1,15 @@
 //! A repository in a store of its own with its catalog as a local cache (`Engine::open_remote`),
 //! here on an in-memory store: the suite the S3 store's tests run against a real server too.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use coldkeep::backend::{
     Access, Backend, MemoryBackend, ObjectInfo, ObjectKind, ObjectName, ObjectReader, ObjectWriter,
 };
 use coldkeep::{
-    BackupOptions, Engine, InitOptions, KdfParams, Remote, RestoreOptions, Secret, StoreError,
+    BackupOptions, CheckOptions, Engine, InitOptions, KdfParams, OpenMode, OpenOptions, Remote,
+    RestoreOptions, Secret, StoreError,
 };
 
 #[test]
@@ -33,26 +34,44 @@ fn a_remote_repository_survives_a_fault_at_every_store_write_of_a_backup() {
     );
 }
 
-/// A store whose pack reads answer slowly, as a bucket across a network does, and that counts
-/// how many of them are in flight at once.
+/// A memory store that watches its pack reads: a sequential one (a restore's) can be made to
+/// answer slowly, as a bucket across a network does, and the most in flight at once is kept; a
+/// random one (a tree's or a blob's) is counted, and can be made to fail.
 #[derive(Debug, Default)]
-struct SlowPackReads {
+struct WatchedStore {
     inner: MemoryBackend,
+    slow_ms: u64,
     in_flight: AtomicUsize,
     most: AtomicUsize,
+    random_opens: AtomicUsize,
+    fail_random: AtomicBool,
 }
 
-impl Backend for SlowPackReads {
+impl WatchedStore {
+    fn slow(ms: u64) -> Self {
+        Self { slow_ms: ms, ..Self::default() }
+    }
+}
+
+impl Backend for WatchedStore {
     fn create(&self, name: &ObjectName) -> Result<Box<dyn ObjectWriter>, StoreError> {
         self.inner.create(name)
     }
     fn open(&self, name: &ObjectName, access: Access) -> Result<Box<dyn ObjectReader>, StoreError> {
-        if name.kind() != ObjectKind::Pack || access != Access::Sequential {
+        if name.kind() != ObjectKind::Pack {
+            return self.inner.open(name, access);
+        }
+        if access == Access::Random {
+            self.random_opens.fetch_add(1, Ordering::SeqCst);
+            if self.fail_random.load(Ordering::SeqCst) {
+                let cause = std::io::Error::other("the store is unreachable");
+                return Err(StoreError::backend("open", name, cause));
+            }
             return self.inner.open(name, access);
         }
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.most.fetch_max(now, Ordering::SeqCst);
-        std::thread::sleep(std::time::Duration::from_millis(40));
+        std::thread::sleep(std::time::Duration::from_millis(self.slow_ms));
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         self.inner.open(name, access)
     }
@@ -75,7 +94,7 @@ impl Backend for SlowPackReads {
 #[test]
 fn a_restore_from_a_slow_store_fetches_several_packs_at_once() {
     let scratch = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(SlowPackReads::default());
+    let store = Arc::new(WatchedStore::slow(40));
     let remote = Remote {
         store: Arc::clone(&store) as Arc<dyn Backend>,
         cache: scratch.path().join("cache"),
@@ -102,4 +121,82 @@ fn a_restore_from_a_slow_store_fetches_several_packs_at_once() {
     assert!(diffs.is_empty(), "{diffs:?}");
     let most = store.most.load(Ordering::SeqCst);
     assert!(most >= 3, "at most {most} of {packs} pack fetches were in flight at once");
+}
+
+/// After a backup, the next backup and a restore read no tree from the store: the repository
+/// keeps a copy of each tree it writes or reads in its local cache. A damaged cache is read
+/// around (and mended from the store), and `check` still reads the store, not the cache.
+#[test]
+fn a_remote_repository_reads_its_trees_from_the_local_cache_but_checks_the_store() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(WatchedStore::default());
+    let remote = || Remote {
+        store: Arc::clone(&store) as Arc<dyn Backend>,
+        cache: scratch.path().join("cache"),
+        location: "memory:trees".into(),
+    };
+    let secret = || Secret::passphrase("trees");
+    let init =
+        InitOptions { kdf: KdfParams::INSECURE_FOR_TESTS, ..InitOptions::with_secret(secret()) };
+    let open = OpenOptions { mode: OpenMode::ReadWrite, ..OpenOptions::with_secret(secret()) };
+    let src = scratch.path().join("src");
+    coldkeep_testing::Dataset::new(&src, 5).mixed(300, 20_000);
+    let first = Engine::init_remote(remote(), &init).expect("init");
+    first.backup(&src, &BackupOptions::default()).expect("first backup");
+    drop(first);
+
+    let restore_exactly = |engine: &Engine, id, into: &str| {
+        let target = scratch.path().join(into);
+        engine.restore(id, b"", &target, &RestoreOptions::default()).expect("restore");
+        let diffs =
+            coldkeep_testing::compare_trees(&src, &target, coldkeep_testing::Compare::default());
+        assert!(diffs.is_empty(), "{diffs:?}");
+    };
+    store.random_opens.store(0, Ordering::SeqCst);
+    let (engine, _) = Engine::open_remote(remote(), &open).expect("open");
+    let second = engine.backup(&src, &BackupOptions::default()).expect("unchanged backup");
+    restore_exactly(&engine, second.id, "restored");
+    assert_eq!(store.random_opens.load(Ordering::SeqCst), 0, "trees were read from the store");
+    drop(engine);
+
+    // Every entry damaged: each is a miss, read from the store and written anew.
+    let trees = scratch.path().join("cache");
+    let mut damaged = 0;
+    for entry in walk_files(&trees) {
+        if entry.components().any(|c| c.as_os_str() == "trees") {
+            std::fs::write(&entry, b"not a tree").expect("damage");
+            damaged += 1;
+        }
+    }
+    assert!(damaged > 20, "only {damaged} trees were cached");
+    let (engine, _) = Engine::open_remote(remote(), &open).expect("open");
+    restore_exactly(&engine, second.id, "restored-damaged");
+    assert!(store.random_opens.load(Ordering::SeqCst) > 0, "the damaged entries were used");
+    store.random_opens.store(0, Ordering::SeqCst);
+    restore_exactly(&engine, second.id, "restored-mended");
+    assert_eq!(store.random_opens.load(Ordering::SeqCst), 0, "the cache was not mended");
+
+    // The store's trees unreachable: check says so although the cache holds every tree.
+    drop(engine);
+    store.fail_random.store(true, Ordering::SeqCst);
+    let (engine, _) = Engine::open_remote(remote(), &open).expect("open");
+    let checked = engine.check(CheckOptions { read_data: false });
+    assert!(
+        checked.as_ref().map_or(true, |report| !report.problems.is_empty()),
+        "check trusted the cache: {checked:?}"
+    );
+}
+
+/// Every file below `dir`.
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk_files(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }

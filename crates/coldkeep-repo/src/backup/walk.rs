@@ -112,6 +112,9 @@ impl Walk<'_> {
             add(&self.progress.new_chunks, 1);
             add(&self.progress.new_bytes, bytes.len() as u64);
             self.packer.add(id, kind, bytes)?;
+            if kind == BlobKind::Tree {
+                self.repo.cache_tree(&id, bytes);
+            }
         }
         Ok(id)
     }

@@ -17,7 +17,10 @@
 pub mod commit_log;
 pub mod lock;
 pub(crate) mod tickets;
+mod tree_cache;
 mod trees;
+
+pub(crate) use tree_cache::TreeCache;
 
 pub use trees::{tree_in, Trees, TREE_LOADS_IN_FLIGHT};
 
@@ -256,6 +259,8 @@ pub struct Repository {
     /// Set when a read-only open found that the catalog lost commits (a read-write open is
     /// refused instead).
     catalog_behind: Option<CatalogBehind>,
+    /// Copies of the trees of a repository in a remote store (see `tree_cache`).
+    tree_cache: Option<TreeCache>,
 }
 
 /// The catalog would not open (missing, or damaged beyond what RocksDB recovers from).
@@ -621,7 +626,14 @@ impl Repository {
             index_lock: Mutex::new(()),
             lock,
             catalog_behind,
+            tree_cache: None,
         }
+    }
+
+    /// This repository, its trees read through (and written to) `cache`.
+    pub(crate) fn with_tree_cache(mut self, cache: TreeCache) -> Self {
+        self.tree_cache = Some(cache);
+        self
     }
 
     /// The repository's directory, or what the program that gave its parts calls it.
@@ -756,8 +768,42 @@ impl Repository {
         Ok(self.pack(loc.pack)?.read_blob(&loc.entry, Some(&self.chunk_key))?)
     }
 
-    /// A directory tree.
+    /// A directory tree the catalog indexes, from the tree cache when the repository has one
+    /// and it holds the tree, else from the store (and then kept in the cache).
     pub fn load_tree(&self, id: &ChunkId) -> Result<Tree, DataError> {
+        let Some(cache) = &self.tree_cache else { return self.load_stored_tree(id) };
+        // The catalog decides what exists; the cache only saves the fetch.
+        let loc = self.locate(id)?;
+        if let Some(plain) = cache.get(id, &self.chunk_key, self.seal()) {
+            return Tree::decode(*id, &plain);
+        }
+        let plain = self.pack(loc.pack)?.read_blob(&loc.entry, Some(&self.chunk_key))?;
+        let tree = Tree::decode(*id, &plain)?;
+        cache.put(id, &plain, self.seal());
+        Ok(tree)
+    }
+
+    /// A directory tree read from the store whatever the cache holds (`check` verifies the
+    /// store).
+    pub fn load_stored_tree(&self, id: &ChunkId) -> Result<Tree, DataError> {
         Tree::decode(*id, &self.load_blob(id)?)
+    }
+
+    /// Keeps a copy of tree `id` that a backup is storing, when the repository has a tree cache.
+    pub(crate) fn cache_tree(&self, id: &ChunkId, plain: &[u8]) {
+        if let Some(cache) = &self.tree_cache {
+            cache.put(id, plain, self.seal());
+        }
+    }
+
+    /// Removes from the tree cache the trees the catalog no longer indexes (after a collection
+    /// here or elsewhere); returns how many. One whose lookup fails is kept.
+    pub fn prune_tree_cache(&self) -> u64 {
+        let Some(cache) = &self.tree_cache else { return 0 };
+        let removed = cache.retain(|id| !matches!(self.catalog.chunk(id), Ok(None)));
+        if removed > 0 {
+            tracing::info!(removed, "trees no longer indexed removed from the tree cache");
+        }
+        removed
     }
 }
