@@ -8,8 +8,8 @@
 //!    frames taken one at a time by whichever worker is free): each pack is opened once, its
 //!    needed blobs read in offset order, checked against their ids, and written with `pwrite`
 //!    to every place that uses them, large writes mostly with `O_DIRECT` ([`crate::direct`]).
-//!    Only the packs being read are held, so memory stays low, and on a remote store several
-//!    packs are being fetched at once.
+//!    Only the packs being read are held, at most [`RestoreOptions::pack_memory`] of them, so
+//!    memory stays bounded, and on a remote store several packs are being fetched at once.
 //! 4. **Links, then metadata**: hard links and symlinks, then owner / mode / xattrs / times of
 //!    files, then of directories deepest first (so that writing into a directory does not
 //!    disturb its restored mtime).
@@ -56,6 +56,10 @@ pub struct RestoreOptions {
     /// writes bypass it (`O_DIRECT`); set this when the restored data is read right
     /// after and should stay cached.
     pub buffered: bool,
+    /// Bytes of packs held at once (each pack is read whole: from a remote store, into
+    /// memory); by default [`PACK_MEMORY`]. Counted in the repository's pack size, and at least
+    /// two packs.
+    pub pack_memory: Option<u64>,
 }
 
 /// Restore workers per core: a worker waits for each direct write to reach the device, so
@@ -274,7 +278,7 @@ fn restore_beneath(
             control: &control,
             writer: &direct::Writer::new(!opts.buffered),
         };
-        FrameQueue::new(repo, &blobs).run(&out)?;
+        FrameQueue::new(repo, &blobs, opts.pack_memory.unwrap_or(PACK_MEMORY)).run(&out)?;
         phase("written");
         tracing::debug!(elapsed = ?started.elapsed(), "content written");
         for (rel, first) in &plan.hardlinks {
@@ -536,9 +540,9 @@ fn blobs_by_pack(
 
 /// The content phase: packs are opened one at a time by whichever worker has nothing to do,
 /// and each opened pack's frames (with blobs to restore, in offset order) go into a shared list
-/// that every worker takes from. A worker opens the next pack only when no frame is waiting,
-/// so at most one pack per worker is being opened and only the packs being read are held:
-/// a pack is dropped with its last frame.
+/// that every worker takes from. A worker opens the next pack only when no frame is waiting
+/// and fewer packs than [`RestoreOptions::pack_memory`] allows are held (being opened, or with
+/// frames still to write): a pack is dropped with its last frame, so memory stays bounded.
 ///
 /// Opening is the slow part where the store is remote (the whole pack in one `GET`): with each
 /// worker opening its own pack while the others decompress and write, several requests are in
@@ -546,6 +550,8 @@ fn blobs_by_pack(
 /// need next. Workers never wait for each other's writes.
 struct FrameQueue<'a> {
     repo: &'a Repository,
+    /// At most this many packs are held at once.
+    most_held: usize,
     /// Each pack with its frames: the blobs of one frame, each slice.
     packs: Vec<(PackId, Vec<&'a [BlobJob]>)>,
     state: Mutex<QueueState<'a>>,
@@ -556,24 +562,36 @@ struct FrameQueue<'a> {
 
 #[derive(Default)]
 struct QueueState<'a> {
-    /// Frames of opened packs, in the order they were opened.
-    ready: VecDeque<(Arc<PackFile>, &'a [BlobJob])>,
+    /// Frames of opened packs, in the order they were opened, with their pack's index.
+    ready: VecDeque<(Arc<PackFile>, usize, &'a [BlobJob])>,
     /// The next pack to open.
     next_pack: usize,
-    /// Packs being opened: their frames are still to come.
-    opening: usize,
+    /// Packs being opened or with frames not yet written.
+    held: usize,
+    /// Per pack, its frames not yet written.
+    unwritten: Vec<usize>,
 }
 
+/// How many bytes of packs a restore holds at once by default: six packs of the default 16 MiB,
+/// enough to keep several fetches in flight while the others are written. Measured on the
+/// Linux tree from a local SeaweedFS (docs/BENCHMARKS.md): peak memory grows by about a pack
+/// per pack held, and holding more than this made the restore no faster.
+pub const PACK_MEMORY: u64 = 96 << 20;
+
 impl<'a> FrameQueue<'a> {
-    fn new(repo: &'a Repository, blobs: &'a [(PackId, Vec<BlobJob>)]) -> Self {
+    fn new(repo: &'a Repository, blobs: &'a [(PackId, Vec<BlobJob>)], pack_memory: u64) -> Self {
         let packs = blobs
             .iter()
             .map(|(id, jobs)| (*id, jobs.chunk_by(|a, b| a.entry.frame == b.entry.frame).collect()))
             .collect();
+        let unwritten = blobs.iter().map(|_| 0).collect();
+        let pack_size = repo.config().pack_target_size.max(1);
+        let most_held = usize::try_from(pack_memory / pack_size).unwrap_or(usize::MAX).max(2);
         Self {
             repo,
+            most_held,
             packs,
-            state: Mutex::new(QueueState::default()),
+            state: Mutex::new(QueueState { unwritten, ..QueueState::default() }),
             changed: Condvar::new(),
             failed: AtomicBool::new(false),
             first_error: Mutex::new(None),
@@ -587,7 +605,12 @@ impl<'a> FrameQueue<'a> {
             let mut plain = Vec::new();
             while let Some(step) = self.next_step() {
                 let done = match step {
-                    Step::Frame(file, jobs) => self.write_frame(&file, jobs, &mut plain, out),
+                    Step::Frame(file, pack, jobs) => {
+                        let written = self.write_frame(&file, jobs, &mut plain, out);
+                        drop(file);
+                        self.written(pack);
+                        written
+                    }
                     Step::Open(pack) => self.open(pack),
                 };
                 if let Err(e) = done {
@@ -602,24 +625,24 @@ impl<'a> FrameQueue<'a> {
         self.first_error.into_inner().unwrap_or_else(PoisonError::into_inner).map_or(Ok(()), Err)
     }
 
-    /// What this worker does next: a waiting frame, else the next pack to open, else (while
-    /// other workers are opening packs) it waits for their frames. `None` when all is done or
-    /// something failed.
+    /// What this worker does next: a waiting frame, else the next pack to open (if there is
+    /// room for it), else (while packs are held) it waits for frames or room. `None` when all
+    /// is done or something failed.
     fn next_step(&self) -> Option<Step<'a>> {
         let mut state = lock(&self.state);
         loop {
             if self.failed.load(Ordering::Relaxed) {
                 return None;
             }
-            if let Some((file, jobs)) = state.ready.pop_front() {
-                return Some(Step::Frame(file, jobs));
+            if let Some((file, pack, jobs)) = state.ready.pop_front() {
+                return Some(Step::Frame(file, pack, jobs));
             }
-            if state.next_pack < self.packs.len() {
+            if state.next_pack < self.packs.len() && state.held < self.most_held {
                 state.next_pack += 1;
-                state.opening += 1;
+                state.held += 1;
                 return Some(Step::Open(state.next_pack - 1));
             }
-            if state.opening == 0 {
+            if state.held == 0 {
                 return None;
             }
             state = self.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
@@ -632,12 +655,26 @@ impl<'a> FrameQueue<'a> {
         let (id, frames) = &self.packs[pack];
         let opened = self.repo.open_pack(*id, Access::Sequential);
         let mut state = lock(&self.state);
-        state.opening -= 1;
         let file = Arc::new(opened.map_err(crate::error::DataError::from)?);
-        state.ready.extend(frames.iter().map(|jobs| (Arc::clone(&file), *jobs)));
+        state.unwritten[pack] = frames.len();
+        state.ready.extend(frames.iter().map(|jobs| (Arc::clone(&file), pack, *jobs)));
+        // Only the frames hold the pack now: it goes with the last one written.
+        drop(file);
         drop(state);
         self.changed.notify_all();
         Ok(())
+    }
+
+    /// Counts one frame of `pack` written (or failed), and the pack no longer held after its
+    /// last, which lets a waiting worker open the next.
+    fn written(&self, pack: usize) {
+        let mut state = lock(&self.state);
+        state.unwritten[pack] -= 1;
+        if state.unwritten[pack] == 0 {
+            state.held -= 1;
+            drop(state);
+            self.changed.notify_all();
+        }
     }
 
     /// Reads one frame and writes each of its blobs wherever the restore needs it.
@@ -663,7 +700,8 @@ impl<'a> FrameQueue<'a> {
 
 /// A worker's next piece of the content phase.
 enum Step<'a> {
-    Frame(Arc<PackFile>, &'a [BlobJob]),
+    /// A frame of the pack with this index.
+    Frame(Arc<PackFile>, usize, &'a [BlobJob]),
     Open(usize),
 }
 

@@ -22,7 +22,10 @@
 //!   [`remove_unfinished`](Backend::remove_unfinished) has nothing to do.
 //! * **Ranged reads.** An object opened for [`Access::Random`] is read by ranged `GET`s, one per
 //!   [`read_at`](ObjectReader::read_at); one opened for [`Access::Sequential`] (most of it, in
-//!   order: restore, check) is fetched whole by one `GET`.
+//!   order: restore, check) is fetched whole by one `GET`, into an anonymous mapping of its
+//!   own ([`Whole`]): a restore holds several 16 MiB packs at once, and heap buffers of that
+//!   size are what the allocator keeps and fragments (measured: the restore of the Linux tree
+//!   peaked at 440 MB with the body copied to a `Vec`, 300 MB in the client's own buffer).
 //! * **Deletes of a missing object** succeed silently in S3; the contract wants
 //!   [`ErrorKind::NotFound`], so a delete asks first. In a versioned bucket (every bucket with
 //!   Object Lock is) the delete names the object's version, so its bytes are gone rather than
@@ -199,6 +202,19 @@ impl S3Backend {
         self.runtime.block_on(future)
     }
 
+    /// The whole object at `path`, its body streamed into a [`Whole`].
+    async fn get_whole(&self, path: &Path) -> Result<Whole, StoreError> {
+        let failed = |e| store_error("get", path, e);
+        let got = self.client.get(path).await.map_err(failed)?;
+        let len = got.range.end - got.range.start;
+        let mut whole = Whole::with_len(len).map_err(|e| StoreError::backend("get", path, e))?;
+        let mut body = got.into_stream();
+        while let Some(part) = body.try_next().await.map_err(failed)? {
+            whole.append(&part).map_err(|e| StoreError::backend("get", path, e))?;
+        }
+        whole.finish().map_err(|e| StoreError::backend("get", path, e))
+    }
+
     fn info(name: &ObjectName, meta: &ObjectMeta) -> ObjectInfo {
         ObjectInfo {
             name: name.clone(),
@@ -227,10 +243,7 @@ impl Backend for S3Backend {
     fn open(&self, name: &ObjectName, access: Access) -> Result<Box<dyn ObjectReader>, StoreError> {
         let path = self.path_of(name);
         let source = match access {
-            Access::Sequential => {
-                let whole = self.block_on(async { self.client.get(&path).await?.bytes().await });
-                Source::Whole(whole.map_err(|e| store_error("get", &path, e))?.to_vec())
-            }
+            Access::Sequential => Source::Whole(self.block_on(self.get_whole(&path))?),
             Access::Random => {
                 let meta = self.head(name, "open")?;
                 Source::Ranged {
@@ -400,7 +413,66 @@ enum Source {
     /// Ranged `GET`s, one per read.
     Ranged { client: Arc<AmazonS3>, handle: tokio::runtime::Handle, len: u64 },
     /// The whole object, fetched at open.
-    Whole(Vec<u8>),
+    Whole(Whole),
+}
+
+/// An object held whole in memory, in an anonymous mapping of exactly its size, so that its
+/// pages go back to the system when it is dropped.
+enum Whole {
+    /// Being filled: the mapping and how much of it is written.
+    Filling(memmap2::MmapMut, usize),
+    Filled(memmap2::Mmap),
+    Empty,
+}
+
+impl Whole {
+    fn with_len(len: u64) -> std::io::Result<Self> {
+        if len == 0 {
+            return Ok(Self::Empty);
+        }
+        let len = usize::try_from(len).map_err(|_| std::io::Error::other("object too large"))?;
+        Ok(Self::Filling(memmap2::MmapMut::map_anon(len)?, 0))
+    }
+
+    /// Appends the next part of the body; a body longer than the object's announced length is
+    /// refused.
+    fn append(&mut self, part: &[u8]) -> std::io::Result<()> {
+        let too_long =
+            || std::io::Error::new(std::io::ErrorKind::InvalidData, "body longer than its length");
+        match self {
+            Self::Filling(map, filled) => {
+                let end = filled.checked_add(part.len()).filter(|&end| end <= map.len());
+                let end = end.ok_or_else(too_long)?;
+                map[*filled..end].copy_from_slice(part);
+                *filled = end;
+                Ok(())
+            }
+            Self::Empty if part.is_empty() => Ok(()),
+            Self::Empty | Self::Filled(_) => Err(too_long()),
+        }
+    }
+
+    /// The object, once every byte of it has arrived.
+    fn finish(self) -> std::io::Result<Self> {
+        match self {
+            Self::Filling(map, filled) if filled == map.len() => {
+                Ok(Self::Filled(map.make_read_only()?))
+            }
+            Self::Filling(..) => Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "body shorter than its length",
+            )),
+            done => Ok(done),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Self::Filling(map, filled) => &map[..*filled],
+            Self::Filled(map) => map,
+            Self::Empty => &[],
+        }
+    }
 }
 
 struct S3Reader {
@@ -419,16 +491,16 @@ impl ObjectReader for S3Reader {
     fn len(&self) -> u64 {
         match &self.source {
             Source::Ranged { len, .. } => *len,
-            Source::Whole(bytes) => bytes.len() as u64,
+            Source::Whole(whole) => whole.bytes().len() as u64,
         }
     }
 
     fn read_at(&self, offset: u64, len: usize) -> Result<Cow<'_, [u8]>, StoreError> {
         check_range(&self.name, self.len(), offset, len)?;
         match &self.source {
-            Source::Whole(bytes) => {
+            Source::Whole(whole) => {
                 let start = usize::try_from(offset).expect("inside an object held in memory");
-                Ok(Cow::Borrowed(&bytes[start..start + len]))
+                Ok(Cow::Borrowed(&whole.bytes()[start..start + len]))
             }
             Source::Ranged { .. } if len == 0 => Ok(Cow::Borrowed(&[])),
             Source::Ranged { client, handle, .. } => {

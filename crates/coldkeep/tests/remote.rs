@@ -35,16 +35,47 @@ fn a_remote_repository_survives_a_fault_at_every_store_write_of_a_backup() {
 }
 
 /// A memory store that watches its pack reads: a sequential one (a restore's) can be made to
-/// answer slowly, as a bucket across a network does, and the most in flight at once is kept; a
-/// random one (a tree's or a blob's) is counted, and can be made to fail.
+/// answer slowly, as a bucket across a network does, and the most in flight at once is kept, as
+/// is the most open at once; a random one (a tree's or a blob's) is counted, and can be made to
+/// fail.
 #[derive(Debug, Default)]
 struct WatchedStore {
     inner: MemoryBackend,
     slow_ms: u64,
     in_flight: AtomicUsize,
     most: AtomicUsize,
+    open: Arc<Gauge>,
     random_opens: AtomicUsize,
     fail_random: AtomicBool,
+}
+
+/// How many of something there are now, and the most there were at once.
+#[derive(Debug, Default)]
+struct Gauge {
+    now: AtomicUsize,
+    most: AtomicUsize,
+}
+
+/// A sequential reader, counted in its store's `open` gauge while it lives.
+#[derive(Debug)]
+struct CountedReader {
+    inner: Box<dyn ObjectReader>,
+    gauge: Arc<Gauge>,
+}
+
+impl ObjectReader for CountedReader {
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+    fn read_at(&self, offset: u64, len: usize) -> Result<std::borrow::Cow<'_, [u8]>, StoreError> {
+        self.inner.read_at(offset, len)
+    }
+}
+
+impl Drop for CountedReader {
+    fn drop(&mut self) {
+        self.gauge.now.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl WatchedStore {
@@ -69,11 +100,21 @@ impl Backend for WatchedStore {
             }
             return self.inner.open(name, access);
         }
+        // Open from the moment it is asked for: that is when a bucket's reader starts taking
+        // memory.
+        let open = self.open.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.open.most.fetch_max(open, Ordering::SeqCst);
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.most.fetch_max(now, Ordering::SeqCst);
         std::thread::sleep(std::time::Duration::from_millis(self.slow_ms));
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        self.inner.open(name, access)
+        match self.inner.open(name, access) {
+            Ok(inner) => Ok(Box::new(CountedReader { inner, gauge: Arc::clone(&self.open) })),
+            Err(e) => {
+                self.open.now.fetch_sub(1, Ordering::SeqCst);
+                Err(e)
+            }
+        }
     }
     fn stat(&self, name: &ObjectName) -> Result<ObjectInfo, StoreError> {
         self.inner.stat(name)
@@ -91,8 +132,9 @@ impl Backend for WatchedStore {
 
 /// A restore keeps several pack fetches in flight: each idle worker fetches the next pack while
 /// the others write, instead of all of them waiting behind the one fetching the pack they need.
+/// It holds no more packs at once than its memory allows.
 #[test]
-fn a_restore_from_a_slow_store_fetches_several_packs_at_once() {
+fn a_restore_from_a_slow_store_fetches_several_packs_at_once_within_its_memory() {
     let scratch = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(WatchedStore::slow(40));
     let remote = Remote {
@@ -102,9 +144,10 @@ fn a_restore_from_a_slow_store_fetches_several_packs_at_once() {
     };
     // Packs of many frames (a frame per chunk of these files), so that many workers want the
     // same pack at once.
+    let pack_size = 256 << 10;
     let init = InitOptions {
         kdf: KdfParams::INSECURE_FOR_TESTS,
-        pack_target_size: 256 << 10,
+        pack_target_size: pack_size,
         ..InitOptions::with_secret(Secret::passphrase("slow"))
     };
     let src = scratch.path().join("src");
@@ -121,6 +164,27 @@ fn a_restore_from_a_slow_store_fetches_several_packs_at_once() {
     assert!(diffs.is_empty(), "{diffs:?}");
     let most = store.most.load(Ordering::SeqCst);
     assert!(most >= 3, "at most {most} of {packs} pack fetches were in flight at once");
+
+    // With room for three packs, no more than three are open at once, and the fetches still
+    // overlap.
+    let packs_at_once = 3;
+    store.most.store(0, Ordering::SeqCst);
+    store.open.most.store(0, Ordering::SeqCst);
+    let target = scratch.path().join("restored-in-little-memory");
+    let opts = RestoreOptions {
+        threads: Some(8),
+        pack_memory: Some(packs_at_once * pack_size),
+        ..RestoreOptions::default()
+    };
+    engine.restore(snap.id, b"", &target, &opts).expect("restore");
+    let diffs =
+        coldkeep_testing::compare_trees(&src, &target, coldkeep_testing::Compare::default());
+    assert!(diffs.is_empty(), "{diffs:?}");
+    let open = store.open.most.load(Ordering::SeqCst);
+    assert_eq!(store.open.now.load(Ordering::SeqCst), 0, "packs left open");
+    assert!(open <= packs_at_once as usize, "{open} packs were open at once");
+    let most = store.most.load(Ordering::SeqCst);
+    assert!(most >= 2, "at most {most} pack fetches were in flight at once");
 }
 
 /// After a backup, the next backup and a restore read no tree from the store: the repository

@@ -61,6 +61,10 @@ fn put_get_stat(b: &dyn Backend) {
     b.put(&name(2), b"").expect("an empty object");
     assert_eq!(b.get(&name(2)).expect("get"), b"");
     assert_eq!(b.stat(&name(2)).expect("stat").len, 0);
+    for access in [Access::Random, Access::Sequential] {
+        let r = b.open(&name(2), access).expect("open an empty object");
+        assert_eq!((r.len(), &*r.read_at(0, 0).expect("read")), (0, &b""[..]), "{access:?}");
+    }
 }
 
 fn create_only(b: &dyn Backend) {
