@@ -72,6 +72,12 @@ pub fn remote_repository_suite(store: &Arc<dyn Backend>, location: &str, scratch
     let a = Engine::init_remote(remote(store, &cache_a, location), &init).expect("init");
     let first = a.backup(&src, &BackupOptions::default()).expect("backup on a");
     drop(a);
+    // Its own cache is current: reopening it indexes nothing (a backup's snapshot is indexed
+    // as in a local catalog: by a run, or when asked), so that it costs what a local open does.
+    let (a, refresh) = open(store, &cache_a, location);
+    assert!(matches!(refresh, CacheRefresh::Current), "{refresh:?}");
+    assert_eq!(found(&a, "findme-remote"), 0, "indexed by an open of a current cache");
+    drop(a);
 
     // Machine B has only the store's address and the key: its cache is filled from the store.
     let (b, refresh) = open(store, &cache_b, location);

@@ -105,14 +105,20 @@ impl Engine {
     /// what other writers committed otherwise); says how. A fresh machine needs only the
     /// store's address and the key. Writers on other machines may commit meanwhile: the first
     /// commit after theirs is refused with a conflict (`ErrorKind::Conflict`) and changes
-    /// nothing, and reopening sees their changes. Snapshots the cache learned of are indexed
-    /// for search.
+    /// nothing, and reopening sees their changes. When the cache learned of commits (it was
+    /// filled or caught up), the snapshots not yet indexed for search are indexed; a cache
+    /// that was current is indexed as a local catalog is (by runs and `index_snapshot`).
     pub fn open_remote(
         remote: Remote,
         opts: &OpenOptions,
     ) -> Result<(Self, CacheRefresh), OpenError> {
         let (repo, refresh) = Repository::open_remote(remote, opts, Refill::IfNeeded)?;
-        Ok((Self::started(repo, opts.mode)?.indexed(), refresh))
+        let engine = Self::started(repo, opts.mode)?;
+        let engine = match refresh {
+            CacheRefresh::Current => engine,
+            _ => engine.indexed(),
+        };
+        Ok((engine, refresh))
     }
 
     /// [`Engine::open_remote`] with a new cache, filled from the store whatever the old one
