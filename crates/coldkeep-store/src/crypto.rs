@@ -14,8 +14,8 @@
 //! that no two uses share a key: the chunk-id key ([`MasterKey::chunk_key`]) and the object key
 //! ([`MasterKey::object_key`]).
 
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::ChunkKey;
@@ -96,19 +96,16 @@ impl SealingKey {
         key
     }
 
-    /// Appends `plain`, sealed with associated data `aad`, to `out`. Encrypts in place in
-    /// `out`: no buffer of its own.
+    /// Appends `plain`, sealed with associated data `aad`, to `out`.
     pub fn seal_into(&self, aad: &[u8], plain: &[u8], out: &mut Vec<u8>) {
         let nonce: [u8; NONCE_LEN] = crate::id::random_bytes();
-        out.reserve(plain.len() + SEAL_OVERHEAD);
-        out.extend_from_slice(&nonce);
-        let body = out.len();
-        out.extend_from_slice(plain);
-        let tag = self
+        let sealed = self
             .cipher
-            .encrypt_in_place_detached(XNonce::from_slice(&nonce), aad, &mut out[body..])
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plain, aad })
             .expect("encryption of an in-memory buffer cannot fail");
-        out.extend_from_slice(&tag);
+        out.reserve(NONCE_LEN + sealed.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
     }
 
     /// `plain` sealed with associated data `aad`.
@@ -120,36 +117,13 @@ impl SealingKey {
 
     /// The plaintext of a sealed string, if it was sealed under this key with `aad`.
     pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Unauthentic> {
-        let mut plain = Vec::new();
-        self.open_into(aad, sealed, &mut plain)?;
-        Ok(plain)
-    }
-
-    /// [`open`](Self::open) into `plain`, replacing what it held (empty when the string does
-    /// not open): a reader of many strings reuses one buffer.
-    pub fn open_into(
-        &self,
-        aad: &[u8],
-        sealed: &[u8],
-        plain: &mut Vec<u8>,
-    ) -> Result<(), Unauthentic> {
-        plain.clear();
         if sealed.len() < SEAL_OVERHEAD {
             return Err(Unauthentic);
         }
-        let (nonce, rest) = sealed.split_at(NONCE_LEN);
-        let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
-        plain.extend_from_slice(body);
-        let opened = self.cipher.decrypt_in_place_detached(
-            XNonce::from_slice(nonce),
-            aad,
-            plain,
-            Tag::from_slice(tag),
-        );
-        opened.map_err(|_| {
-            plain.clear();
-            Unauthentic
-        })
+        let (nonce, body) = sealed.split_at(NONCE_LEN);
+        self.cipher
+            .decrypt(XNonce::from_slice(nonce), Payload { msg: body, aad })
+            .map_err(|_| Unauthentic)
     }
 }
 
@@ -176,16 +150,6 @@ mod tests {
             assert_eq!(key.open(b"pack 1", &sealed[..len]), Err(Unauthentic));
         }
         assert_eq!(key.open(b"", &key.seal(b"", b"")).expect("empty"), b"");
-        // One buffer for many strings: each open replaces what it held, a failed one empties it.
-        let mut plain = b"left over".to_vec();
-        key.open_into(b"pack 1", &sealed, &mut plain).expect("opens");
-        assert_eq!(plain, b"secret bytes");
-        assert_eq!(key.open_into(b"pack 2", &sealed, &mut plain), Err(Unauthentic));
-        assert!(plain.is_empty(), "nothing of a string that did not open is kept");
-        let mut out = b"before|".to_vec();
-        key.seal_into(b"pack 1", b"appended", &mut out);
-        assert_eq!(&out[..7], b"before|");
-        assert_eq!(key.open(b"pack 1", &out[7..]).expect("opens"), b"appended");
     }
 
     #[test]

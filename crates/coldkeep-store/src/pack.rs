@@ -312,12 +312,6 @@ fn aad(part: &[u8], pack: PackId) -> Vec<u8> {
     aad
 }
 
-thread_local! {
-    /// Each reading thread opens sealed frames into one buffer of its own, reused for every
-    /// frame (as `plain` is by the caller), instead of a new allocation per frame.
-    static OPENED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 /// A sealed pack opened for reading.
 #[derive(Debug)]
 pub struct PackFile {
@@ -461,16 +455,15 @@ impl PackFile {
         if crc32fast::hash(&stored) != frame.crc32 {
             return Err(self.corrupted(frame.offset, "frame checksum mismatch"));
         }
-        let decode = |encoded: &[u8], plain: &mut Vec<u8>| {
-            blob::decode_into(encoded, frame.compression, frame.raw_len, plain)
-                .map_err(|reason| self.corrupted(frame.offset, format!("frame: {reason}")))
+        let stored = match &self.seal {
+            Some(key) => Cow::Owned(
+                key.open(&aad(b"frame", self.id), &stored)
+                    .map_err(|e| self.corrupted(frame.offset, format!("frame: {e}")))?,
+            ),
+            None => stored,
         };
-        let Some(key) = &self.seal else { return decode(&stored, plain) };
-        OPENED.with_borrow_mut(|opened| {
-            key.open_into(&aad(b"frame", self.id), &stored, opened)
-                .map_err(|e| self.corrupted(frame.offset, format!("frame: {e}")))?;
-            decode(opened, plain)
-        })
+        blob::decode_into(&stored, frame.compression, frame.raw_len, plain)
+            .map_err(|reason| self.corrupted(frame.offset, format!("frame: {reason}")))
     }
 
     /// One blob's plaintext out of its frame's plaintext (from [`read_frame`](Self::read_frame)).
