@@ -20,6 +20,12 @@ PORT=8333
 cmd=${1:?start or stop}; dir=${2:?a directory}
 case "$cmd" in
   start)
+    # Another server on the port would answer in this one's stead (its buckets, its data), and
+    # this one would die unseen: refuse instead.
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/" || true)" != 000 ]; then
+      echo "something already listens on 127.0.0.1:$PORT (an S3 server started earlier? stop it: scripts/s3-server.sh stop ITS-DIR)" >&2
+      exit 1
+    fi
     mkdir -p "$dir/data"
     cat > "$dir/s3.json" <<JSON
 {"identities": [{"name": "coldkeep", "credentials": [{"accessKey": "$KEY", "secretKey": "$SECRET"}],
