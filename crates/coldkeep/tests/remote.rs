@@ -34,10 +34,10 @@ fn a_remote_repository_survives_a_fault_at_every_store_write_of_a_backup() {
     );
 }
 
-/// A memory store that watches its pack reads: a sequential one (a restore's) can be made to
-/// answer slowly, as a bucket across a network does, and the most in flight at once is kept, as
-/// is the most open at once; a random one (a tree's or a blob's) is counted, and can be made to
-/// fail.
+/// A memory store that watches its packs: a sequential read (a restore's) and the finish of a
+/// write (a backup's upload) can be made slow, as a bucket across a network is, and the most in
+/// flight at once is kept, as is the most open at once; a random read (a tree's or a blob's) is
+/// counted, and can be made to fail.
 #[derive(Debug, Default)]
 struct WatchedStore {
     inner: MemoryBackend,
@@ -45,8 +45,31 @@ struct WatchedStore {
     in_flight: AtomicUsize,
     most: AtomicUsize,
     open: Arc<Gauge>,
+    uploads: Arc<Gauge>,
     random_opens: AtomicUsize,
     fail_random: AtomicBool,
+}
+
+/// A pack writer that takes `slow_ms` to finish, as an upload across a network does, counted in
+/// its store's `uploads` gauge meanwhile.
+#[derive(Debug)]
+struct SlowWriter {
+    inner: Box<dyn ObjectWriter>,
+    slow_ms: u64,
+    uploads: Arc<Gauge>,
+}
+
+impl ObjectWriter for SlowWriter {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.inner.write(bytes)
+    }
+    fn finish(self: Box<Self>) -> Result<(), StoreError> {
+        let now = self.uploads.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.uploads.most.fetch_max(now, Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(self.slow_ms));
+        self.uploads.now.fetch_sub(1, Ordering::SeqCst);
+        self.inner.finish()
+    }
 }
 
 /// How many of something there are now, and the most there were at once.
@@ -86,7 +109,12 @@ impl WatchedStore {
 
 impl Backend for WatchedStore {
     fn create(&self, name: &ObjectName) -> Result<Box<dyn ObjectWriter>, StoreError> {
-        self.inner.create(name)
+        let inner = self.inner.create(name)?;
+        if name.kind() != ObjectKind::Pack || self.slow_ms == 0 {
+            return Ok(inner);
+        }
+        let uploads = Arc::clone(&self.uploads);
+        Ok(Box::new(SlowWriter { inner, slow_ms: self.slow_ms, uploads }))
     }
     fn open(&self, name: &ObjectName, access: Access) -> Result<Box<dyn ObjectReader>, StoreError> {
         if name.kind() != ObjectKind::Pack {
@@ -130,11 +158,12 @@ impl Backend for WatchedStore {
     }
 }
 
-/// A restore keeps several pack fetches in flight: each idle worker fetches the next pack while
-/// the others write, instead of all of them waiting behind the one fetching the pack they need.
-/// It holds no more packs at once than its memory allows.
+/// A backup keeps two pack uploads in flight (two sealers). A restore keeps several pack
+/// fetches in flight: each idle worker fetches the next pack while the others write, instead of
+/// all of them waiting behind the one fetching the pack they need. It holds no more packs at
+/// once than its memory allows.
 #[test]
-fn a_restore_from_a_slow_store_fetches_several_packs_at_once_within_its_memory() {
+fn a_slow_store_gets_several_pack_uploads_and_fetches_at_once_within_a_restores_memory() {
     let scratch = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(WatchedStore::slow(40));
     let remote = Remote {
@@ -156,6 +185,8 @@ fn a_restore_from_a_slow_store_fetches_several_packs_at_once_within_its_memory()
     let snap = engine.backup(&src, &BackupOptions::default()).expect("backup");
     let packs = store.inner.list(ObjectKind::Pack).expect("list").len();
     assert!(packs >= 8, "only {packs} packs");
+    let uploads = store.uploads.most.load(Ordering::SeqCst);
+    assert!(uploads >= 2, "at most {uploads} of {packs} pack uploads were in flight at once");
     let target = scratch.path().join("restored");
     let opts = RestoreOptions { threads: Some(4), ..RestoreOptions::default() };
     engine.restore(snap.id, b"", &target, &opts).expect("restore");

@@ -1,7 +1,7 @@
 //! Backup: walk a source, store what is new, commit a snapshot.
 //!
 //! ```text
-//!  rayon workers (walk.rs)                                    sealer thread (packer.rs)
+//!  rayon workers (walk.rs)                                    sealer threads (packer.rs)
 //!  stat → [reuse parent's chunk list]
 //!       → read → chunk → hash → dedup claim
 //!       → compress new chunks → append to an open pack  ──►  full pack: trailer, fsync,
@@ -11,7 +11,7 @@
 //! ```
 //! Memory stays bounded whatever the source size: each worker holds one file or one streaming
 //! buffer, open packs are on disk (behind a 1 MiB write buffer each), and at most a few full
-//! packs wait for the sealer.
+//! packs wait for the sealers.
 
 mod known;
 mod packer;

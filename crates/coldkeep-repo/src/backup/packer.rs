@@ -1,5 +1,5 @@
-//! Pack writing: workers append blobs to open packs directly; a sealer thread makes full packs
-//! durable and indexes them.
+//! Pack writing: workers append blobs to open packs directly; sealer threads make full packs
+//! durable and index them, [`SEALERS`] packs at a time.
 //!
 //! Open packs sit in a free list. A worker takes one (or starts a new one), appends its blob and
 //! puts it back, so with N workers about N packs are open and no blob crosses a thread: there is
@@ -12,6 +12,7 @@
 //! unindexed pack (reported by `check`, reclaimable), never an index entry pointing at missing
 //! bytes. The snapshot is committed only after [`Packer::finish`] has sealed everything.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use coldkeep_store::{BlobKind, ChunkId, PackWriter, StoreError};
@@ -69,14 +70,58 @@ impl<'r> Packer<'r> {
     }
 }
 
-/// The sealer: makes each pack durable, then indexes it. Returns after the queue closes, or at
-/// the first failure — dropping `packs`, which closes the queue for the workers.
+/// Sealers per backup: each makes one pack durable at a time, so this many packs are written
+/// at once. Two overlap one pack's upload to a bucket with the next (measured on Linux A into a
+/// local SeaweedFS: 4.98 / 4.20 s with one, 4.66 / 3.90 s with two, 4.54 / 4.03 s with three;
+/// a local disk the same within noise); across a real network a request's round trip is
+/// what they hide.
+pub(crate) const SEALERS: usize = 2;
+
+/// The sealers: [`SEALERS`] threads taking full packs from the queue, each making a pack
+/// durable, then indexing it. Returns after the queue closes, or with the first failure: a
+/// sealer that fails tells the others to stop, and each drops its end of the queue, which
+/// closes it for the workers.
 pub(crate) fn seal_all(
     repo: &Repository,
     packs: Receiver<PackWriter>,
     progress: &Progress,
 ) -> Result<(), BackupError> {
+    let failed = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let sealers: Vec<_> = (0..SEALERS)
+            .map(|_| {
+                let (packs, failed) = (packs.clone(), &failed);
+                scope.spawn(move || {
+                    let sealed = seal_each(repo, packs, failed, progress);
+                    if sealed.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    sealed
+                })
+            })
+            .collect();
+        // Only the sealers hold the queue now.
+        drop(packs);
+        let mut first_error = Ok(());
+        for sealer in sealers {
+            let sealed = sealer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            first_error = first_error.and(sealed);
+        }
+        first_error
+    })
+}
+
+/// One sealer's loop: until the queue closes or a sealer failed.
+fn seal_each(
+    repo: &Repository,
+    packs: Receiver<PackWriter>,
+    failed: &AtomicBool,
+    progress: &Progress,
+) -> Result<(), BackupError> {
     for writer in packs {
+        if failed.load(Ordering::Relaxed) {
+            break;
+        }
         let sealed = writer.finish()?;
         repo.catalog().commit_pack(&sealed)?;
         add(&progress.stored_bytes, sealed.size);
