@@ -202,17 +202,31 @@ impl S3Backend {
         self.runtime.block_on(future)
     }
 
-    /// The whole object at `path`, its body streamed into a [`Whole`].
+    /// The whole object at `path`, its body streamed into a [`Whole`]; a body longer or
+    /// shorter than the object's announced length is an error.
     async fn get_whole(&self, path: &Path) -> Result<Whole, StoreError> {
         let failed = |e| store_error("get", path, e);
+        let io_failed = |e| StoreError::backend("get", path, e);
+        let invalid = |kind, what| io_failed(std::io::Error::new(kind, what));
         let got = self.client.get(path).await.map_err(failed)?;
-        let len = got.range.end - got.range.start;
-        let mut whole = Whole::with_len(len).map_err(|e| StoreError::backend("get", path, e))?;
+        let len = usize::try_from(got.range.end - got.range.start)
+            .map_err(|_| invalid(std::io::ErrorKind::InvalidData, "object too large"))?;
+        let mut map =
+            (len > 0).then(|| memmap2::MmapMut::map_anon(len)).transpose().map_err(io_failed)?;
+        let (buf, mut filled) = (map.as_deref_mut().unwrap_or_default(), 0);
         let mut body = got.into_stream();
         while let Some(part) = body.try_next().await.map_err(failed)? {
-            whole.append(&part).map_err(|e| StoreError::backend("get", path, e))?;
+            let end = filled + part.len();
+            let to = buf.get_mut(filled..end).ok_or_else(|| {
+                invalid(std::io::ErrorKind::InvalidData, "body longer than its length")
+            })?;
+            to.copy_from_slice(&part);
+            filled = end;
         }
-        whole.finish().map_err(|e| StoreError::backend("get", path, e))
+        if filled != len {
+            return Err(invalid(std::io::ErrorKind::UnexpectedEof, "body shorter than its length"));
+        }
+        Ok(Whole(map.map(memmap2::MmapMut::make_read_only).transpose().map_err(io_failed)?))
     }
 
     fn info(name: &ObjectName, meta: &ObjectMeta) -> ObjectInfo {
@@ -416,62 +430,13 @@ enum Source {
     Whole(Whole),
 }
 
-/// An object held whole in memory, in an anonymous mapping of exactly its size, so that its
-/// pages go back to the system when it is dropped.
-enum Whole {
-    /// Being filled: the mapping and how much of it is written.
-    Filling(memmap2::MmapMut, usize),
-    Filled(memmap2::Mmap),
-    Empty,
-}
+/// An object held whole in memory, in an anonymous mapping of exactly its size (none when it
+/// is empty), so that its pages go back to the system when it is dropped.
+struct Whole(Option<memmap2::Mmap>);
 
 impl Whole {
-    fn with_len(len: u64) -> std::io::Result<Self> {
-        if len == 0 {
-            return Ok(Self::Empty);
-        }
-        let len = usize::try_from(len).map_err(|_| std::io::Error::other("object too large"))?;
-        Ok(Self::Filling(memmap2::MmapMut::map_anon(len)?, 0))
-    }
-
-    /// Appends the next part of the body; a body longer than the object's announced length is
-    /// refused.
-    fn append(&mut self, part: &[u8]) -> std::io::Result<()> {
-        let too_long =
-            || std::io::Error::new(std::io::ErrorKind::InvalidData, "body longer than its length");
-        match self {
-            Self::Filling(map, filled) => {
-                let end = filled.checked_add(part.len()).filter(|&end| end <= map.len());
-                let end = end.ok_or_else(too_long)?;
-                map[*filled..end].copy_from_slice(part);
-                *filled = end;
-                Ok(())
-            }
-            Self::Empty if part.is_empty() => Ok(()),
-            Self::Empty | Self::Filled(_) => Err(too_long()),
-        }
-    }
-
-    /// The object, once every byte of it has arrived.
-    fn finish(self) -> std::io::Result<Self> {
-        match self {
-            Self::Filling(map, filled) if filled == map.len() => {
-                Ok(Self::Filled(map.make_read_only()?))
-            }
-            Self::Filling(..) => Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "body shorter than its length",
-            )),
-            done => Ok(done),
-        }
-    }
-
     fn bytes(&self) -> &[u8] {
-        match self {
-            Self::Filling(map, filled) => &map[..*filled],
-            Self::Filled(map) => map,
-            Self::Empty => &[],
-        }
+        self.0.as_deref().unwrap_or_default()
     }
 }
 
