@@ -42,8 +42,7 @@ fn a_remote_repository_survives_a_fault_at_every_store_write_of_a_backup() {
 struct WatchedStore {
     inner: MemoryBackend,
     slow_ms: u64,
-    in_flight: AtomicUsize,
-    most: AtomicUsize,
+    fetches: Gauge,
     open: Arc<Gauge>,
     uploads: Arc<Gauge>,
     random_opens: AtomicUsize,
@@ -64,10 +63,7 @@ impl ObjectWriter for SlowWriter {
         self.inner.write(bytes)
     }
     fn finish(self: Box<Self>) -> Result<(), StoreError> {
-        let now = self.uploads.now.fetch_add(1, Ordering::SeqCst) + 1;
-        self.uploads.most.fetch_max(now, Ordering::SeqCst);
-        std::thread::sleep(std::time::Duration::from_millis(self.slow_ms));
-        self.uploads.now.fetch_sub(1, Ordering::SeqCst);
+        self.uploads.during(self.slow_ms);
         self.inner.finish()
     }
 }
@@ -77,6 +73,24 @@ impl ObjectWriter for SlowWriter {
 struct Gauge {
     now: AtomicUsize,
     most: AtomicUsize,
+}
+
+impl Gauge {
+    fn up(&self) {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+    }
+
+    fn down(&self) {
+        self.now.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Counted for `ms` milliseconds, as a slow request is.
+    fn during(&self, ms: u64) {
+        self.up();
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        self.down();
+    }
 }
 
 /// A sequential reader, counted in its store's `open` gauge while it lives.
@@ -97,7 +111,7 @@ impl ObjectReader for CountedReader {
 
 impl Drop for CountedReader {
     fn drop(&mut self) {
-        self.gauge.now.fetch_sub(1, Ordering::SeqCst);
+        self.gauge.down();
     }
 }
 
@@ -130,16 +144,12 @@ impl Backend for WatchedStore {
         }
         // Open from the moment it is asked for: that is when a bucket's reader starts taking
         // memory.
-        let open = self.open.now.fetch_add(1, Ordering::SeqCst) + 1;
-        self.open.most.fetch_max(open, Ordering::SeqCst);
-        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        self.most.fetch_max(now, Ordering::SeqCst);
-        std::thread::sleep(std::time::Duration::from_millis(self.slow_ms));
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.open.up();
+        self.fetches.during(self.slow_ms);
         match self.inner.open(name, access) {
             Ok(inner) => Ok(Box::new(CountedReader { inner, gauge: Arc::clone(&self.open) })),
             Err(e) => {
-                self.open.now.fetch_sub(1, Ordering::SeqCst);
+                self.open.down();
                 Err(e)
             }
         }
@@ -193,13 +203,13 @@ fn a_slow_store_gets_several_pack_uploads_and_fetches_at_once_within_a_restores_
     let diffs =
         coldkeep_testing::compare_trees(&src, &target, coldkeep_testing::Compare::default());
     assert!(diffs.is_empty(), "{diffs:?}");
-    let most = store.most.load(Ordering::SeqCst);
+    let most = store.fetches.most.load(Ordering::SeqCst);
     assert!(most >= 3, "at most {most} of {packs} pack fetches were in flight at once");
 
     // With room for three packs, no more than three are open at once, and the fetches still
     // overlap.
     let packs_at_once = 3;
-    store.most.store(0, Ordering::SeqCst);
+    store.fetches.most.store(0, Ordering::SeqCst);
     store.open.most.store(0, Ordering::SeqCst);
     let target = scratch.path().join("restored-in-little-memory");
     let opts = RestoreOptions {
@@ -214,7 +224,7 @@ fn a_slow_store_gets_several_pack_uploads_and_fetches_at_once_within_a_restores_
     let open = store.open.most.load(Ordering::SeqCst);
     assert_eq!(store.open.now.load(Ordering::SeqCst), 0, "packs left open");
     assert!(open <= packs_at_once as usize, "{open} packs were open at once");
-    let most = store.most.load(Ordering::SeqCst);
+    let most = store.fetches.most.load(Ordering::SeqCst);
     assert!(most >= 2, "at most {most} pack fetches were in flight at once");
 }
 
